@@ -1,0 +1,133 @@
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { ConnectorError } from '../../core/errors.ts';
+import { comparePositions, orderFields, positionOf, rewindPosition } from '../../core/keyset.ts';
+import type { ReadRequest, Source, SyncShape } from '../../core/ports.ts';
+import type { Cursor, Page, Phase, Row } from '../../core/types.ts';
+import { columnList, keysetAfter, keysetAtMost, quoteIdent, type SqlValue } from './sql.ts';
+
+export type SqliteSourceOptions = { table: string; columns?: string[] | undefined; where?: string | undefined };
+
+/**
+ * Cursors: `{ key: [...] }` is a position in key order (backfill, and incremental without a cursor
+ * field); `{ k: [cursor, ...key] }` a position in `(cursor, key)` order, where `{ k: [cursor] }`
+ * alone means "at or after this cursor value". The high-water mark holds both: `key` bounds the
+ * backfill, `k` is where incremental starts.
+ */
+type SqlCursor = { key?: unknown[] | null; k?: unknown[] };
+
+export class SqliteSource implements Source {
+  private readonly db: DatabaseSync;
+  private readonly shape: SyncShape;
+  private readonly options: SqliteSourceOptions;
+  private readonly selectList: string;
+  private readonly statements = new Map<string, StatementSync>();
+
+  constructor(path: string, options: SqliteSourceOptions, shape: SyncShape) {
+    this.db = new DatabaseSync(path, { readOnly: true, timeout: 10_000 });
+    this.shape = shape;
+    this.options = options;
+    this.selectList = options.columns
+      ? columnList([...new Set([...shape.key, ...(shape.cursorField ? [shape.cursorField] : []), ...options.columns])])
+      : '*';
+    this.assertTable();
+  }
+
+  private assertTable(): void {
+    const columns = this.db.prepare(`SELECT name FROM pragma_table_info(?)`).all(this.options.table).map((r) => String(r.name));
+    if (columns.length === 0) {
+      throw new ConnectorError('SOURCE_TABLE_MISSING', `source table "${this.options.table}" does not exist`);
+    }
+    for (const field of [...this.shape.key, ...(this.shape.cursorField ? [this.shape.cursorField] : [])]) {
+      if (!columns.includes(field)) {
+        throw new ConnectorError('SOURCE_COLUMN_MISSING', `source table "${this.options.table}" has no column "${field}"`);
+      }
+    }
+  }
+
+  private statement(sql: string): StatementSync {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  private fields(phase: Phase): string[] {
+    return orderFields(this.shape.key, this.shape.cursorField, phase === 'incremental');
+  }
+
+  /** The WHERE clause and its values for reading `phase` after `cursor`, bounded by the high-water mark. */
+  private predicate(phase: Phase, cursor: SqlCursor | null, hwm: SqlCursor | null): { sql: string; values: SqlValue[] } {
+    const parts: string[] = [];
+    const values: SqlValue[] = [];
+    if (this.options.where) parts.push(`(${this.options.where})`);
+    const fields = this.fields(phase);
+    const position = this.positionIn(phase, cursor);
+    if (position && position.length > 0) {
+      parts.push(keysetAfter(fields, position.length));
+      values.push(...(position as SqlValue[]));
+    }
+    if (phase === 'backfill' && hwm?.key) {
+      parts.push(keysetAtMost(this.shape.key));
+      values.push(...(hwm.key as SqlValue[]));
+    }
+    return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', values };
+  }
+
+  private positionIn(phase: Phase, cursor: SqlCursor | null): unknown[] | null {
+    if (!cursor) return null;
+    return phase === 'incremental' && this.shape.cursorField ? (cursor.k ?? null) : (cursor.key ?? null);
+  }
+
+  async read(req: ReadRequest): Promise<Page<Row>> {
+    req.signal.throwIfAborted();
+    const cursor = req.cursor as SqlCursor | null;
+    const { sql, values } = this.predicate(req.phase, cursor, req.highWaterMark as SqlCursor | null);
+    const fields = this.fields(req.phase);
+    const query = `SELECT ${this.selectList} FROM ${quoteIdent(this.options.table)} ${sql} ORDER BY ${columnList(fields)} LIMIT ?`;
+    const records = this.statement(query).all(...values, req.limit) as Row[];
+    const last = records.at(-1);
+    const done = records.length < req.limit;
+    if (!last) return { records, next: req.cursor ?? req.highWaterMark ?? {}, done };
+    const position = positionOf(last, fields);
+    const next: Cursor = (req.phase === 'incremental' && this.shape.cursorField ? { k: position } : { key: position }) as Cursor;
+    return { records, next, done };
+  }
+
+  async highWaterMark(): Promise<Cursor> {
+    const table = quoteIdent(this.options.table);
+    const where = this.options.where ? `WHERE (${this.options.where})` : '';
+    const desc = this.shape.key.map((k) => `${quoteIdent(k)} DESC`).join(', ');
+    const top = this.db.prepare(`SELECT ${columnList(this.shape.key)} FROM ${table} ${where} ORDER BY ${desc} LIMIT 1`).get();
+    const key = top ? positionOf(top, this.shape.key) : null;
+    if (!this.shape.cursorField) return { key } as Cursor;
+    const max = this.db.prepare(`SELECT max(${quoteIdent(this.shape.cursorField)}) AS m FROM ${table} ${where}`).get();
+    const value = max?.m ?? null;
+    return { key, k: value === null ? [] : [value] } as Cursor;
+  }
+
+  async estimate(req: { phase: Phase; cursor: Cursor | null; highWaterMark: Cursor | null }): Promise<number | null> {
+    if (req.phase !== 'backfill') return null;
+    const { sql, values } = this.predicate('backfill', req.cursor as SqlCursor | null, req.highWaterMark as SqlCursor | null);
+    const row = this.statement(`SELECT count(*) AS n FROM ${quoteIdent(this.options.table)} ${sql}`).get(...values);
+    return Number(row?.n ?? 0);
+  }
+
+  rewind(cursor: Cursor, lookbackMs: number): Cursor {
+    const k = (cursor as SqlCursor).k;
+    if (!this.shape.cursorField || !k || k.length === 0) return cursor;
+    const rewound = rewindPosition(k, lookbackMs);
+    return rewound ? ({ ...(cursor as object), k: rewound } as Cursor) : cursor;
+  }
+
+  compare(a: Cursor, b: Cursor): number {
+    const pa = (a as SqlCursor).k ?? (a as SqlCursor).key ?? [];
+    const pb = (b as SqlCursor).k ?? (b as SqlCursor).key ?? [];
+    return comparePositions(pa, pb);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.isOpen) this.db.close();
+  }
+}

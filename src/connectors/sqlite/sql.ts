@@ -1,0 +1,42 @@
+/** The SQLite dialect: identifier quoting and the keyset predicate, each built here only. */
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export const columnList = (names: readonly string[]): string => names.map(quoteIdent).join(', ');
+
+/**
+ * `(a, b) > (?, ?)` for a full position; with `inclusivePrefix` a position shorter than the fields
+ * means "at or after these leading values" (`a >= ?`), used where the key part was dropped.
+ */
+export function keysetAfter(fields: readonly string[], width: number): string {
+  if (width < fields.length) {
+    const head = fields.slice(0, width);
+    return `(${columnList(head)}) >= (${head.map(() => '?').join(', ')})`;
+  }
+  return `(${columnList(fields)}) > (${fields.map(() => '?').join(', ')})`;
+}
+
+export function keysetAtMost(fields: readonly string[]): string {
+  return `(${columnList(fields)}) <= (${fields.map(() => '?').join(', ')})`;
+}
+
+export type SqlValue = null | number | bigint | string | Uint8Array;
+
+/** Values SQLite can bind: objects and arrays are stored as JSON text, booleans as 0/1. */
+export function toSqlValue(value: unknown): SqlValue {
+  if (value === undefined || value === null) return null;
+  switch (typeof value) {
+    case 'number':
+    case 'bigint':
+    case 'string':
+      return value;
+    case 'boolean':
+      return value ? 1 : 0;
+    default:
+      if (value instanceof Uint8Array) return value;
+      if (value instanceof Date) return value.toISOString();
+      return JSON.stringify(value);
+  }
+}

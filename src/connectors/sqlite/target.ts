@@ -1,0 +1,163 @@
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { ConnectorError } from '../../core/errors.ts';
+import type { SyncShape, Target } from '../../core/ports.ts';
+import type { Rejected, Row, WriteResult } from '../../core/types.ts';
+import { columnList, quoteIdent, type SqlValue, toSqlValue } from './sql.ts';
+
+export type SqliteTargetOptions = {
+  table: string;
+  /** `upsert` (default) inserts or updates by key; `insert` leaves existing keys untouched. */
+  mode: 'upsert' | 'insert';
+  /** PRAGMA synchronous for the target file; FULL makes each confirmed batch survive power loss. */
+  synchronous: 'FULL' | 'NORMAL';
+};
+
+// SQLite allows 32,766 bound values per statement; rows per statement also stop paying off past a few hundred.
+const MAX_VALUES = 32_766;
+const MAX_ROWS_PER_STATEMENT = 500;
+
+/**
+ * Writes a batch in one transaction with multi-row upserts. A statement that fails is rolled back
+ * to its savepoint and its rows retried one by one, so a row the table refuses (NOT NULL, CHECK,
+ * type) is rejected with SQLite's message while the rest of the batch is written.
+ */
+export class SqliteTarget implements Target {
+  private readonly db: DatabaseSync;
+  private readonly options: SqliteTargetOptions;
+  private readonly key: readonly string[];
+  private columns: string[] = [];
+  private readonly statements = new Map<string, StatementSync>();
+
+  constructor(path: string, options: SqliteTargetOptions, shape: SyncShape) {
+    this.db = new DatabaseSync(path, { timeout: 10_000 });
+    this.db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${options.synchronous}`);
+    this.options = options;
+    this.key = shape.key;
+    this.columns = this.tableColumns();
+    if (this.columns.length > 0) this.assertUniqueKey();
+  }
+
+  private tableColumns(): string[] {
+    return this.db.prepare('SELECT name FROM pragma_table_info(?)').all(this.options.table).map((r) => String(r.name));
+  }
+
+  private assertUniqueKey(): void {
+    const wanted = [...this.key].sort().join('\u0000');
+    const indexes = this.db.prepare('SELECT name, "unique" AS u FROM pragma_index_list(?)').all(this.options.table);
+    for (const index of indexes) {
+      if (!index.u) continue;
+      const cols = this.db.prepare('SELECT name FROM pragma_index_info(?)').all(String(index.name)).map((r) => String(r.name));
+      if (cols.sort().join('\u0000') === wanted) return;
+    }
+    const pk = this.db
+      .prepare('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk')
+      .all(this.options.table)
+      .map((r) => String(r.name));
+    if (pk.sort().join('\u0000') === wanted) return;
+    throw new ConnectorError(
+      'TARGET_KEY_NOT_UNIQUE',
+      `target table "${this.options.table}" has no PRIMARY KEY or UNIQUE index on (${this.key.join(', ')}); writes by key need one`,
+    );
+  }
+
+  /** Creates the table on first write, and adds columns for fields it has not seen. */
+  private ensureColumns(fields: readonly string[]): void {
+    const table = quoteIdent(this.options.table);
+    if (this.columns.length === 0) {
+      const defs = fields.map((f) => quoteIdent(f)).join(', ');
+      this.db.exec(`CREATE TABLE IF NOT EXISTS ${table} (${defs}, PRIMARY KEY (${columnList(this.key)}))`);
+      this.columns = this.tableColumns();
+      return;
+    }
+    for (const field of fields) {
+      if (this.columns.includes(field)) continue;
+      this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(field)}`);
+      this.columns.push(field);
+    }
+  }
+
+  private statement(fields: readonly string[], rows: number): StatementSync {
+    const id = `${rows}:${fields.join('\u0000')}`;
+    let stmt = this.statements.get(id);
+    if (stmt) return stmt;
+    const tuple = `(${fields.map(() => '?').join(', ')})`;
+    const values = Array.from({ length: rows }, () => tuple).join(', ');
+    const updates = fields.filter((f) => !this.key.includes(f));
+    const conflict =
+      this.options.mode === 'insert' || updates.length === 0
+        ? 'DO NOTHING'
+        : `DO UPDATE SET ${updates.map((f) => `${quoteIdent(f)} = excluded.${quoteIdent(f)}`).join(', ')}`;
+    const sql = `INSERT INTO ${quoteIdent(this.options.table)} (${columnList(fields)}) VALUES ${values} ON CONFLICT (${columnList(this.key)}) ${conflict}`;
+    stmt = this.db.prepare(sql);
+    this.statements.set(id, stmt);
+    return stmt;
+  }
+
+  async write(records: Row[], req: { signal: AbortSignal }): Promise<WriteResult<Row>> {
+    req.signal.throwIfAborted();
+    const rejected: Rejected<Row>[] = [];
+    const writable = records.filter((record) => {
+      const missing = this.key.find((k) => record[k] === null || record[k] === undefined);
+      if (missing) rejected.push({ record, reason: `key field "${missing}" is missing` });
+      return !missing;
+    });
+    if (writable.length === 0) return { written: 0, rejected };
+    const fields = fieldsOf(writable);
+    this.ensureColumns(fields);
+    const perStatement = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(MAX_VALUES / fields.length)));
+    let written = 0;
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      for (let i = 0; i < writable.length; i += perStatement) {
+        const chunk = writable.slice(i, i + perStatement);
+        written += this.writeChunk(chunk, fields, rejected);
+      }
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+    return { written, rejected };
+  }
+
+  private writeChunk(chunk: Row[], fields: readonly string[], rejected: Rejected<Row>[]): number {
+    const values: SqlValue[] = new Array(chunk.length * fields.length);
+    let n = 0;
+    for (const record of chunk) for (const field of fields) values[n++] = toSqlValue(record[field]);
+    this.db.exec('SAVEPOINT chunk');
+    try {
+      this.statement(fields, chunk.length).run(...values);
+      this.db.exec('RELEASE chunk');
+      return chunk.length;
+    } catch (err) {
+      this.db.exec('ROLLBACK TO chunk');
+      this.db.exec('RELEASE chunk');
+      if (chunk.length === 1) {
+        if (!isRecordError(err)) throw err;
+        rejected.push({ record: chunk[0]!, reason: (err as Error).message });
+        return 0;
+      }
+      let written = 0;
+      for (const record of chunk) written += this.writeChunk([record], fields, rejected);
+      return written;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.db.isOpen) this.db.close();
+  }
+}
+
+/** Fields present in any record of the batch, in first-seen order; absent ones are written as NULL. */
+function fieldsOf(records: readonly Row[]): string[] {
+  const seen = new Set<string>();
+  for (const record of records) for (const field of Object.keys(record)) seen.add(field);
+  return [...seen];
+}
+
+/** Errors caused by one row's values, as opposed to the database being unusable (full, locked, I/O). */
+function isRecordError(err: unknown): boolean {
+  const code = (err as { errcode?: number }).errcode;
+  // SQLITE_CONSTRAINT (19), SQLITE_MISMATCH (20), SQLITE_TOOBIG (18), SQLITE_RANGE (25)
+  return code !== undefined && [18, 19, 20, 25].includes(code & 0xff);
+}

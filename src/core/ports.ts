@@ -1,0 +1,164 @@
+import type { z } from 'zod';
+import type { Counters, Cursor, Json, Page, Phase, Row, RunStatus, RunTrigger, WriteResult } from './types.ts';
+
+export type ReadRequest = {
+  phase: Phase;
+  /** null on the very first read of a backfill. */
+  cursor: Cursor | null;
+  /** Highest number of records to return; a source may return fewer (never more). */
+  limit: number;
+  /** The high-water mark taken when the backfill started; backfill reads stop there. */
+  highWaterMark: Cursor | null;
+  signal: AbortSignal;
+};
+
+export interface Source<R extends Row = Row> {
+  read(req: ReadRequest): Promise<Page<R>>;
+  /** Where the backfill stops and incremental starts; taken once, when the backfill starts. */
+  highWaterMark?(): Promise<Cursor>;
+  /** Records left to read from `cursor` in this phase, for progress and ETA. */
+  estimate?(req: { phase: Phase; cursor: Cursor | null; highWaterMark: Cursor | null }): Promise<number | null>;
+  /** Moves an incremental cursor back by the lookback window, to re-read rows committed late. */
+  rewind?(cursor: Cursor, lookbackMs: number): Cursor;
+  /** Orders two cursors of one phase (negative: a is before b); required with `rewind`. */
+  compare?(a: Cursor, b: Cursor): number;
+  close?(): Promise<void>;
+}
+
+export interface Target<R extends Row = Row> {
+  /** Idempotent by the target key. Per-record rejects come back in the result, never thrown. */
+  write(records: R[], req: { signal: AbortSignal }): Promise<WriteResult<R>>;
+  close?(): Promise<void>;
+}
+
+/** What a connector learns about the sync it serves. */
+export type SyncShape = {
+  sync: string;
+  /** The field(s) that identify a record in the source and the target. */
+  key: readonly string[];
+  /** The field that grows when a record changes; absent for append-only or file sources. */
+  cursorField: string | null;
+  /** Folder relative paths in connection options are resolved against (the config's folder). */
+  baseDir: string;
+};
+
+export type Checkpoint = {
+  sync: string;
+  phase: Phase;
+  cursor: Cursor | null;
+  highWaterMark: Cursor | null;
+  /** Totals since the sync started (or was last reset). */
+  totals: Counters;
+  /** Records the backfill has moved, and its estimate of the whole, for progress. */
+  backfillDone: number;
+  backfillEstimate: number | null;
+  backfillStartedAt: string | null;
+  backfillEndedAt: string | null;
+  updatedAt: string;
+};
+
+export type RunRecord = {
+  id: number;
+  sync: string;
+  trigger: RunTrigger;
+  status: RunStatus;
+  phase: Phase;
+  startedAt: string;
+  endedAt: string | null;
+  counters: Counters;
+  /** True when the run stopped with work left (budget spent), false when it caught up. */
+  more: boolean | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  holder: string;
+};
+
+export type DeadLetter = {
+  id: number;
+  sync: string;
+  runId: number;
+  batch: number;
+  /** The batch's cursor range: where its read started and where it ended. */
+  cursorFrom: Cursor | null;
+  cursorTo: Cursor | null;
+  record: Json | null;
+  reason: string;
+  createdAt: string;
+  retriedAt: string | null;
+};
+
+export type NewDeadLetter = { record: Json | null; reason: string };
+
+export type BatchCommit = {
+  sync: string;
+  runId: number;
+  batch: number;
+  cursorFrom: Cursor | null;
+  checkpoint: Checkpoint;
+  /** This batch's counts, added to the run's. */
+  counters: Counters;
+  deadLetters: NewDeadLetter[];
+  /** The run's lease is extended by this much from now, in the same transaction. */
+  leaseMs: number;
+};
+
+export type RunStart = { sync: string; trigger: RunTrigger; phase: Phase; holder: string; leaseMs: number };
+
+export type RunEnd = {
+  status: Exclude<RunStatus, 'running'>;
+  more: boolean | null;
+  errorCode?: string | undefined;
+  errorMessage?: string | undefined;
+};
+
+/** The key-value data store open to syncs (through their context) and users (through the CLI). */
+export interface DataStore {
+  get(key: string): Promise<Json | undefined>;
+  set(key: string, value: Json): Promise<void>;
+  del(key: string): Promise<boolean>;
+  list(prefix?: string): Promise<{ key: string; value: Json; updatedAt: string }[]>;
+}
+
+export interface Store {
+  readonly data: DataStore;
+  getCheckpoint(sync: string): Promise<Checkpoint | null>;
+  listCheckpoints(): Promise<Checkpoint[]>;
+  /** Saves a confirmed batch: checkpoint, run counters and dead letters, in one transaction. */
+  commitBatch(commit: BatchCommit): Promise<void>;
+  /** Saves a checkpoint with no batch (a phase switch with nothing read). */
+  saveCheckpoint(checkpoint: Checkpoint): Promise<void>;
+  /**
+   * Opens a run, refusing when another run of the sync holds a live lease. A run whose holder is
+   * gone (its lease expired, or its process on this host is dead) is closed as `abandoned` first.
+   */
+  startRun(start: RunStart): Promise<RunRecord>;
+  finishRun(runId: number, end: RunEnd): Promise<RunRecord>;
+  listRuns(query: { sync?: string; limit?: number }): Promise<RunRecord[]>;
+  getRun(runId: number): Promise<RunRecord | null>;
+  listDeadLetters(query: { sync?: string; limit?: number; includeRetried?: boolean }): Promise<DeadLetter[]>;
+  markDeadLettersRetried(ids: readonly number[]): Promise<void>;
+  /** Forgets a sync's checkpoint and dead letters; run history stays. */
+  resetSync(sync: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type RunContext = {
+  sync: string;
+  runId: number;
+  phase: Phase;
+  data: DataStore;
+};
+
+/** A connector: one folder under connectors/, one line in the registry. */
+export type Connector<C = unknown, SO = unknown, TO = unknown> = {
+  type: string;
+  connection: z.ZodType<C>;
+  source?: {
+    options: z.ZodType<SO>;
+    open(connection: C, options: SO, shape: SyncShape): Promise<Source>;
+  };
+  target?: {
+    options: z.ZodType<TO>;
+    open(connection: C, options: TO, shape: SyncShape): Promise<Target>;
+  };
+};

@@ -1,0 +1,50 @@
+/** A record as it travels between connectors: a flat or nested JSON-like object. */
+export type Row = Record<string, unknown>;
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** Opaque to everyone but the source that made it; persisted in checkpoints as JSON. */
+export type Cursor = Json;
+
+export type Phase = 'backfill' | 'incremental';
+
+export type Page<R> = {
+  records: R[];
+  /** Where the next read starts. Saved in the checkpoint once this page's batch is confirmed. */
+  next: Cursor;
+  /**
+   * True when the source has nothing after `next` right now: in backfill, the history up to the
+   * high-water mark is done; in incremental, the sync is caught up.
+   */
+  done: boolean;
+};
+
+export type Rejected<R> = { record: R; reason: string };
+
+export type WriteResult<R> = {
+  written: number;
+  /** Records the target refused, with its reason; they go to the dead letters, the batch goes on. */
+  rejected: Rejected<R>[];
+};
+
+export type RunTrigger = 'run' | 'backfill' | 'schedule' | 'webhook' | 'api' | 'retry';
+
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'timed_out' | 'abandoned';
+
+export type Counters = {
+  batches: number;
+  read: number;
+  written: number;
+  rejected: number;
+};
+
+export const zeroCounters = (): Counters => ({ batches: 0, read: 0, written: 0, rejected: 0 });
+
+export function addCounters(a: Counters, b: Counters): Counters {
+  return {
+    batches: a.batches + b.batches,
+    read: a.read + b.read,
+    written: a.written + b.written,
+    rejected: a.rejected + b.rejected,
+  };
+}

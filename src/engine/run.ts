@@ -1,0 +1,254 @@
+import { asSluiceError, SluiceError } from '../core/errors.ts';
+import type { Checkpoint, NewDeadLetter, RunContext, RunRecord, Source, Store, Target } from '../core/ports.ts';
+import { addCounters, type Counters, type Cursor, type Json, type Row, type RunTrigger, zeroCounters } from '../core/types.ts';
+import { etaOf, type Progress, rateOf } from './progress.ts';
+
+/** What the engine needs to know of a sync; the config layer resolves it. */
+export type RunSpec = {
+  name: string;
+  batchSize: number;
+  maxRunDurationMs: number;
+  lookbackMs: number;
+  map: ((record: Row, ctx: RunContext) => Row | null | undefined | Promise<Row | null | undefined>) | null;
+};
+
+export type RunOptions = {
+  spec: RunSpec;
+  source: Source;
+  target: Target;
+  store: Store;
+  trigger: RunTrigger;
+  holder: string;
+  /** Graceful stop: no new batch is started, the batch in hand finishes and is checkpointed. */
+  stop?: AbortSignal;
+  /** A run still going after its budget plus this grace is aborted and recorded `timed_out`. @defaultValue 60000 */
+  graceMs?: number;
+  /** End the run when the backfill completes rather than going on into incremental. */
+  stopAfterBackfill?: boolean;
+  now?: () => number;
+  onProgress?: (progress: Progress) => void;
+};
+
+export type RunOutcome = {
+  run: RunRecord;
+  checkpoint: Checkpoint;
+  /** The run stopped with work left: its budget was spent, or it was stopped. */
+  more: boolean;
+};
+
+/**
+ * One run: read a batch → map → write → checkpoint, until the budget is spent or the phase has no
+ * more to give. A checkpoint is saved only after the target confirmed the batch, so a crash at any
+ * instant replays at most the batch in hand, which the idempotent target absorbs.
+ */
+export async function executeRun(options: RunOptions): Promise<RunOutcome> {
+  const { spec, source, target, store } = options;
+  const now = options.now ?? Date.now;
+  const graceMs = options.graceMs ?? 60_000;
+  const leaseMs = spec.maxRunDurationMs + graceMs;
+  const existing = await store.getCheckpoint(spec.name);
+  const run = await store.startRun({
+    sync: spec.name,
+    trigger: options.trigger,
+    phase: existing?.phase ?? 'backfill',
+    holder: options.holder,
+    leaseMs,
+  });
+  // The graceful `stop` only keeps new batches from starting; this deadline aborts the batch in hand.
+  const deadline = AbortSignal.timeout(leaseMs);
+  try {
+    const loop = new RunLoop(options, run, deadline, now, leaseMs);
+    const checkpoint = await loop.execute(existing);
+    const finished = await store.finishRun(run.id, { status: 'succeeded', more: loop.more });
+    return { run: finished, checkpoint, more: loop.more };
+  } catch (err) {
+    const timedOut = deadline.aborted;
+    const error = timedOut
+      ? new SluiceError('RUN_TIMED_OUT', `run exceeded maxRunDuration plus ${graceMs} ms of grace and was aborted`, { cause: err })
+      : asSluiceError(err);
+    await store.finishRun(run.id, {
+      status: timedOut ? 'timed_out' : 'failed',
+      more: true,
+      errorCode: error.code,
+      errorMessage: error.message,
+    });
+    throw error;
+  }
+}
+
+class RunLoop {
+  more = false;
+  private readonly counters: Counters = zeroCounters();
+  private readonly startedAt: number;
+  private batch = 0;
+  private readonly ctx: RunContext;
+  private readonly options: RunOptions;
+  private readonly run: RunRecord;
+  private readonly signal: AbortSignal;
+  private readonly now: () => number;
+  private readonly leaseMs: number;
+
+  constructor(options: RunOptions, run: RunRecord, signal: AbortSignal, now: () => number, leaseMs: number) {
+    this.options = options;
+    this.run = run;
+    this.signal = signal;
+    this.now = now;
+    this.leaseMs = leaseMs;
+    this.startedAt = now();
+    this.ctx = { sync: options.spec.name, runId: run.id, phase: run.phase, data: options.store.data };
+  }
+
+  async execute(existing: Checkpoint | null): Promise<Checkpoint> {
+    const { source, spec } = this.options;
+    let checkpoint = existing ?? (await this.startBackfill());
+    if (checkpoint.phase === 'backfill') checkpoint = await this.refreshEstimate(checkpoint);
+    // Rows committed late carry cursor values behind the checkpoint: re-read a window before it, but
+    // never move the saved checkpoint behind where this run started.
+    const floor = checkpoint.phase === 'incremental' ? checkpoint.cursor : null;
+    let readFrom = checkpoint.cursor;
+    if (floor !== null && spec.lookbackMs > 0 && source.rewind) readFrom = source.rewind(floor, spec.lookbackMs);
+
+    while (true) {
+      if (this.options.stop?.aborted || this.now() - this.startedAt >= spec.maxRunDurationMs) {
+        this.more = true;
+        return checkpoint;
+      }
+      const phase = checkpoint.phase;
+      this.ctx.phase = phase;
+      const page = await source.read({
+        phase,
+        cursor: readFrom,
+        limit: spec.batchSize,
+        highWaterMark: checkpoint.highWaterMark,
+        signal: this.signal,
+      });
+      if (page.records.length === 0 && !page.done && sameCursor(page.next, readFrom)) {
+        throw new SluiceError('SOURCE_STALLED', `the source returned an empty page at ${JSON.stringify(readFrom)} without moving on`);
+      }
+      const { written, deadLetters } = await this.mapAndWrite(page.records);
+      const batchCounters: Counters = { batches: 1, read: page.records.length, written, rejected: deadLetters.length };
+      const next = phase === 'incremental' ? this.notBehind(page.next, floor) : page.next;
+      const cursorFrom = readFrom;
+      checkpoint = this.advance(checkpoint, batchCounters, next, page.done);
+      this.batch += 1;
+      await this.options.store.commitBatch({
+        sync: spec.name,
+        runId: this.run.id,
+        batch: this.batch,
+        cursorFrom,
+        checkpoint,
+        counters: batchCounters,
+        deadLetters,
+        leaseMs: this.leaseMs,
+      });
+      Object.assign(this.counters, addCounters(this.counters, batchCounters));
+      this.emitProgress(checkpoint);
+      readFrom = page.next;
+      if (page.done && phase === 'incremental') return checkpoint;
+      if (page.done && phase === 'backfill') {
+        readFrom = checkpoint.cursor;
+        if (this.options.stopAfterBackfill) return checkpoint;
+      }
+    }
+  }
+
+  private async startBackfill(): Promise<Checkpoint> {
+    const { source, spec, store } = this.options;
+    const highWaterMark = source.highWaterMark ? await source.highWaterMark() : null;
+    const estimate = source.estimate
+      ? await source.estimate({ phase: 'backfill', cursor: null, highWaterMark })
+      : null;
+    const now = new Date(this.now()).toISOString();
+    const checkpoint: Checkpoint = {
+      sync: spec.name,
+      phase: 'backfill',
+      cursor: null,
+      highWaterMark,
+      totals: zeroCounters(),
+      backfillDone: 0,
+      backfillEstimate: estimate,
+      backfillStartedAt: now,
+      backfillEndedAt: null,
+      updatedAt: now,
+    };
+    await store.saveCheckpoint(checkpoint);
+    return checkpoint;
+  }
+
+  private async refreshEstimate(checkpoint: Checkpoint): Promise<Checkpoint> {
+    const { source } = this.options;
+    if (!source.estimate || checkpoint.cursor === null) return checkpoint;
+    const left = await source.estimate({ phase: 'backfill', cursor: checkpoint.cursor, highWaterMark: checkpoint.highWaterMark });
+    return left === null ? checkpoint : { ...checkpoint, backfillEstimate: checkpoint.backfillDone + left };
+  }
+
+  private async mapAndWrite(records: Row[]): Promise<{ written: number; deadLetters: NewDeadLetter[] }> {
+    const { spec, target } = this.options;
+    const deadLetters: NewDeadLetter[] = [];
+    let mapped: Row[] = records;
+    if (spec.map) {
+      mapped = [];
+      for (const record of records) {
+        try {
+          const out = await spec.map(record, this.ctx);
+          if (out) mapped.push(out);
+        } catch (err) {
+          deadLetters.push({ record: toJson(record), reason: `map failed: ${asSluiceError(err).message}` });
+        }
+      }
+    }
+    if (mapped.length === 0) return { written: 0, deadLetters };
+    const result = await target.write(mapped, { signal: this.signal });
+    for (const rejected of result.rejected) deadLetters.push({ record: toJson(rejected.record), reason: rejected.reason });
+    return { written: result.written, deadLetters };
+  }
+
+  private notBehind(next: Cursor, floor: Cursor | null): Cursor {
+    const { source } = this.options;
+    if (floor === null || !source.compare) return next;
+    return source.compare(next, floor) < 0 ? floor : next;
+  }
+
+  private advance(checkpoint: Checkpoint, batch: Counters, next: Cursor, done: boolean): Checkpoint {
+    const now = new Date(this.now()).toISOString();
+    const inBackfill = checkpoint.phase === 'backfill';
+    const backfillDone = inBackfill ? checkpoint.backfillDone + batch.read : checkpoint.backfillDone;
+    const base = { ...checkpoint, totals: addCounters(checkpoint.totals, batch), backfillDone, updatedAt: now };
+    if (!inBackfill || !done) return { ...base, cursor: next };
+    // The history is done: incremental starts at the high-water mark taken when the backfill began,
+    // so everything changed since then is read again.
+    return {
+      ...base,
+      phase: 'incremental',
+      cursor: checkpoint.highWaterMark ?? next,
+      backfillEstimate: backfillDone,
+      backfillEndedAt: now,
+    };
+  }
+
+  private emitProgress(checkpoint: Checkpoint): void {
+    if (!this.options.onProgress) return;
+    const elapsedMs = this.now() - this.startedAt;
+    const rate = rateOf(this.counters.read, elapsedMs);
+    this.options.onProgress({
+      sync: this.options.spec.name,
+      runId: this.run.id,
+      phase: checkpoint.phase,
+      run: { ...this.counters },
+      backfillDone: checkpoint.backfillDone,
+      backfillEstimate: checkpoint.backfillEstimate,
+      rate,
+      etaMs: checkpoint.phase === 'backfill' ? etaOf(checkpoint.backfillDone, checkpoint.backfillEstimate, rate) : null,
+      elapsedMs,
+    });
+  }
+}
+
+function sameCursor(a: Cursor | null, b: Cursor | null): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Records are stored in dead letters as JSON; values JSON cannot hold become strings. */
+function toJson(record: Row): Json {
+  return JSON.parse(JSON.stringify(record, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) as Json;
+}

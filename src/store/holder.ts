@@ -1,0 +1,25 @@
+import { hostname } from 'node:os';
+
+/** Names the process that holds a run: `host:pid`. */
+export function currentHolder(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
+/**
+ * True when a run's holder is certainly gone: its lease expired, or it ran on this host and its
+ * process no longer exists (a SIGKILLed `sluice backfill` need not wait out its lease).
+ */
+export function isHolderGone(holder: string, leaseUntil: number, now: number): boolean {
+  if (leaseUntil < now) return true;
+  const at = holder.lastIndexOf(':');
+  const host = holder.slice(0, at);
+  const pid = Number(holder.slice(at + 1));
+  if (host !== hostname() || !Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}

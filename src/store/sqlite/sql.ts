@@ -1,0 +1,45 @@
+/** Every statement the SQLite store runs, one named constant each. */
+
+export const selectCheckpoint = 'SELECT * FROM checkpoints WHERE sync = ?';
+export const selectCheckpoints = 'SELECT * FROM checkpoints ORDER BY sync';
+export const upsertCheckpoint = `
+INSERT INTO checkpoints (sync, phase, cursor, high_water_mark, batches, records_read, records_written,
+  records_rejected, backfill_done, backfill_estimate, backfill_started_at, backfill_ended_at, updated_at)
+VALUES ($sync, $phase, $cursor, $hwm, $batches, $read, $written, $rejected, $backfillDone, $backfillEstimate,
+  $backfillStartedAt, $backfillEndedAt, $updatedAt)
+ON CONFLICT (sync) DO UPDATE SET phase = excluded.phase, cursor = excluded.cursor,
+  high_water_mark = excluded.high_water_mark, batches = excluded.batches, records_read = excluded.records_read,
+  records_written = excluded.records_written, records_rejected = excluded.records_rejected,
+  backfill_done = excluded.backfill_done, backfill_estimate = excluded.backfill_estimate,
+  backfill_started_at = excluded.backfill_started_at, backfill_ended_at = excluded.backfill_ended_at,
+  updated_at = excluded.updated_at`;
+export const deleteCheckpoint = 'DELETE FROM checkpoints WHERE sync = ?';
+
+export const selectRunningRun = "SELECT * FROM runs WHERE sync = ? AND status = 'running'";
+export const abandonRun = `UPDATE runs SET status = 'abandoned', ended_at = ?, error_code = 'HOLDER_GONE',
+  error_message = ? WHERE id = ? AND status = 'running'`;
+export const insertRun = `INSERT INTO runs (sync, trigger, status, phase, started_at, holder, lease_until)
+  VALUES (?, ?, 'running', ?, ?, ?, ?) RETURNING *`;
+export const addRunCounters = `UPDATE runs SET batches = batches + $batches, records_read = records_read + $read,
+  records_written = records_written + $written, records_rejected = records_rejected + $rejected,
+  lease_until = $leaseUntil WHERE id = $id`;
+export const finishRun = `UPDATE runs SET status = ?, ended_at = ?, more = ?, error_code = ?, error_message = ?
+  WHERE id = ? RETURNING *`;
+export const selectRun = 'SELECT * FROM runs WHERE id = ?';
+export const selectRuns = 'SELECT * FROM runs ORDER BY id DESC LIMIT ?';
+export const selectRunsOfSync = 'SELECT * FROM runs WHERE sync = ? ORDER BY id DESC LIMIT ?';
+
+export const selectData = 'SELECT value FROM data WHERE key = ?';
+export const upsertData = `INSERT INTO data (key, value, updated_at) VALUES (?, ?, ?)
+  ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`;
+export const deleteData = 'DELETE FROM data WHERE key = ?';
+// Prefix match by range rather than LIKE, so '%' and '_' in keys mean themselves.
+export const selectDataByPrefix = 'SELECT key, value, updated_at FROM data WHERE key >= ? AND key < ? ORDER BY key';
+export const selectAllData = 'SELECT key, value, updated_at FROM data ORDER BY key';
+
+export const insertDeadLetter = `INSERT INTO dead_letters (sync, run_id, batch, cursor_from, cursor_to, record, reason,
+  created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
+export const selectDeadLetters = `SELECT * FROM dead_letters WHERE ($sync IS NULL OR sync = $sync)
+  AND ($all = 1 OR retried_at IS NULL) ORDER BY id LIMIT $limit`;
+export const markDeadLetterRetried = 'UPDATE dead_letters SET retried_at = ? WHERE id = ?';
+export const deleteDeadLettersOfSync = 'DELETE FROM dead_letters WHERE sync = ?';

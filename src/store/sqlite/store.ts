@@ -1,0 +1,195 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { SyncBusyError } from '../../core/errors.ts';
+import type {
+  BatchCommit,
+  Checkpoint,
+  DataStore,
+  DeadLetter,
+  RunEnd,
+  RunRecord,
+  RunStart,
+  Store,
+} from '../../core/ports.ts';
+import type { Json } from '../../core/types.ts';
+import { isHolderGone } from '../holder.ts';
+import {
+  checkpointFromRow,
+  checkpointParams,
+  deadLetterFromRow,
+  prefixUpperBound,
+  runFromRow,
+  toJsonText,
+} from '../rows.ts';
+import { migrate } from './migrate.ts';
+import * as sql from './sql.ts';
+
+export type SqliteStoreOptions = {
+  /** Milliseconds since the epoch; tests move it to expire leases without waiting. */
+  now?: () => number;
+};
+
+type Params = Record<string, SQLInputValue>;
+
+/** The embedded store: one SQLite file in WAL mode, migrated on open. */
+export class SqliteStore implements Store {
+  readonly data: DataStore;
+  readonly path: string;
+  private readonly db: DatabaseSync;
+  private readonly now: () => number;
+
+  private constructor(path: string, db: DatabaseSync, options: SqliteStoreOptions) {
+    this.path = path;
+    this.db = db;
+    this.now = options.now ?? Date.now;
+    this.data = new SqliteDataStore(db, () => this.iso());
+  }
+
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const db = new DatabaseSync(path, { timeout: 10_000 });
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON');
+    migrate(db, path);
+    return new SqliteStore(path, db, options);
+  }
+
+  private iso(): string {
+    return new Date(this.now()).toISOString();
+  }
+
+  private tx<T>(fn: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = fn();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  async getCheckpoint(sync: string): Promise<Checkpoint | null> {
+    const row = this.db.prepare(sql.selectCheckpoint).get(sync);
+    return row ? checkpointFromRow(row) : null;
+  }
+
+  async listCheckpoints(): Promise<Checkpoint[]> {
+    return this.db.prepare(sql.selectCheckpoints).all().map(checkpointFromRow);
+  }
+
+  async saveCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    this.db.prepare(sql.upsertCheckpoint).run(checkpointParams(checkpoint) as Params);
+  }
+
+  async commitBatch(commit: BatchCommit): Promise<void> {
+    const now = this.iso();
+    this.tx(() => {
+      this.db.prepare(sql.upsertCheckpoint).run(checkpointParams(commit.checkpoint) as Params);
+      const leaseUntil = this.now() + commit.leaseMs;
+      this.db.prepare(sql.addRunCounters).run({ id: commit.runId, leaseUntil, ...commit.counters });
+      const insert = this.db.prepare(sql.insertDeadLetter);
+      const from = toJsonText(commit.cursorFrom);
+      const to = toJsonText(commit.checkpoint.cursor);
+      for (const dl of commit.deadLetters) {
+        insert.run(commit.sync, commit.runId, commit.batch, from, to, toJsonText(dl.record), dl.reason, now);
+      }
+    });
+  }
+
+  async startRun(start: RunStart): Promise<RunRecord> {
+    const now = this.now();
+    return this.tx(() => {
+      const running = this.db.prepare(sql.selectRunningRun).get(start.sync);
+      if (running) {
+        const holder = String(running.holder);
+        if (!isHolderGone(holder, Number(running.lease_until), now)) {
+          throw new SyncBusyError(start.sync, Number(running.id), holder);
+        }
+        const why = `its holder ${holder} stopped without finishing it; the next run resumes from the last checkpoint`;
+        this.db.prepare(sql.abandonRun).run(this.iso(), why, Number(running.id));
+      }
+      const row = this.db
+        .prepare(sql.insertRun)
+        .get(start.sync, start.trigger, start.phase, this.iso(), start.holder, now + start.leaseMs);
+      return runFromRow(row!);
+    });
+  }
+
+  async finishRun(runId: number, end: RunEnd): Promise<RunRecord> {
+    const more = end.more === null ? null : end.more ? 1 : 0;
+    const row = this.db
+      .prepare(sql.finishRun)
+      .get(end.status, this.iso(), more, end.errorCode ?? null, end.errorMessage ?? null, runId);
+    return runFromRow(row!);
+  }
+
+  async getRun(runId: number): Promise<RunRecord | null> {
+    const row = this.db.prepare(sql.selectRun).get(runId);
+    return row ? runFromRow(row) : null;
+  }
+
+  async listRuns(query: { sync?: string; limit?: number }): Promise<RunRecord[]> {
+    const limit = query.limit ?? 50;
+    const rows = query.sync
+      ? this.db.prepare(sql.selectRunsOfSync).all(query.sync, limit)
+      : this.db.prepare(sql.selectRuns).all(limit);
+    return rows.map(runFromRow);
+  }
+
+  async listDeadLetters(query: { sync?: string; limit?: number; includeRetried?: boolean }): Promise<DeadLetter[]> {
+    const rows = this.db
+      .prepare(sql.selectDeadLetters)
+      .all({ sync: query.sync ?? null, all: query.includeRetried ? 1 : 0, limit: query.limit ?? 100 });
+    return rows.map(deadLetterFromRow);
+  }
+
+  async markDeadLettersRetried(ids: readonly number[]): Promise<void> {
+    const now = this.iso();
+    this.tx(() => {
+      const mark = this.db.prepare(sql.markDeadLetterRetried);
+      for (const id of ids) mark.run(now, id);
+    });
+  }
+
+  async resetSync(sync: string): Promise<void> {
+    this.tx(() => {
+      this.db.prepare(sql.deleteCheckpoint).run(sync);
+      this.db.prepare(sql.deleteDeadLettersOfSync).run(sync);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.db.isOpen) this.db.close();
+  }
+}
+
+class SqliteDataStore implements DataStore {
+  private readonly db: DatabaseSync;
+  private readonly iso: () => string;
+  constructor(db: DatabaseSync, iso: () => string) {
+    this.db = db;
+    this.iso = iso;
+  }
+
+  async get(key: string): Promise<Json | undefined> {
+    const row = this.db.prepare(sql.selectData).get(key);
+    return row ? (JSON.parse(String(row.value)) as Json) : undefined;
+  }
+
+  async set(key: string, value: Json): Promise<void> {
+    this.db.prepare(sql.upsertData).run(key, JSON.stringify(value), this.iso());
+  }
+
+  async del(key: string): Promise<boolean> {
+    return Number(this.db.prepare(sql.deleteData).run(key).changes) > 0;
+  }
+
+  async list(prefix?: string): Promise<{ key: string; value: Json; updatedAt: string }[]> {
+    const rows = prefix
+      ? this.db.prepare(sql.selectDataByPrefix).all(prefix, prefixUpperBound(prefix))
+      : this.db.prepare(sql.selectAllData).all();
+    return rows.map((r) => ({ key: String(r.key), value: JSON.parse(String(r.value)) as Json, updatedAt: String(r.updated_at) }));
+  }
+}
