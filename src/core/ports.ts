@@ -25,9 +25,19 @@ export interface Source<R extends Row = Row> {
   close?(): Promise<void>;
 }
 
+/** A store transaction a target can join; `handle` is the store's own client, known to both. */
+export type StoreTransaction = { readonly database: string; readonly handle: unknown };
+
 export interface Target<R extends Row = Row> {
   /** Idempotent by the target key. Per-record rejects come back in the result, never thrown. */
   write(records: R[], req: { signal: AbortSignal }): Promise<WriteResult<R>>;
+  /**
+   * Where the target lives in the store's own database (`database` names it), it can write inside the
+   * store's transaction so the batch and its checkpoint commit together: exactly once.
+   */
+  writeIn?(tx: StoreTransaction, records: R[], req: { signal: AbortSignal }): Promise<WriteResult<R>>;
+  /** The database this target writes to, in the same form as `Store.database`. */
+  readonly database?: string;
   close?(): Promise<void>;
 }
 
@@ -121,10 +131,14 @@ export interface DataStore {
 
 export interface Store {
   readonly data: DataStore;
+  /** Identifies the store's database (for a target that shares it); absent where none can be shared. */
+  readonly database?: string;
+  /** Runs `fn` in one store transaction; `commitBatch(commit, tx)` inside it joins the transaction. */
+  transaction?<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T>;
   getCheckpoint(sync: string): Promise<Checkpoint | null>;
   listCheckpoints(): Promise<Checkpoint[]>;
   /** Saves a confirmed batch: checkpoint, run counters and dead letters, in one transaction. */
-  commitBatch(commit: BatchCommit): Promise<void>;
+  commitBatch(commit: BatchCommit, tx?: StoreTransaction): Promise<void>;
   /** Saves a checkpoint with no batch (a phase switch with nothing read). */
   saveCheckpoint(checkpoint: Checkpoint): Promise<void>;
   /**

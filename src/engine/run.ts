@@ -1,6 +1,6 @@
 import { asSluiceError, SluiceError } from '../core/errors.ts';
-import type { Checkpoint, NewDeadLetter, RunContext, RunRecord, Source, Store, Target } from '../core/ports.ts';
-import { addCounters, type Counters, type Cursor, type Json, type Row, type RunTrigger, zeroCounters } from '../core/types.ts';
+import type { BatchCommit, Checkpoint, NewDeadLetter, RunContext, RunRecord, Source, Store, Target } from '../core/ports.ts';
+import { addCounters, type Counters, type Cursor, type Json, type Row, type RunTrigger, type WriteResult, zeroCounters } from '../core/types.ts';
 import { etaOf, type Progress, rateOf } from './progress.ts';
 
 /** What the engine needs to know of a sync; the config layer resolves it. */
@@ -125,22 +125,20 @@ class RunLoop {
       if (page.records.length === 0 && !page.done && sameCursor(page.next, readFrom)) {
         throw new SluiceError('SOURCE_STALLED', `the source returned an empty page at ${JSON.stringify(readFrom)} without moving on`);
       }
-      const { written, deadLetters } = await this.mapAndWrite(page.records);
-      const batchCounters: Counters = { batches: 1, read: page.records.length, written, rejected: deadLetters.length };
-      const next = phase === 'incremental' ? this.notBehind(page.next, floor) : page.next;
       const cursorFrom = readFrom;
-      checkpoint = this.advance(checkpoint, batchCounters, next, page.done);
+      const { mapped, deadLetters } = await this.map(page.records);
       this.batch += 1;
-      await this.options.store.commitBatch({
-        sync: spec.name,
-        runId: this.run.id,
-        batch: this.batch,
-        cursorFrom,
-        checkpoint,
-        counters: batchCounters,
-        deadLetters,
-        leaseMs: this.leaseMs,
-      });
+      const batch = this.batch;
+      // Built once the target has answered: the checkpoint must only ever follow a confirmed write.
+      const commitFor = (result: WriteResult<Row>): BatchCommit => {
+        for (const rejected of result.rejected) deadLetters.push({ record: toJson(rejected.record), reason: rejected.reason });
+        const counters: Counters = { batches: 1, read: page.records.length, written: result.written, rejected: deadLetters.length };
+        const next = phase === 'incremental' ? this.notBehind(page.next, floor) : page.next;
+        checkpoint = this.advance(checkpoint, counters, next, page.done);
+        return { sync: spec.name, runId: this.run.id, batch, cursorFrom, checkpoint, counters, deadLetters, leaseMs: this.leaseMs };
+      };
+      const commit = await this.writeAndCommit(mapped, commitFor);
+      const batchCounters = commit.counters;
       Object.assign(this.counters, addCounters(this.counters, batchCounters));
       this.emitProgress(checkpoint);
       readFrom = page.next;
@@ -182,25 +180,42 @@ class RunLoop {
     return left === null ? checkpoint : { ...checkpoint, backfillEstimate: checkpoint.backfillDone + left };
   }
 
-  private async mapAndWrite(records: Row[]): Promise<{ written: number; deadLetters: NewDeadLetter[] }> {
-    const { spec, target } = this.options;
+  private async map(records: Row[]): Promise<{ mapped: Row[]; deadLetters: NewDeadLetter[] }> {
+    const map = this.options.spec.map;
     const deadLetters: NewDeadLetter[] = [];
-    let mapped: Row[] = records;
-    if (spec.map) {
-      mapped = [];
-      for (const record of records) {
-        try {
-          const out = await spec.map(record, this.ctx);
-          if (out) mapped.push(out);
-        } catch (err) {
-          deadLetters.push({ record: toJson(record), reason: `map failed: ${asSluiceError(err).message}` });
-        }
+    if (!map) return { mapped: records, deadLetters };
+    const mapped: Row[] = [];
+    for (const record of records) {
+      try {
+        const out = await map(record, this.ctx);
+        if (out) mapped.push(out);
+      } catch (err) {
+        deadLetters.push({ record: toJson(record), reason: `map failed: ${asSluiceError(err).message}` });
       }
     }
-    if (mapped.length === 0) return { written: 0, deadLetters };
-    const result = await target.write(mapped, { signal: this.signal });
-    for (const rejected of result.rejected) deadLetters.push({ record: toJson(rejected.record), reason: rejected.reason });
-    return { written: result.written, deadLetters };
+    return { mapped, deadLetters };
+  }
+
+  /**
+   * Writes the batch, then saves its checkpoint. Where the target lives in the store's database the
+   * two commit in one transaction; elsewhere the checkpoint follows the confirmed write, and a crash
+   * between them replays the batch into the idempotent target.
+   */
+  private async writeAndCommit(mapped: Row[], commitFor: (result: WriteResult<Row>) => BatchCommit): Promise<BatchCommit> {
+    const { store, target } = this.options;
+    const req = { signal: this.signal };
+    const none: WriteResult<Row> = { written: 0, rejected: [] };
+    if (store.transaction && target.writeIn && store.database !== undefined && target.database === store.database) {
+      const writeIn = target.writeIn.bind(target);
+      return store.transaction(async (tx) => {
+        const commit = commitFor(mapped.length ? await writeIn(tx, mapped, req) : none);
+        await store.commitBatch(commit, tx);
+        return commit;
+      });
+    }
+    const commit = commitFor(mapped.length ? await target.write(mapped, req) : none);
+    await store.commitBatch(commit);
+    return commit;
   }
 
   private notBehind(next: Cursor, floor: Cursor | null): Cursor {
