@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../core/duration.ts';
-import type { Json, Row } from '../core/types.ts';
 import type { RunContext } from '../core/ports.ts';
+import type { Json, Row } from '../core/types.ts';
 
 /** A secret read from the environment when the config loads; never printed. */
 export type EnvSecret = { $env: string };
@@ -10,7 +10,10 @@ const duration = (what: string) =>
   z.union([z.string(), z.number()]).transform((value, ctx) => {
     const parsed = parseDuration(value);
     if (parsed === null) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration for ${what} such as '30s', '10m' or '1h'` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration for ${what} such as '30s', '10m' or '1h'`,
+      });
       return z.NEVER;
     }
     return parsed;
@@ -20,9 +23,14 @@ const name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'expected a name of letters, digits, "_", "." or "-"' });
 
-const positiveInt = z.number({ error: 'expected a positive integer' }).int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
+const positiveInt = z
+  .number({ error: 'expected a positive integer' })
+  .int({ error: 'expected a positive integer' })
+  .positive({ error: 'expected a positive integer' });
 
-const connectionSchema = z.looseObject({ type: z.string({ error: 'expected a connector type such as "sqlite" or "files"' }) });
+const connectionSchema = z.looseObject({
+  type: z.string({ error: 'expected a connector type such as "sqlite" or "files"' }),
+});
 
 const endpointSchema = z.looseObject({
   connection: z.string({ error: 'expected the name of a connection' }),
@@ -38,13 +46,17 @@ const cursorSchema = z.union([
   }),
 ]);
 
-const mapSchema = z.custom<MapFn>((v) => typeof v === 'function', { error: 'expected a function (record, ctx) => record' });
+const mapSchema = z.custom<MapFn>((v) => typeof v === 'function', {
+  error: 'expected a function (record, ctx) => record',
+});
 
 export const syncSchema = z.object({
   source: endpointSchema,
   target: endpointSchema,
   /** The field (or fields) that identify a record; the target upserts by it. */
-  key: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'expected a field name or a list of field names' }),
+  key: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], {
+    error: 'expected a field name or a list of field names',
+  }),
   /** The field incremental runs follow; omit for append-only sources (files). */
   cursor: cursorSchema.optional(),
   batch: z
@@ -69,7 +81,10 @@ export const configSchema = z.object({
   bundles: z.record(name, bundleSchema).default({}),
 });
 
-export type MapFn = (record: Row, ctx: RunContext) => Row | null | undefined | Promise<Row | null | undefined>;
+export type MapFn = (
+  record: Row,
+  ctx: RunContext,
+) => Row | null | undefined | Promise<Row | null | undefined>;
 
 /** What a user writes in `sluice.config.ts`. */
 export type ConfigInput = z.input<typeof configSchema>;

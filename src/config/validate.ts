@@ -20,7 +20,16 @@ export type ValidConfig = {
  * (`syncs.contacts.batch.size: expected a positive integer, got -5`). Connector-specific options are
  * checked by the connector's own schema, found through `lookup`, so this module knows no connector.
  */
-export function validateConfig(raw: unknown, options: { baseDir: string; lookup: ConnectorLookup; knownTypes: string[]; env?: NodeJS.ProcessEnv; origin?: string }): ValidConfig {
+export function validateConfig(
+  raw: unknown,
+  options: {
+    baseDir: string;
+    lookup: ConnectorLookup;
+    knownTypes: string[];
+    env?: NodeJS.ProcessEnv;
+    origin?: string;
+  },
+): ValidConfig {
   const issues: string[] = [];
   const secrets = new Set<string>();
   const withSecrets = resolveSecrets(raw, [], options.env ?? process.env, issues, secrets);
@@ -34,7 +43,9 @@ export function validateConfig(raw: unknown, options: { baseDir: string; lookup:
   for (const [name, conn] of Object.entries(config.connections)) {
     const connector = options.lookup(conn.type);
     if (!connector) {
-      issues.push(`connections.${name}.type: unknown connector type "${conn.type}"; known types: ${options.knownTypes.join(', ')}`);
+      issues.push(
+        `connections.${name}.type: unknown connector type "${conn.type}"; known types: ${options.knownTypes.join(', ')}`,
+      );
       continue;
     }
     const { type: _type, ...rest } = conn;
@@ -54,7 +65,8 @@ export function validateConfig(raw: unknown, options: { baseDir: string; lookup:
     members.forEach((member, i) => {
       if (!config.syncs[member]) issues.push(`bundles.${bundle}.syncs.${i}: no sync named "${member}"`);
       const other = bundled.get(member);
-      if (other) issues.push(`bundles.${bundle}.syncs.${i}: sync "${member}" is already in bundle "${other}"`);
+      if (other)
+        issues.push(`bundles.${bundle}.syncs.${i}: sync "${member}" is already in bundle "${other}"`);
       bundled.set(member, bundle);
     });
   }
@@ -76,7 +88,9 @@ function endpointOptions(
     // A connection that exists but failed its own validation was reported already.
     if (!config.connections[connName]) {
       const known = Object.keys(config.connections).join(', ') || '(none)';
-      issues.push(`${path.join('.')}.connection: no connection named "${connName}"; known connections: ${known}`);
+      issues.push(
+        `${path.join('.')}.connection: no connection named "${connName}"; known connections: ${known}`,
+      );
     }
     return undefined;
   }
@@ -101,12 +115,14 @@ function resolveSecrets(
   issues: string[],
   secrets: Set<string>,
 ): unknown {
-  if (Array.isArray(value)) return value.map((v, i) => resolveSecrets(v, [...path, String(i)], env, issues, secrets));
+  if (Array.isArray(value))
+    return value.map((v, i) => resolveSecrets(v, [...path, String(i)], env, issues, secrets));
   if (!isPlainObject(value)) return value;
   const keys = Object.keys(value);
   if (keys.length === 1 && keys[0] === '$env' && typeof value.$env === 'string') {
     const found = env[value.$env];
-    if (found === undefined || found === '') issues.push(`${path.join('.')}: environment variable ${value.$env} is not set`);
+    if (found === undefined || found === '')
+      issues.push(`${path.join('.')}: environment variable ${value.$env} is not set`);
     secrets.add(path.join('.'));
     return found ?? '';
   }
@@ -131,7 +147,11 @@ export function formatIssues(
   return error.issues.map((issue) => {
     const path = [...prefix, ...issue.path.map(String)].join('.') || '(root)';
     const value = valueAt(input, issue.path);
-    const got = secrets.has(path) ? 'a secret (not shown)' : value === undefined ? 'nothing' : describe(value);
+    const got = secrets.has(path)
+      ? 'a secret (not shown)'
+      : value === undefined
+        ? 'nothing'
+        : describe(value);
     return `${path}: ${issue.message}, got ${got}`;
   });
 }
@@ -147,7 +167,8 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 
 function describe(value: unknown): string {
   if (typeof value === 'function') return 'a function';
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
   try {
     const text = JSON.stringify(value);
     return text.length > 80 ? `${text.slice(0, 77)}...` : text;

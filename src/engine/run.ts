@@ -1,6 +1,24 @@
 import { asSluiceError, SluiceError } from '../core/errors.ts';
-import type { BatchCommit, Checkpoint, NewDeadLetter, RunContext, RunRecord, Source, Store, Target } from '../core/ports.ts';
-import { addCounters, type Counters, type Cursor, type Json, type Row, type RunTrigger, type WriteResult, zeroCounters } from '../core/types.ts';
+import type {
+  BatchCommit,
+  Checkpoint,
+  NewDeadLetter,
+  RunContext,
+  RunRecord,
+  Source,
+  Store,
+  Target,
+} from '../core/ports.ts';
+import {
+  addCounters,
+  type Counters,
+  type Cursor,
+  type Json,
+  type Row,
+  type RunTrigger,
+  type WriteResult,
+  zeroCounters,
+} from '../core/types.ts';
 import { etaOf, type Progress, rateOf } from './progress.ts';
 
 /** What the engine needs to know of a sync; the config layer resolves it. */
@@ -42,7 +60,7 @@ export type RunOutcome = {
  * instant replays at most the batch in hand, which the idempotent target absorbs.
  */
 export async function executeRun(options: RunOptions): Promise<RunOutcome> {
-  const { spec, source, target, store } = options;
+  const { spec, store } = options;
   const now = options.now ?? Date.now;
   const graceMs = options.graceMs ?? 60_000;
   const leaseMs = spec.maxRunDurationMs + graceMs;
@@ -64,7 +82,11 @@ export async function executeRun(options: RunOptions): Promise<RunOutcome> {
   } catch (err) {
     const timedOut = deadline.aborted;
     const error = timedOut
-      ? new SluiceError('RUN_TIMED_OUT', `run exceeded maxRunDuration plus ${graceMs} ms of grace and was aborted`, { cause: err })
+      ? new SluiceError(
+          'RUN_TIMED_OUT',
+          `run exceeded maxRunDuration plus ${graceMs} ms of grace and was aborted`,
+          { cause: err },
+        )
       : asSluiceError(err);
     await store.finishRun(run.id, {
       status: timedOut ? 'timed_out' : 'failed',
@@ -106,10 +128,13 @@ class RunLoop {
     // never move the saved checkpoint behind where this run started.
     const floor = checkpoint.phase === 'incremental' ? checkpoint.cursor : null;
     let readFrom = checkpoint.cursor;
-    if (floor !== null && spec.lookbackMs > 0 && source.rewind) readFrom = source.rewind(floor, spec.lookbackMs);
+    if (floor !== null && spec.lookbackMs > 0 && source.rewind)
+      readFrom = source.rewind(floor, spec.lookbackMs);
 
     while (true) {
-      if (this.options.stop?.aborted || this.now() - this.startedAt >= spec.maxRunDurationMs) {
+      // The first batch always starts, so every run moves the sync forward, however small its budget.
+      const spent = this.batch > 0 && this.now() - this.startedAt >= spec.maxRunDurationMs;
+      if (this.options.stop?.aborted || spent) {
         this.more = true;
         return checkpoint;
       }
@@ -123,19 +148,42 @@ class RunLoop {
         signal: this.signal,
       });
       if (page.records.length === 0 && !page.done && sameCursor(page.next, readFrom)) {
-        throw new SluiceError('SOURCE_STALLED', `the source returned an empty page at ${JSON.stringify(readFrom)} without moving on`);
+        throw new SluiceError(
+          'SOURCE_STALLED',
+          `the source returned an empty page at ${JSON.stringify(readFrom)} without moving on`,
+        );
       }
       const cursorFrom = readFrom;
-      const { mapped, deadLetters } = await this.map(page.records);
+      const { mapped, origin, deadLetters } = await mapRecords(page.records, spec.map, this.ctx);
       this.batch += 1;
       const batch = this.batch;
       // Built once the target has answered: the checkpoint must only ever follow a confirmed write.
       const commitFor = (result: WriteResult<Row>): BatchCommit => {
-        for (const rejected of result.rejected) deadLetters.push({ record: toJson(rejected.record), reason: rejected.reason });
-        const counters: Counters = { batches: 1, read: page.records.length, written: result.written, rejected: deadLetters.length };
+        // Dead letters keep the source record, so a retry maps it again (after a fix to `map`, say).
+        for (const rejected of result.rejected) {
+          deadLetters.push({
+            record: toJson(origin.get(rejected.record) ?? rejected.record),
+            reason: rejected.reason,
+          });
+        }
+        const counters: Counters = {
+          batches: 1,
+          read: page.records.length,
+          written: result.written,
+          rejected: deadLetters.length,
+        };
         const next = phase === 'incremental' ? this.notBehind(page.next, floor) : page.next;
         checkpoint = this.advance(checkpoint, counters, next, page.done);
-        return { sync: spec.name, runId: this.run.id, batch, cursorFrom, checkpoint, counters, deadLetters, leaseMs: this.leaseMs };
+        return {
+          sync: spec.name,
+          runId: this.run.id,
+          batch,
+          cursorFrom,
+          checkpoint,
+          counters,
+          deadLetters,
+          leaseMs: this.leaseMs,
+        };
       };
       const commit = await this.writeAndCommit(mapped, commitFor);
       const batchCounters = commit.counters;
@@ -176,24 +224,12 @@ class RunLoop {
   private async refreshEstimate(checkpoint: Checkpoint): Promise<Checkpoint> {
     const { source } = this.options;
     if (!source.estimate || checkpoint.cursor === null) return checkpoint;
-    const left = await source.estimate({ phase: 'backfill', cursor: checkpoint.cursor, highWaterMark: checkpoint.highWaterMark });
+    const left = await source.estimate({
+      phase: 'backfill',
+      cursor: checkpoint.cursor,
+      highWaterMark: checkpoint.highWaterMark,
+    });
     return left === null ? checkpoint : { ...checkpoint, backfillEstimate: checkpoint.backfillDone + left };
-  }
-
-  private async map(records: Row[]): Promise<{ mapped: Row[]; deadLetters: NewDeadLetter[] }> {
-    const map = this.options.spec.map;
-    const deadLetters: NewDeadLetter[] = [];
-    if (!map) return { mapped: records, deadLetters };
-    const mapped: Row[] = [];
-    for (const record of records) {
-      try {
-        const out = await map(record, this.ctx);
-        if (out) mapped.push(out);
-      } catch (err) {
-        deadLetters.push({ record: toJson(record), reason: `map failed: ${asSluiceError(err).message}` });
-      }
-    }
-    return { mapped, deadLetters };
   }
 
   /**
@@ -201,11 +237,19 @@ class RunLoop {
    * two commit in one transaction; elsewhere the checkpoint follows the confirmed write, and a crash
    * between them replays the batch into the idempotent target.
    */
-  private async writeAndCommit(mapped: Row[], commitFor: (result: WriteResult<Row>) => BatchCommit): Promise<BatchCommit> {
+  private async writeAndCommit(
+    mapped: Row[],
+    commitFor: (result: WriteResult<Row>) => BatchCommit,
+  ): Promise<BatchCommit> {
     const { store, target } = this.options;
     const req = { signal: this.signal };
     const none: WriteResult<Row> = { written: 0, rejected: [] };
-    if (store.transaction && target.writeIn && store.database !== undefined && target.database === store.database) {
+    if (
+      store.transaction &&
+      target.writeIn &&
+      store.database !== undefined &&
+      target.database === store.database
+    ) {
       const writeIn = target.writeIn.bind(target);
       return store.transaction(async (tx) => {
         const commit = commitFor(mapped.length ? await writeIn(tx, mapped, req) : none);
@@ -228,7 +272,12 @@ class RunLoop {
     const now = new Date(this.now()).toISOString();
     const inBackfill = checkpoint.phase === 'backfill';
     const backfillDone = inBackfill ? checkpoint.backfillDone + batch.read : checkpoint.backfillDone;
-    const base = { ...checkpoint, totals: addCounters(checkpoint.totals, batch), backfillDone, updatedAt: now };
+    const base = {
+      ...checkpoint,
+      totals: addCounters(checkpoint.totals, batch),
+      backfillDone,
+      updatedAt: now,
+    };
     if (!inBackfill || !done) return { ...base, cursor: next };
     // The history is done: incremental starts at the high-water mark taken when the backfill began,
     // so everything changed since then is read again.
@@ -253,7 +302,10 @@ class RunLoop {
       backfillDone: checkpoint.backfillDone,
       backfillEstimate: checkpoint.backfillEstimate,
       rate,
-      etaMs: checkpoint.phase === 'backfill' ? etaOf(checkpoint.backfillDone, checkpoint.backfillEstimate, rate) : null,
+      etaMs:
+        checkpoint.phase === 'backfill'
+          ? etaOf(checkpoint.backfillDone, checkpoint.backfillEstimate, rate)
+          : null,
       elapsedMs,
     });
   }
@@ -263,7 +315,33 @@ function sameCursor(a: Cursor | null, b: Cursor | null): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+/**
+ * Maps a batch. A record whose `map` throws is dead-lettered with the error; one mapped to null is
+ * skipped on purpose. `origin` leads from each mapped record back to its source record.
+ */
+export async function mapRecords(
+  records: Row[],
+  map: RunSpec['map'],
+  ctx: RunContext,
+): Promise<{ mapped: Row[]; origin: Map<Row, Row>; deadLetters: NewDeadLetter[] }> {
+  const origin = new Map<Row, Row>();
+  const deadLetters: NewDeadLetter[] = [];
+  if (!map) return { mapped: records, origin, deadLetters };
+  const mapped: Row[] = [];
+  for (const record of records) {
+    try {
+      const out = await map(record, ctx);
+      if (!out) continue;
+      mapped.push(out);
+      origin.set(out, record);
+    } catch (err) {
+      deadLetters.push({ record: toJson(record), reason: `map failed: ${asSluiceError(err).message}` });
+    }
+  }
+  return { mapped, origin, deadLetters };
+}
+
 /** Records are stored in dead letters as JSON; values JSON cannot hold become strings. */
-function toJson(record: Row): Json {
+export function toJson(record: Row): Json {
   return JSON.parse(JSON.stringify(record, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) as Json;
 }

@@ -1,0 +1,67 @@
+import type { Command } from 'commander';
+import { gracefulStop, withWorkspace } from '../context.ts';
+import { count, duration, printJson } from '../format.ts';
+import { BackfillProgress } from '../progress.ts';
+
+export function registerBackfill(program: Command): void {
+  program
+    .command('backfill')
+    .description('run a sync again and again until its backfill is done, with progress, rate and ETA')
+    .argument('<sync>', 'the sync to backfill')
+    .option('--json', 'print a JSON summary at the end instead of text')
+    .action(async (sync: string, opts: { json?: boolean }, cmd: Command) => {
+      await withWorkspace(cmd, async (ws) => {
+        ws.sync(sync);
+        const before = await ws.store.getCheckpoint(sync);
+        if (before?.phase === 'incremental') {
+          const msg = `backfill of ${sync} is already done (${count(before.backfillDone)} records, ended ${before.backfillEndedAt}); use \`sluice run ${sync}\` for incremental runs`;
+          if (opts.json) printJson({ sync, alreadyDone: true, checkpoint: before });
+          else process.stdout.write(`${msg}\n`);
+          return;
+        }
+        const stop = gracefulStop();
+        const progress = new BackfillProgress(sync);
+        const startedAt = Date.now();
+        let runs = 0;
+        let batches = 0;
+        let records = 0;
+        try {
+          while (!stop.signal.aborted) {
+            const outcome = await ws.run(sync, {
+              trigger: 'backfill',
+              stop: stop.signal,
+              stopAfterBackfill: true,
+              onProgress: (p) => progress.update(p, runs + 1),
+            });
+            runs += 1;
+            batches += outcome.run.counters.batches;
+            records += outcome.run.counters.read;
+            if (outcome.checkpoint.phase === 'incremental') break;
+          }
+        } finally {
+          progress.stop();
+          stop.dispose();
+        }
+        const cp = await ws.store.getCheckpoint(sync);
+        const elapsed = Date.now() - startedAt;
+        const done = cp?.phase === 'incremental';
+        const summary = {
+          sync,
+          done,
+          runs,
+          batches,
+          records,
+          elapsedMs: elapsed,
+          recordsPerSecond: Math.round((records * 1000) / Math.max(1, elapsed)),
+        };
+        if (opts.json) printJson(summary);
+        else {
+          const state = done ? 'backfill done' : 'backfill stopped (resume with the same command)';
+          process.stdout.write(
+            `${sync}: ${state}: ${count(records)} records in ${count(runs)} runs, ${count(batches)} batches, ${duration(elapsed)}, ${count(summary.recordsPerSecond)} rec/s\n`,
+          );
+        }
+        if (!done) process.exitCode = 130;
+      });
+    });
+}

@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import type { RunRecord } from '../../core/ports.ts';
+import { gracefulStop, withWorkspace } from '../context.ts';
+import { count, duration, printJson } from '../format.ts';
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run a sync once: batches until its maxRunDuration is spent or it has caught up')
+    .argument('<sync>', 'the sync to run')
+    .option('--json', 'print the run as JSON')
+    .action(async (sync: string, opts: { json?: boolean }, cmd: Command) => {
+      await withWorkspace(cmd, async (ws) => {
+        const stop = gracefulStop();
+        try {
+          const outcome = await ws.run(sync, { trigger: 'run', stop: stop.signal });
+          if (opts.json) printJson({ run: outcome.run, checkpoint: outcome.checkpoint });
+          else
+            process.stdout.write(
+              `${describeRun(outcome.run)}; phase ${outcome.checkpoint.phase}${outcome.more ? ', more to do' : ', caught up'}\n`,
+            );
+        } finally {
+          stop.dispose();
+        }
+      });
+    });
+}
+
+export function describeRun(run: RunRecord): string {
+  const took = run.endedAt ? duration(Date.parse(run.endedAt) - Date.parse(run.startedAt)) : 'still running';
+  const c = run.counters;
+  return `run ${run.id} of ${run.sync} ${run.status}: ${count(c.batches)} batches, ${count(c.read)} read, ${count(c.written)} written, ${count(c.rejected)} rejected in ${took}`;
+}

@@ -1,0 +1,32 @@
+import type { Command } from 'commander';
+import { withWorkspace } from '../context.ts';
+import { count, duration, percent, printJson, table } from '../format.ts';
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('every sync: phase, backfill progress, totals, last run and lag')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      await withWorkspace(cmd, async (ws) => {
+        const statuses = await ws.status();
+        if (opts.json) return printJson(statuses);
+        const rows = statuses.map((s) => [
+          s.sync,
+          s.phase,
+          percent(s.progress),
+          s.backfillEstimate === null
+            ? count(s.backfillDone)
+            : `${count(s.backfillDone)}/${count(s.backfillEstimate)}`,
+          s.totals ? count(s.totals.written) : null,
+          s.totals ? count(s.totals.rejected) : null,
+          s.lastRun ? `${s.lastRun.id} ${s.lastRun.status}` : null,
+          s.lastRun?.endedAt ?? s.lastRun?.startedAt ?? null,
+          s.lagMs === null ? null : duration(s.lagMs),
+        ]);
+        process.stdout.write(
+          `${table(['SYNC', 'PHASE', 'BACKFILL', 'RECORDS', 'WRITTEN', 'REJECTED', 'LAST RUN', 'AT', 'LAG'], rows)}\n`,
+        );
+      });
+    });
+}

@@ -1,0 +1,150 @@
+import { loadConfig } from '../config/load.ts';
+import type { ResolvedSync } from '../config/schema.ts';
+import type { ValidConfig } from '../config/validate.ts';
+import { connectorTypes, findConnector } from '../connectors/registry.ts';
+import { ConnectorError, UnknownSyncError } from '../core/errors.ts';
+import type { Checkpoint, RunRecord, Source, Store, SyncShape, Target } from '../core/ports.ts';
+import type { RunTrigger } from '../core/types.ts';
+import type { Progress } from '../engine/progress.ts';
+import { executeRun, type RunOutcome } from '../engine/run.ts';
+import { currentHolder } from '../store/holder.ts';
+import { openStore } from '../store/open.ts';
+
+export type SyncDefinition = ValidConfig['syncs'] extends Map<string, infer S> ? S : never;
+
+export type RunRequest = {
+  trigger: RunTrigger;
+  stop?: AbortSignal;
+  stopAfterBackfill?: boolean;
+  onProgress?: (progress: Progress) => void;
+};
+
+export type SyncStatus = {
+  sync: string;
+  phase: 'new' | Checkpoint['phase'];
+  backfillDone: number;
+  backfillEstimate: number | null;
+  /** Backfill progress from 0 to 1; 1 once incremental; null before the first run. */
+  progress: number | null;
+  totals: Checkpoint['totals'] | null;
+  lastRun: RunRecord | null;
+  /** Milliseconds since the sync last caught up (a succeeded run with no work left); null if never. */
+  lagMs: number | null;
+};
+
+/** A loaded config and its open store: what every command and the server work through. */
+export class Workspace {
+  readonly config: ValidConfig;
+  readonly store: Store;
+
+  private constructor(config: ValidConfig, store: Store) {
+    this.config = config;
+    this.store = store;
+  }
+
+  static async open(configPath: string): Promise<Workspace> {
+    const config = await loadConfig(configPath, findConnector, connectorTypes());
+    const store = await openStore(config.config.store, config.baseDir);
+    return new Workspace(config, store);
+  }
+
+  syncNames(): string[] {
+    return [...this.config.syncs.keys()];
+  }
+
+  sync(name: string): SyncDefinition {
+    const sync = this.config.syncs.get(name);
+    if (!sync) throw new UnknownSyncError(name, this.syncNames());
+    return sync;
+  }
+
+  shape(sync: ResolvedSync): SyncShape {
+    return { sync: sync.name, key: sync.key, cursorField: sync.cursorField, baseDir: this.config.baseDir };
+  }
+
+  async openSource(name: string): Promise<Source> {
+    const sync = this.sync(name);
+    const conn = this.config.connections.get(sync.source.connection)!;
+    return conn.connector.source!.open(conn.options, sync.sourceOptions, this.shape(sync));
+  }
+
+  async openTarget(name: string): Promise<Target> {
+    const sync = this.sync(name);
+    const conn = this.config.connections.get(sync.target.connection)!;
+    return conn.connector.target!.open(conn.options, sync.targetOptions, this.shape(sync));
+  }
+
+  /** One run of a sync, with its source and target opened for it and closed after. */
+  async run(name: string, request: RunRequest): Promise<RunOutcome> {
+    const sync = this.sync(name);
+    const source = await openEndpoint(() => this.openSource(name), name, 'source');
+    let target: Target;
+    try {
+      target = await openEndpoint(() => this.openTarget(name), name, 'target');
+    } catch (err) {
+      await source.close?.();
+      throw err;
+    }
+    try {
+      return await executeRun({
+        spec: sync,
+        source,
+        target,
+        store: this.store,
+        trigger: request.trigger,
+        holder: currentHolder(),
+        ...(request.stop ? { stop: request.stop } : {}),
+        ...(request.stopAfterBackfill ? { stopAfterBackfill: true } : {}),
+        ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+      });
+    } finally {
+      await Promise.allSettled([source.close?.(), target.close?.()]);
+    }
+  }
+
+  async status(now = Date.now()): Promise<SyncStatus[]> {
+    const checkpoints = new Map((await this.store.listCheckpoints()).map((c) => [c.sync, c]));
+    const statuses: SyncStatus[] = [];
+    for (const name of this.syncNames()) {
+      const cp = checkpoints.get(name) ?? null;
+      const runs = await this.store.listRuns({ sync: name, limit: 50 });
+      const caughtUp = runs.find((r) => r.status === 'succeeded' && r.more === false && r.endedAt);
+      statuses.push({
+        sync: name,
+        phase: cp?.phase ?? 'new',
+        backfillDone: cp?.backfillDone ?? 0,
+        backfillEstimate: cp?.backfillEstimate ?? null,
+        progress: progressOf(cp),
+        totals: cp?.totals ?? null,
+        lastRun: runs[0] ?? null,
+        lagMs: caughtUp?.endedAt ? now - Date.parse(caughtUp.endedAt) : null,
+      });
+    }
+    return statuses;
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}
+
+function progressOf(cp: Checkpoint | null): number | null {
+  if (!cp) return null;
+  if (cp.phase === 'incremental') return 1;
+  if (!cp.backfillEstimate) return cp.backfillDone > 0 ? null : 0;
+  return Math.min(1, cp.backfillDone / cp.backfillEstimate);
+}
+
+async function openEndpoint<T>(open: () => Promise<T>, sync: string, side: 'source' | 'target'): Promise<T> {
+  try {
+    return await open();
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const code = (err as { code?: unknown }).code;
+    throw new ConnectorError(
+      typeof code === 'string' && code.length > 0 ? code : `${side.toUpperCase()}_OPEN_FAILED`,
+      `sync "${sync}": cannot open its ${side}: ${message}`,
+      { cause: err },
+    );
+  }
+}
