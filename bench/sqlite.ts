@@ -1,0 +1,195 @@
+/**
+ * SQLite → SQLite backfill benchmark: Sluice against the physical limit.
+ *
+ *   node bench/sqlite.ts [--rows 1000000] [--batch 5000] [--run-ms 10000] [--json] [--keep]
+ *
+ * Generates the contacts, times `INSERT INTO … SELECT` across an attached database (the most one
+ * SQLite process can do), then backfills the same rows through `executeRun` in a child process whose
+ * peak RSS is its own, and checks the target equals the source by row count and content digest.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { parseArgs } from 'node:util';
+import { generateContacts } from './support/contacts.ts';
+import type { WorkerJob, WorkerResult } from './support/sluice-worker.ts';
+import { columnsOf, tableDigest } from './support/verify.ts';
+
+const TABLE = 'contacts';
+
+type Figures = {
+  rows: number;
+  batchSize: number;
+  generateMs: number;
+  physical: { ms: number; rowsPerSec: number };
+  sluice: { ms: number; rowsPerSec: number; runs: number; batches: number; peakRssMB: number };
+  ratio: number;
+  verified: { rows: number; sha256: string };
+  node: string;
+};
+
+function positiveInt(value: string | undefined, fallback: number, flag: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value.replaceAll('_', ''));
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag}: expected a positive integer, got ${value}`);
+  return n;
+}
+
+/** `INSERT INTO … SELECT` from the attached source, with the target pragmas Sluice's SQLite target uses. */
+function physicalLimit(sourcePath: string, targetPath: string): number {
+  const db = new DatabaseSync(targetPath);
+  try {
+    const started = performance.now();
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL');
+    db.prepare('ATTACH DATABASE ? AS src').run(sourcePath);
+    const ddl = db.prepare(`SELECT sql FROM src.sqlite_master WHERE type = 'table' AND name = ?`).get(TABLE);
+    if (!ddl) throw new Error(`source has no table ${TABLE}`);
+    db.exec(String(ddl.sql));
+    db.exec('BEGIN IMMEDIATE');
+    db.exec(`INSERT INTO main.${TABLE} SELECT * FROM src.${TABLE}`);
+    db.exec('COMMIT');
+    return performance.now() - started;
+  } finally {
+    db.close();
+  }
+}
+
+function runWorker(job: WorkerJob): Promise<WorkerResult> {
+  const script = join(import.meta.dirname, 'support', 'sluice-worker.ts');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, JSON.stringify(job)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code !== 0) return reject(new Error(`the Sluice worker exited with ${signal ?? `code ${code}`}`));
+      const last = out.trim().split('\n').at(-1) ?? '';
+      try {
+        resolve(JSON.parse(last) as WorkerResult);
+      } catch (err) {
+        reject(new Error(`the Sluice worker printed no result: ${out.slice(0, 500)}`, { cause: err }));
+      }
+    });
+  });
+}
+
+function formatTable(f: Figures): string {
+  const n = (x: number) => Math.round(x).toLocaleString('en-US');
+  const lines: [string, string][] = [
+    ['rows', n(f.rows)],
+    [
+      'physical limit (INSERT … SELECT, attached)',
+      `${n(f.physical.rowsPerSec)} rows/s  (${(f.physical.ms / 1000).toFixed(2)} s)`,
+    ],
+    [
+      `Sluice backfill (batch ${n(f.batchSize)}, ${f.sluice.runs} runs, ${n(f.sluice.batches)} batches)`,
+      `${n(f.sluice.rowsPerSec)} rows/s  (${(f.sluice.ms / 1000).toFixed(2)} s)`,
+    ],
+    ['Sluice / physical limit', `${(f.ratio * 100).toFixed(1)} %`],
+    ['Sluice peak RSS', `${f.sluice.peakRssMB.toFixed(1)} MB`],
+    [
+      'target = source (count, sha256)',
+      `yes: ${n(f.verified.rows)} rows, ${f.verified.sha256.slice(0, 16)}…`,
+    ],
+  ];
+  const width = Math.max(...lines.map(([k]) => k.length));
+  return lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      rows: { type: 'string' },
+      batch: { type: 'string' },
+      'run-ms': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+    },
+  });
+  const rows = positiveInt(values.rows, 1_000_000, '--rows');
+  const batchSize = positiveInt(values.batch, 5000, '--batch');
+  const maxRunDurationMs = positiveInt(values['run-ms'], 10_000, '--run-ms');
+  const log = values.json ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
+  let ok = false;
+  try {
+    const sourcePath = join(dir, 'crm-a.db');
+    log(`generating ${rows.toLocaleString('en-US')} contacts in ${sourcePath}`);
+    let t = performance.now();
+    generateContacts(sourcePath, rows);
+    const generateMs = performance.now() - t;
+    log(`  ${(generateMs / 1000).toFixed(2)} s`);
+
+    log('physical limit: INSERT INTO … SELECT across an attached database');
+    const physicalMs = physicalLimit(sourcePath, join(dir, 'physical.db'));
+    rmSync(join(dir, 'physical.db'), { force: true });
+
+    log(`Sluice: backfill through executeRun, batch ${batchSize}, in a child process`);
+    const sluice = await runWorker({
+      dir,
+      source: 'crm-a.db',
+      target: 'crm-b.db',
+      store: 'state.db',
+      table: TABLE,
+      batchSize,
+      maxRunDurationMs,
+    });
+
+    log('verifying target = source');
+    t = performance.now();
+    const columns = columnsOf(sourcePath, TABLE);
+    const want = tableDigest(sourcePath, TABLE, columns, 'id');
+    const got = tableDigest(join(dir, 'crm-b.db'), TABLE, columns, 'id');
+    if (want.rows !== rows) throw new Error(`the source holds ${want.rows} rows, expected ${rows}`);
+    if (sluice.rows !== rows || sluice.rejected !== 0) {
+      throw new Error(
+        `Sluice reported ${sluice.rows} rows read and ${sluice.rejected} rejected, expected ${rows} and 0`,
+      );
+    }
+    if (got.rows !== want.rows || got.sha256 !== want.sha256) {
+      throw new Error(
+        `target differs from source: ${got.rows} rows ${got.sha256} vs ${want.rows} rows ${want.sha256} (files kept in ${dir})`,
+      );
+    }
+    log(`  ${((performance.now() - t) / 1000).toFixed(2)} s`);
+
+    const physicalRate = (rows / physicalMs) * 1000;
+    const sluiceRate = (rows / sluice.ms) * 1000;
+    const figures: Figures = {
+      rows,
+      batchSize,
+      generateMs,
+      physical: { ms: physicalMs, rowsPerSec: physicalRate },
+      sluice: {
+        ms: sluice.ms,
+        rowsPerSec: sluiceRate,
+        runs: sluice.runs,
+        batches: sluice.batches,
+        peakRssMB: sluice.maxRssMB,
+      },
+      ratio: sluiceRate / physicalRate,
+      verified: got,
+      node: process.version,
+    };
+    process.stdout.write(
+      values.json ? `${JSON.stringify(figures, null, 2)}\n` : `\n${formatTable(figures)}\n`,
+    );
+    ok = true;
+  } finally {
+    if (ok && !values.keep) rmSync(dir, { recursive: true, force: true });
+    else log(`files kept in ${dir}`);
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+}
