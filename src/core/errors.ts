@@ -30,7 +30,10 @@ export class UnknownSyncError extends SluiceError {
 
 export class SyncBusyError extends SluiceError {
   constructor(sync: string, runId: number, holder: string) {
-    super('SYNC_BUSY', `sync "${sync}" is already running (run ${runId}, ${holder}); wait for it or stop it first`);
+    super(
+      'SYNC_BUSY',
+      `sync "${sync}" is already running (run ${runId}, ${holder}); wait for it or stop it first`,
+    );
     this.name = 'SyncBusyError';
   }
 }

@@ -13,7 +13,11 @@ export function positionOf(record: Row, fields: readonly string[]): unknown[] {
 }
 
 /** The fields a phase sorts by: the key alone in backfill, cursor then key in incremental. */
-export function orderFields(key: readonly string[], cursorField: string | null, incremental: boolean): string[] {
+export function orderFields(
+  key: readonly string[],
+  cursorField: string | null,
+  incremental: boolean,
+): string[] {
   return incremental && cursorField ? [cursorField, ...key] : [...key];
 }
 

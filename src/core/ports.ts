@@ -1,5 +1,15 @@
 import type { z } from 'zod';
-import type { Counters, Cursor, Json, Page, Phase, Row, RunStatus, RunTrigger, WriteResult } from './types.ts';
+import type {
+  Counters,
+  Cursor,
+  Json,
+  Page,
+  Phase,
+  Row,
+  RunStatus,
+  RunTrigger,
+  WriteResult,
+} from './types.ts';
 
 export type ReadRequest = {
   phase: Phase;
@@ -17,7 +27,11 @@ export interface Source<R extends Row = Row> {
   /** Where the backfill stops and incremental starts; taken once, when the backfill starts. */
   highWaterMark?(): Promise<Cursor>;
   /** Records left to read from `cursor` in this phase, for progress and ETA. */
-  estimate?(req: { phase: Phase; cursor: Cursor | null; highWaterMark: Cursor | null }): Promise<number | null>;
+  estimate?(req: {
+    phase: Phase;
+    cursor: Cursor | null;
+    highWaterMark: Cursor | null;
+  }): Promise<number | null>;
   /** Moves an incremental cursor back by the lookback window, to re-read rows committed late. */
   rewind?(cursor: Cursor, lookbackMs: number): Cursor;
   /** Orders two cursors of one phase (negative: a is before b); required with `rewind`. */
@@ -91,13 +105,18 @@ export type DeadLetter = {
   /** The batch's cursor range: where its read started and where it ended. */
   cursorFrom: Cursor | null;
   cursorTo: Cursor | null;
+  /** The record's key values; null for a dead-lettered cursor range. */
+  key: Json | null;
   record: Json | null;
   reason: string;
+  /** How often the record failed while this letter was open (a lookback re-read, say). */
+  attempts: number;
   createdAt: string;
+  lastFailedAt: string;
   retriedAt: string | null;
 };
 
-export type NewDeadLetter = { record: Json | null; reason: string };
+export type NewDeadLetter = { key: Json | null; record: Json | null; reason: string };
 
 export type BatchCommit = {
   sync: string;
@@ -110,6 +129,8 @@ export type BatchCommit = {
   deadLetters: NewDeadLetter[];
   /** The run's lease is extended by this much from now, in the same transaction. */
   leaseMs: number;
+  /** Dead letters this batch retried: closed before this batch's own dead letters are added. */
+  retried?: readonly number[];
 };
 
 export type RunStart = { sync: string; trigger: RunTrigger; phase: Phase; holder: string; leaseMs: number };
@@ -150,7 +171,6 @@ export interface Store {
   listRuns(query: { sync?: string; limit?: number }): Promise<RunRecord[]>;
   getRun(runId: number): Promise<RunRecord | null>;
   listDeadLetters(query: { sync?: string; limit?: number; includeRetried?: boolean }): Promise<DeadLetter[]>;
-  markDeadLettersRetried(ids: readonly number[]): Promise<void>;
   /** Forgets a sync's checkpoint and dead letters; run history stays. */
   resetSync(sync: string): Promise<void>;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import { asSluiceError, SluiceError } from '../core/errors.ts';
 import type { RunRecord, Store, Target } from '../core/ports.ts';
 import type { Row } from '../core/types.ts';
-import { mapRecords, type RunSpec, toJson } from './run.ts';
+import { deadLetter, mapRecords, type RunSpec } from './run.ts';
 
 export type RetryOutcome = { run: RunRecord; retried: number; written: number; rejectedAgain: number };
 
@@ -39,10 +39,10 @@ export async function retryDeadLetters(options: {
     for (let i = 0; i < letters.length; i += spec.batchSize) {
       const chunk = letters.slice(i, i + spec.batchSize);
       const records = chunk.map((l) => (l.record ?? {}) as Row);
-      const { mapped, origin, deadLetters } = await mapRecords(records, spec.map, ctx);
+      const { mapped, origin, deadLetters } = await mapRecords(records, spec, ctx);
       const result = mapped.length ? await target.write(mapped, { signal }) : { written: 0, rejected: [] };
       for (const r of result.rejected)
-        deadLetters.push({ record: toJson(origin.get(r.record) ?? r.record), reason: r.reason });
+        deadLetters.push(deadLetter(origin.get(r.record) ?? r.record, spec.key, r.reason));
       const counters = {
         batches: 1,
         read: chunk.length,
@@ -58,8 +58,8 @@ export async function retryDeadLetters(options: {
         counters,
         deadLetters,
         leaseMs,
+        retried: chunk.map((l) => l.id),
       });
-      await store.markDeadLettersRetried(chunk.map((l) => l.id));
       retried += chunk.length;
       written += result.written;
       rejectedAgain += deadLetters.length;

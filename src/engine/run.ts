@@ -24,6 +24,8 @@ import { etaOf, type Progress, rateOf } from './progress.ts';
 /** What the engine needs to know of a sync; the config layer resolves it. */
 export type RunSpec = {
   name: string;
+  /** The key fields, to name dead-lettered records. */
+  key: readonly string[];
   batchSize: number;
   maxRunDurationMs: number;
   lookbackMs: number;
@@ -154,17 +156,16 @@ class RunLoop {
         );
       }
       const cursorFrom = readFrom;
-      const { mapped, origin, deadLetters } = await mapRecords(page.records, spec.map, this.ctx);
+      const { mapped, origin, deadLetters } = await mapRecords(page.records, spec, this.ctx);
       this.batch += 1;
       const batch = this.batch;
       // Built once the target has answered: the checkpoint must only ever follow a confirmed write.
       const commitFor = (result: WriteResult<Row>): BatchCommit => {
         // Dead letters keep the source record, so a retry maps it again (after a fix to `map`, say).
         for (const rejected of result.rejected) {
-          deadLetters.push({
-            record: toJson(origin.get(rejected.record) ?? rejected.record),
-            reason: rejected.reason,
-          });
+          deadLetters.push(
+            deadLetter(origin.get(rejected.record) ?? rejected.record, spec.key, rejected.reason),
+          );
         }
         const counters: Counters = {
           batches: 1,
@@ -321,7 +322,7 @@ function sameCursor(a: Cursor | null, b: Cursor | null): boolean {
  */
 export async function mapRecords(
   records: Row[],
-  map: RunSpec['map'],
+  { map, key }: Pick<RunSpec, 'map' | 'key'>,
   ctx: RunContext,
 ): Promise<{ mapped: Row[]; origin: Map<Row, Row>; deadLetters: NewDeadLetter[] }> {
   const origin = new Map<Row, Row>();
@@ -335,13 +336,19 @@ export async function mapRecords(
       mapped.push(out);
       origin.set(out, record);
     } catch (err) {
-      deadLetters.push({ record: toJson(record), reason: `map failed: ${asSluiceError(err).message}` });
+      deadLetters.push(deadLetter(record, key, `map failed: ${asSluiceError(err).message}`));
     }
   }
   return { mapped, origin, deadLetters };
 }
 
+/** A dead letter for a source record, named by its key values. */
+export function deadLetter(record: Row, key: readonly string[], reason: string): NewDeadLetter {
+  const values = key.map((k) => record[k] ?? null);
+  return { key: values.every((v) => v === null) ? null : toJson(values), record: toJson(record), reason };
+}
+
 /** Records are stored in dead letters as JSON; values JSON cannot hold become strings. */
-export function toJson(record: Row): Json {
+function toJson(record: unknown): Json {
   return JSON.parse(JSON.stringify(record, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) as Json;
 }

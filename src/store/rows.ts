@@ -7,7 +7,8 @@ type DbRow = Record<string, unknown>;
 
 const num = (v: unknown): number => Number(v ?? 0);
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
-const json = (v: unknown): Json | null => (v === null || v === undefined ? null : (JSON.parse(String(v)) as Json));
+const json = (v: unknown): Json | null =>
+  v === null || v === undefined ? null : (JSON.parse(String(v)) as Json);
 
 export const toJsonText = (v: Cursor | Json | null): string | null => (v === null ? null : JSON.stringify(v));
 
@@ -79,9 +80,12 @@ export function deadLetterFromRow(row: DbRow): DeadLetter {
     batch: num(row.batch),
     cursorFrom: json(row.cursor_from),
     cursorTo: json(row.cursor_to),
+    key: json(row.record_key),
     record: json(row.record),
     reason: String(row.reason),
+    attempts: num(row.attempts),
     createdAt: String(row.created_at),
+    lastFailedAt: String(row.last_failed_at),
     retriedAt: str(row.retried_at),
   };
 }

@@ -12,7 +12,8 @@ export function tempDir(label = 'sluice'): string {
   onTestFinished((ctx) => {
     const failed = ctx.task.result?.state === 'fail';
     if (failed) {
-      for (const error of ctx.task.result?.errors ?? []) error.message = `${error.message}\n(test files kept in ${dir})`;
+      for (const error of ctx.task.result?.errors ?? [])
+        error.message = `${error.message}\n(test files kept in ${dir})`;
       return;
     }
     rmSync(dir, { recursive: true, force: true });

@@ -34,11 +34,15 @@ export const upsertData = `INSERT INTO data (key, value, updated_at) VALUES (?, 
   ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`;
 export const deleteData = 'DELETE FROM data WHERE key = ?';
 // Prefix match by range rather than LIKE, so '%' and '_' in keys mean themselves.
-export const selectDataByPrefix = 'SELECT key, value, updated_at FROM data WHERE key >= ? AND key < ? ORDER BY key';
+export const selectDataByPrefix =
+  'SELECT key, value, updated_at FROM data WHERE key >= ? AND key < ? ORDER BY key';
 export const selectAllData = 'SELECT key, value, updated_at FROM data ORDER BY key';
 
-export const insertDeadLetter = `INSERT INTO dead_letters (sync, run_id, batch, cursor_from, cursor_to, record, reason,
-  created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
+export const insertDeadLetter = `INSERT INTO dead_letters (sync, run_id, batch, cursor_from, cursor_to, record_key, record,
+  reason, created_at, last_failed_at) VALUES ($sync, $runId, $batch, $from, $to, $key, $record, $reason, $now, $now)
+  ON CONFLICT (sync, record_key) WHERE retried_at IS NULL DO UPDATE SET run_id = excluded.run_id, batch = excluded.batch,
+  cursor_from = excluded.cursor_from, cursor_to = excluded.cursor_to, record = excluded.record, reason = excluded.reason,
+  attempts = attempts + 1, last_failed_at = excluded.last_failed_at`;
 export const selectDeadLetters = `SELECT * FROM dead_letters WHERE ($sync IS NULL OR sync = $sync)
   AND ($all = 1 OR retried_at IS NULL) ORDER BY id LIMIT $limit`;
 export const markDeadLetterRetried = 'UPDATE dead_letters SET retried_at = ? WHERE id = ?';

@@ -89,11 +89,23 @@ export class SqliteStore implements Store {
       this.db.prepare(sql.upsertCheckpoint).run(checkpointParams(commit.checkpoint) as Params);
       const leaseUntil = this.now() + commit.leaseMs;
       this.db.prepare(sql.addRunCounters).run({ id: commit.runId, leaseUntil, ...commit.counters });
+      const mark = this.db.prepare(sql.markDeadLetterRetried);
+      for (const id of commit.retried ?? []) mark.run(now, id);
       const insert = this.db.prepare(sql.insertDeadLetter);
       const from = toJsonText(commit.cursorFrom);
       const to = toJsonText(commit.checkpoint.cursor);
       for (const dl of commit.deadLetters) {
-        insert.run(commit.sync, commit.runId, commit.batch, from, to, toJsonText(dl.record), dl.reason, now);
+        insert.run({
+          sync: commit.sync,
+          runId: commit.runId,
+          batch: commit.batch,
+          from,
+          to,
+          key: toJsonText(dl.key),
+          record: toJsonText(dl.record),
+          reason: dl.reason,
+          now,
+        });
       }
     });
   }
@@ -138,19 +150,15 @@ export class SqliteStore implements Store {
     return rows.map(runFromRow);
   }
 
-  async listDeadLetters(query: { sync?: string; limit?: number; includeRetried?: boolean }): Promise<DeadLetter[]> {
+  async listDeadLetters(query: {
+    sync?: string;
+    limit?: number;
+    includeRetried?: boolean;
+  }): Promise<DeadLetter[]> {
     const rows = this.db
       .prepare(sql.selectDeadLetters)
       .all({ sync: query.sync ?? null, all: query.includeRetried ? 1 : 0, limit: query.limit ?? 100 });
     return rows.map(deadLetterFromRow);
-  }
-
-  async markDeadLettersRetried(ids: readonly number[]): Promise<void> {
-    const now = this.iso();
-    this.tx(() => {
-      const mark = this.db.prepare(sql.markDeadLetterRetried);
-      for (const id of ids) mark.run(now, id);
-    });
   }
 
   async resetSync(sync: string): Promise<void> {
@@ -190,6 +198,10 @@ class SqliteDataStore implements DataStore {
     const rows = prefix
       ? this.db.prepare(sql.selectDataByPrefix).all(prefix, prefixUpperBound(prefix))
       : this.db.prepare(sql.selectAllData).all();
-    return rows.map((r) => ({ key: String(r.key), value: JSON.parse(String(r.value)) as Json, updatedAt: String(r.updated_at) }));
+    return rows.map((r) => ({
+      key: String(r.key),
+      value: JSON.parse(String(r.value)) as Json,
+      updatedAt: String(r.updated_at),
+    }));
   }
 }

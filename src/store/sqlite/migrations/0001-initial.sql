@@ -49,9 +49,15 @@ CREATE TABLE dead_letters (
   batch INTEGER NOT NULL,
   cursor_from TEXT,
   cursor_to TEXT,
+  record_key TEXT,
   record TEXT,
   reason TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 1,
   created_at TEXT NOT NULL,
+  last_failed_at TEXT NOT NULL,
   retried_at TEXT
 );
 CREATE INDEX dead_letters_by_sync ON dead_letters (sync, id);
+-- A record that fails again while its dead letter is open (re-read by a lookback window, say)
+-- updates that letter instead of adding another.
+CREATE UNIQUE INDEX dead_letters_open_by_key ON dead_letters (sync, record_key) WHERE retried_at IS NULL;
