@@ -1,0 +1,315 @@
+import { describe, expect, it, onTestFinished } from 'vitest';
+import type { BatchCommit, Checkpoint, Store } from '../../src/core/ports.ts';
+import type { Json } from '../../src/core/types.ts';
+
+/** Makes a fresh, empty store whose clock is `now`. */
+export type StoreFactory = (options: { now: () => number }) => Promise<Store>;
+
+const T0 = Date.parse('2024-05-01T10:00:00.000Z');
+
+function checkpoint(sync: string, cursor: Json, at: number, read = 0): Checkpoint {
+  return {
+    sync,
+    phase: 'backfill',
+    cursor,
+    highWaterMark: { key: [1000], k: ['2024-05-01T10:00:00.123456Z'] },
+    totals: { batches: read ? 1 : 0, read, written: read, rejected: 0 },
+    backfillDone: read,
+    backfillEstimate: 1000,
+    backfillStartedAt: new Date(T0).toISOString(),
+    backfillEndedAt: null,
+    updatedAt: new Date(at).toISOString(),
+  };
+}
+
+/**
+ * The behaviour every Store keeps, whatever its engine: run it against each implementation so
+ * SQLite and PostgreSQL stay interchangeable behind one `store:` setting.
+ */
+export function storeConformance(name: string, factory: StoreFactory): void {
+  describe(`Store conformance: ${name}`, () => {
+    async function open(): Promise<{ store: Store; clock: { t: number } }> {
+      const clock = { t: T0 };
+      const store = await factory({ now: () => clock.t });
+      onTestFinished(() => store.close());
+      return { store, clock };
+    }
+
+    async function started(store: Store, sync = 's1') {
+      return store.startRun({
+        sync,
+        trigger: 'run',
+        phase: 'backfill',
+        holder: 'elsewhere:1',
+        leaseMs: 1000,
+      });
+    }
+
+    function commitOf(runId: number, cp: Checkpoint, extra: Partial<BatchCommit> = {}): BatchCommit {
+      return {
+        sync: cp.sync,
+        runId,
+        batch: 1,
+        cursorFrom: null,
+        checkpoint: cp,
+        counters: { batches: 1, read: 3, written: 2, rejected: 1 },
+        deadLetters: [
+          { key: [7], record: { id: 7, name: 'x\u0000y' }, reason: 'null value in column "email"' },
+        ],
+        leaseMs: 1000,
+        ...extra,
+      };
+    }
+
+    it('saves, overwrites and lists checkpoints', async () => {
+      const { store } = await open();
+      expect(await store.getCheckpoint('a')).toBeNull();
+      const first = checkpoint('b', { key: ['9007199254740993'] }, T0);
+      await store.saveCheckpoint(first);
+      await store.saveCheckpoint(checkpoint('a', null, T0));
+      expect(await store.getCheckpoint('b')).toEqual(first);
+      const second = {
+        ...checkpoint('b', { k: ['2024-05-01T10:00:00.123456Z', 5] }, T0 + 1, 10),
+        phase: 'incremental' as const,
+      };
+      await store.saveCheckpoint(second);
+      expect(await store.getCheckpoint('b')).toEqual(second);
+      expect((await store.listCheckpoints()).map((c) => c.sync)).toEqual(['a', 'b']);
+    });
+
+    it('commits a batch: checkpoint, run counters, lease and dead letters together', async () => {
+      const { store } = await open();
+      const run = await started(store);
+      const cp = checkpoint('s1', { key: [3] }, T0, 3);
+      await store.commitBatch(commitOf(run.id, cp, { cursorFrom: { key: [0] } }));
+      expect(await store.getCheckpoint('s1')).toEqual(cp);
+      expect((await store.getRun(run.id))?.counters).toEqual({
+        batches: 1,
+        read: 3,
+        written: 2,
+        rejected: 1,
+      });
+      const [dl, ...rest] = await store.listDeadLetters({ sync: 's1' });
+      expect(rest).toEqual([]);
+      expect(dl).toMatchObject({
+        sync: 's1',
+        runId: run.id,
+        batch: 1,
+        cursorFrom: { key: [0] },
+        cursorTo: { key: [3] },
+        key: [7],
+        record: { id: 7, name: 'x\u0000y' },
+        reason: 'null value in column "email"',
+        attempts: 1,
+        createdAt: new Date(T0).toISOString(),
+        lastFailedAt: new Date(T0).toISOString(),
+        retriedAt: null,
+      });
+    });
+
+    it('commits nothing of a batch that fails part-way', async () => {
+      const { store } = await open();
+      const run = await started(store);
+      const before = checkpoint('s1', { key: [3] }, T0, 3);
+      await store.commitBatch(commitOf(run.id, before));
+      // The second dead letter cannot be stored (a BigInt is not JSON): the checkpoint written before it must go too.
+      const bad = commitOf(run.id, checkpoint('s1', { key: [6] }, T0 + 1, 6), {
+        batch: 2,
+        deadLetters: [
+          { key: [8], record: { id: 8 }, reason: 'first' },
+          { key: [10], record: { id: 10n } as unknown as Json, reason: 'second' },
+        ],
+      });
+      await expect(store.commitBatch(bad)).rejects.toThrow();
+      expect(await store.getCheckpoint('s1')).toEqual(before);
+      expect((await store.getRun(run.id))?.counters.batches).toBe(1);
+      expect(await store.listDeadLetters({ sync: 's1' })).toHaveLength(1);
+    });
+
+    it('joins a store transaction where it offers one, and rolls back with it', async () => {
+      const { store } = await open();
+      if (!store.transaction) return;
+      expect(typeof store.database).toBe('string');
+      const run = await started(store);
+      const cp = checkpoint('s1', { key: [3] }, T0, 3);
+      await expect(
+        store.transaction(async (tx) => {
+          await store.commitBatch(commitOf(run.id, cp), tx);
+          throw new Error('the target failed after the store wrote');
+        }),
+      ).rejects.toThrow('the target failed');
+      expect(await store.getCheckpoint('s1')).toBeNull();
+      expect(await store.listDeadLetters({})).toEqual([]);
+      expect((await store.getRun(run.id))?.counters.batches).toBe(0);
+      await store.transaction((tx) => store.commitBatch(commitOf(run.id, cp), tx));
+      expect(await store.getCheckpoint('s1')).toEqual(cp);
+    });
+
+    it('refuses a second live run, and opens one once the first finished', async () => {
+      const { store } = await open();
+      const run = await started(store);
+      expect(run).toMatchObject({
+        sync: 's1',
+        status: 'running',
+        phase: 'backfill',
+        holder: 'elsewhere:1',
+        endedAt: null,
+      });
+      await expect(started(store)).rejects.toMatchObject({ code: 'SYNC_BUSY' });
+      // Another sync is not blocked.
+      await started(store, 's2');
+      const done = await store.finishRun(run.id, { status: 'succeeded', more: false });
+      expect(done).toMatchObject({ status: 'succeeded', more: false, errorCode: null });
+      const next = await started(store);
+      expect(next.id).not.toBe(run.id);
+    });
+
+    it('abandons a run whose lease expired, moving the clock rather than waiting', async () => {
+      const { store, clock } = await open();
+      const run = await started(store);
+      clock.t += 500;
+      // A confirmed batch extends the lease from now.
+      const cp = checkpoint('s1', { key: [3] }, clock.t, 3);
+      await store.commitBatch(commitOf(run.id, cp, { deadLetters: [], leaseMs: 2000 }));
+      clock.t += 1200;
+      await expect(started(store)).rejects.toMatchObject({ code: 'SYNC_BUSY' });
+      clock.t += 1000;
+      const next = await started(store);
+      const old = await store.getRun(run.id);
+      expect(old).toMatchObject({
+        status: 'abandoned',
+        errorCode: 'HOLDER_GONE',
+        endedAt: new Date(clock.t).toISOString(),
+      });
+      expect(old?.errorMessage).toContain('elsewhere:1');
+      expect(next.status).toBe('running');
+    });
+
+    it('records how a run ended and lists runs newest first', async () => {
+      const { store } = await open();
+      const a = await started(store);
+      await store.finishRun(a.id, {
+        status: 'failed',
+        more: true,
+        errorCode: 'PG_57P01',
+        errorMessage: 'terminated',
+      });
+      const b = await started(store);
+      const c = await started(store, 'other');
+      expect(await store.getRun(a.id)).toMatchObject({
+        status: 'failed',
+        more: true,
+        errorCode: 'PG_57P01',
+        errorMessage: 'terminated',
+      });
+      expect(await store.getRun(999_999)).toBeNull();
+      expect((await store.listRuns({})).map((r) => r.id)).toEqual([c.id, b.id, a.id]);
+      expect((await store.listRuns({ sync: 's1' })).map((r) => r.id)).toEqual([b.id, a.id]);
+      expect((await store.listRuns({ limit: 1 })).map((r) => r.id)).toEqual([c.id]);
+    });
+
+    it('keeps data by key, and lists by a prefix where % and _ mean themselves', async () => {
+      const { store, clock } = await open();
+      const { data } = store;
+      expect(await data.get('missing')).toBeUndefined();
+      await data.set('a%b', { n: 1 });
+      await data.set('aXb', [1, 'two', null]);
+      await data.set('a_1', 'text');
+      await data.set('ab_', true);
+      await data.set('a%c', 0);
+      clock.t += 1000;
+      await data.set('a%b', { n: 2, nested: { z: 1, a: 2 } });
+      expect(await data.get('a%b')).toEqual({ n: 2, nested: { z: 1, a: 2 } });
+      expect(await data.get('aXb')).toEqual([1, 'two', null]);
+      expect((await data.list('a%')).map((e) => e.key)).toEqual(['a%b', 'a%c']);
+      expect((await data.list('a_')).map((e) => e.key)).toEqual(['a_1']);
+      expect((await data.list()).map((e) => e.key)).toEqual(['a%b', 'a%c', 'aXb', 'a_1', 'ab_']);
+      const [first] = await data.list('a%b');
+      expect(first).toEqual({
+        key: 'a%b',
+        value: { n: 2, nested: { z: 1, a: 2 } },
+        updatedAt: new Date(clock.t).toISOString(),
+      });
+      expect(await data.del('a%b')).toBe(true);
+      expect(await data.del('a%b')).toBe(false);
+      expect(await data.get('a%b')).toBeUndefined();
+    });
+
+    it('lists dead letters by sync, and closes retried ones in the batch that retried them', async () => {
+      const { store, clock } = await open();
+      const r1 = await started(store, 's1');
+      const r2 = await started(store, 's2');
+      await store.commitBatch(commitOf(r1.id, checkpoint('s1', { key: [1] }, T0, 1)));
+      await store.commitBatch(commitOf(r2.id, checkpoint('s2', { key: [1] }, T0, 1)));
+      const all = await store.listDeadLetters({});
+      expect(all.map((d) => d.sync)).toEqual(['s1', 's2']);
+      clock.t += 1000;
+      await store.commitBatch(
+        commitOf(r1.id, checkpoint('s1', { key: [2] }, T0, 2), { retried: [all[0]!.id], deadLetters: [] }),
+      );
+      expect((await store.listDeadLetters({})).map((d) => d.sync)).toEqual(['s2']);
+      const withRetried = await store.listDeadLetters({ includeRetried: true, sync: 's1' });
+      expect(withRetried[0]?.retriedAt).toBe(new Date(clock.t).toISOString());
+      expect(await store.listDeadLetters({ limit: 1, includeRetried: true })).toHaveLength(1);
+    });
+
+    it('updates the open letter of a record that fails again; cursor-range letters never merge', async () => {
+      const { store, clock } = await open();
+      const run = await started(store);
+      const range = { key: null, record: null, reason: 'batch failed' };
+      await store.commitBatch(
+        commitOf(run.id, checkpoint('s1', { key: [1] }, T0, 1), {
+          deadLetters: [{ key: [7], record: { id: 7 }, reason: 'first' }, range],
+        }),
+      );
+      clock.t += 1000;
+      await store.commitBatch(
+        commitOf(run.id, checkpoint('s1', { key: [2] }, T0, 2), {
+          batch: 2,
+          deadLetters: [
+            { key: [7], record: { id: 7, v: 2 }, reason: 'again' },
+            { key: [7], record: { id: 7, v: 3 }, reason: 'and again' },
+            range,
+          ],
+        }),
+      );
+      const letters = await store.listDeadLetters({ sync: 's1' });
+      expect(letters.map((l) => [l.key, l.attempts, l.reason, l.batch])).toEqual([
+        [[7], 3, 'and again', 2],
+        [null, 1, 'batch failed', 1],
+        [null, 1, 'batch failed', 2],
+      ]);
+      expect(letters[0]).toMatchObject({
+        record: { id: 7, v: 3 },
+        createdAt: new Date(T0).toISOString(),
+        lastFailedAt: new Date(clock.t).toISOString(),
+      });
+      // Once retried, a new failure opens a new letter.
+      await store.commitBatch(
+        commitOf(run.id, checkpoint('s1', { key: [3] }, T0, 3), {
+          batch: 3,
+          retried: [letters[0]!.id],
+          deadLetters: [{ key: [7], record: { id: 7 }, reason: 'after retry' }],
+        }),
+      );
+      const open7 = (await store.listDeadLetters({ sync: 's1' })).filter(
+        (l) => JSON.stringify(l.key) === '[7]',
+      );
+      expect(open7.map((l) => [l.attempts, l.reason])).toEqual([[1, 'after retry']]);
+    });
+
+    it('resets a sync: checkpoint and dead letters go, run history stays', async () => {
+      const { store } = await open();
+      const run = await started(store);
+      const other = await started(store, 'keep');
+      await store.commitBatch(commitOf(run.id, checkpoint('s1', { key: [3] }, T0, 3)));
+      await store.commitBatch(commitOf(other.id, checkpoint('keep', { key: [3] }, T0, 3)));
+      await store.resetSync('s1');
+      expect(await store.getCheckpoint('s1')).toBeNull();
+      expect(await store.listDeadLetters({ sync: 's1' })).toEqual([]);
+      expect(await store.getRun(run.id)).not.toBeNull();
+      expect(await store.getCheckpoint('keep')).not.toBeNull();
+      expect(await store.listDeadLetters({ sync: 'keep' })).toHaveLength(1);
+    });
+  });
+}
