@@ -38,7 +38,7 @@ const endpointSchema = z.looseObject({
 
 const cursorSchema = z.union([
   z.string(),
-  z.object({
+  z.strictObject({
     /** The field that grows when a record changes, e.g. `updated_at`. */
     field: z.string(),
     /** How far each incremental run re-reads behind its checkpoint, for rows committed late. @defaultValue '0s' */
@@ -50,7 +50,7 @@ const mapSchema = z.custom<MapFn>((v) => typeof v === 'function', {
   error: 'expected a function (record, ctx) => record',
 });
 
-export const syncSchema = z.object({
+export const syncSchema = z.strictObject({
   source: endpointSchema,
   target: endpointSchema,
   /** The field (or fields) that identify a record; the target upserts by it. */
@@ -60,7 +60,7 @@ export const syncSchema = z.object({
   /** The field incremental runs follow; omit for append-only sources (files). */
   cursor: cursorSchema.optional(),
   batch: z
-    .object({
+    .strictObject({
       /** Records per batch: the unit of write, checkpoint and retry. @defaultValue 5000 */
       size: positiveInt.max(1_000_000, { error: 'expected at most 1000000' }).default(5000),
     })
@@ -71,9 +71,9 @@ export const syncSchema = z.object({
   map: mapSchema.optional(),
 });
 
-export const bundleSchema = z.object({ syncs: z.array(z.string()).min(1) });
+export const bundleSchema = z.strictObject({ syncs: z.array(z.string()).min(1) });
 
-export const configSchema = z.object({
+export const configSchema = z.strictObject({
   /** Where checkpoints, run history, the data store and dead letters live. @defaultValue '.sluice/state.db' */
   store: z.string().default('.sluice/state.db'),
   connections: z.record(name, connectionSchema).default({}),

@@ -121,10 +121,11 @@ function resolveSecrets(
   const keys = Object.keys(value);
   if (keys.length === 1 && keys[0] === '$env' && typeof value.$env === 'string') {
     const found = env[value.$env];
-    if (found === undefined || found === '')
-      issues.push(`${path.join('.')}: environment variable ${value.$env} is not set`);
     secrets.add(path.join('.'));
-    return found ?? '';
+    if (found !== undefined && found !== '') return found;
+    issues.push(`${path.join('.')}: environment variable ${value.$env} is not set`);
+    // A stand-in, so the field's own checks add nothing more about a value that is not there.
+    return '(missing secret)';
   }
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k] = resolveSecrets(v, [...path, k], env, issues, secrets);
@@ -144,15 +145,18 @@ export function formatIssues(
   prefix: readonly string[],
   secrets: ReadonlySet<string> = new Set(),
 ): string[] {
-  return error.issues.map((issue) => {
-    const path = [...prefix, ...issue.path.map(String)].join('.') || '(root)';
+  return error.issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path.map(String)].join('.');
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => `${path ? `${path}.` : ''}${key}: unknown field`);
+    }
     const value = valueAt(input, issue.path);
     const got = secrets.has(path)
       ? 'a secret (not shown)'
       : value === undefined
         ? 'nothing'
         : describe(value);
-    return `${path}: ${issue.message}, got ${got}`;
+    return `${path || '(root)'}: ${issue.message}, got ${got}`;
   });
 }
 
