@@ -1,9 +1,14 @@
 import type { Connector } from '../core/ports.ts';
 import { filesConnector } from './files/index.ts';
+import { postgresConnector } from './postgres/index.ts';
 import { sqliteConnector } from './sqlite/index.ts';
 
 /** Every connector Sluice ships: a new connector is a new folder and one line here. */
-const connectors: Connector[] = [sqliteConnector as Connector, filesConnector as Connector];
+const connectors: Connector[] = [
+  sqliteConnector as Connector,
+  filesConnector as Connector,
+  postgresConnector as Connector,
+];
 
 const byType = new Map(connectors.map((c) => [c.type, c]));
 

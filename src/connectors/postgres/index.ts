@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import type { Connector } from '../../core/ports.ts';
+import { PostgresSource, type PostgresSourceOptions } from './source.ts';
+import { PostgresTarget, type PostgresTargetOptions } from './target.ts';
+
+const connection = z.object({
+  /** `postgres://user:password@host:5432/db`; a secret can come from `{ $env: 'NAME' }`. */
+  url: z
+    .string({ error: 'expected a PostgreSQL URL, e.g. postgres://user@host:5432/db' })
+    .regex(/^postgres(ql)?:\/\//, { error: 'expected a URL starting with postgres:// or postgresql://' }),
+});
+
+const sourceOptions = z.object({
+  table: z.string({ error: 'expected a table name' }).min(1),
+  /** @defaultValue 'public' */
+  schema: z.string().min(1).optional(),
+  columns: z.array(z.string()).min(1).optional(),
+  /** An SQL condition rows must meet, e.g. `deleted_at IS NULL`. */
+  where: z.string().optional(),
+});
+
+const targetOptions = z.object({
+  table: z.string({ error: 'expected a table name' }).min(1),
+  /** @defaultValue 'public' */
+  schema: z.string().min(1).optional(),
+  mode: z.enum(['upsert', 'insert', 'update']).default('upsert'),
+});
+
+export const postgresConnector: Connector<
+  z.output<typeof connection>,
+  PostgresSourceOptions,
+  PostgresTargetOptions
+> = {
+  type: 'postgres',
+  connection,
+  source: {
+    options: sourceOptions,
+    open: (conn, options, shape) => PostgresSource.open(conn.url, options, shape),
+  },
+  target: {
+    options: targetOptions,
+    open: (conn, options, shape) => PostgresTarget.open(conn.url, options, shape),
+  },
+};

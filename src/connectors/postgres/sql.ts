@@ -1,0 +1,55 @@
+/**
+ * The PostgreSQL dialect: identifier quoting and the keyset predicate, each built here only.
+ * Values are always parameters; their types come from the columns they are compared with, so a
+ * `timestamptz` cursor given as text compares as a timestamp, at full microsecond precision.
+ */
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export const qualified = (schema: string, table: string): string =>
+  `${quoteIdent(schema)}.${quoteIdent(table)}`;
+
+export const columnList = (names: readonly string[]): string => names.map(quoteIdent).join(', ');
+
+const params = (count: number, first: number): string =>
+  Array.from({ length: count }, (_, i) => `$${first + i}`).join(', ');
+
+/**
+ * `(a, b) > ($1, $2)` for a full position; a position shorter than the fields means "at or after
+ * these leading values" (`(a) >= ($1)`), used where the key part was dropped (a lookback).
+ * `first` is the number of the first parameter.
+ */
+export function keysetAfter(fields: readonly string[], width: number, first: number): string {
+  if (width < fields.length) {
+    const head = fields.slice(0, width);
+    return `(${columnList(head)}) >= (${params(width, first)})`;
+  }
+  return `(${columnList(fields)}) > (${params(fields.length, first)})`;
+}
+
+export function keysetAtMost(fields: readonly string[], first: number): string {
+  return `(${columnList(fields)}) <= (${params(fields.length, first)})`;
+}
+
+/** The database's identity, the same for every URL that reaches it, and the same as the PostgreSQL store's. */
+export const selectDatabaseIdentity =
+  "SELECT 'postgres:' || (SELECT system_identifier FROM pg_control_system()) || '/' || current_database() AS id";
+
+/** A table's columns with what encoding values for them needs; `$1` is the `regclass` text. */
+export const selectColumns = `
+SELECT a.attname AS name, t.typname AS type, t.typcategory AS category, e.typname AS element
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum`;
+
+/** Column sets of the table's primary key and unique indexes (non-partial, no expressions). */
+export const selectUniqueKeys = `
+SELECT array_agg(a.attname::text ORDER BY a.attname) AS cols
+FROM pg_index i
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+GROUP BY i.indexrelid`;
