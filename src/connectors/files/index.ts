@@ -1,10 +1,29 @@
-import { z } from 'zod';
+import { resolve } from 'node:path';
 import type { Connector } from '../../core/ports.ts';
+import {
+  connectionSchema,
+  type FileSourceOptions,
+  type FilesConnection,
+  type FileTargetOptions,
+  sourceSchema,
+  targetSchema,
+} from './options.ts';
+import { FileSource } from './source.ts';
+import { JsonlTarget } from './target.ts';
 
-// Placeholder until the files connector lands: it registers the type and refuses to open.
-const connection = z.object({ dir: z.string().default('.') });
+const pathOf = (conn: FilesConnection, path: string, baseDir: string): string =>
+  resolve(baseDir, conn.dir, path);
 
-export const filesConnector: Connector<z.output<typeof connection>> = {
+/** JSON Lines and CSV files as sources (backfill, then tail), JSON Lines files as targets (append). */
+export const filesConnector: Connector<FilesConnection, FileSourceOptions, FileTargetOptions> = {
   type: 'files',
-  connection,
+  connection: connectionSchema,
+  source: {
+    options: sourceSchema,
+    open: async (conn, options, shape) => new FileSource(pathOf(conn, options.path, shape.baseDir), options),
+  },
+  target: {
+    options: targetSchema,
+    open: async (conn, options, shape) => JsonlTarget.open(pathOf(conn, options.path, shape.baseDir)),
+  },
 };

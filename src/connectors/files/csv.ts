@@ -1,0 +1,221 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { type CsvError, type Info, type Options, parse } from 'csv-parse';
+import { ConnectorError } from '../../core/errors.ts';
+import type { Row } from '../../core/types.ts';
+import type { CsvOptions } from './options.ts';
+import { addLine, bodyStart, type Item, type ScanRequest, type ScanResult } from './scan.ts';
+
+/** A parsed record as csv-parse hands it over with `info` and `raw`. */
+type Parsed = { record: string[]; raw: string; info: Info };
+
+/** A record csv-parse refused; `after` is how many records it had produced before it. */
+type Skip = { after: number; error: CsvError; raw: string };
+
+export type CsvScanRequest = ScanRequest & {
+  columns: readonly string[];
+  /** Records at `offset` already delivered as malformed (see `CsvScanResult.skip`). */
+  skip: number;
+};
+
+export type CsvScanResult = ScanResult & {
+  /**
+   * 1 when the page ended on a malformed record: csv-parse reports where a good record ends but
+   * not where a refused one does, so the cursor stays at its start and says it was delivered; the
+   * next read parses it again (the same bytes give the same refusal) and drops it.
+   */
+  skip: number;
+};
+
+const NEWLINE = 0x0a;
+
+/**
+ * Reads CSV records from `offset` to `end` with csv-parse, streaming. Each record's end offset
+ * comes from csv-parse's `info.bytes`; a record csv-parse refuses (bad quoting) is reported as
+ * malformed and parsing goes on from the next record it can read.
+ */
+export async function scanCsv(req: CsvScanRequest, csv: CsvOptions): Promise<CsvScanResult> {
+  const start = req.offset === 0 ? await startOf(req.path) : req.offset;
+  const result: CsvScanResult = { items: [], offset: start, line: req.line, exhausted: true, skip: 0 };
+  if (start >= req.end) return result;
+  const terminated = await endsWithNewline(req.path, req.end);
+  const skips: Skip[] = [];
+  const parser = parse({
+    ...parserOptions(csv),
+    on_skip: (error, raw) => {
+      skips.push(skipOf(error, raw));
+    },
+  });
+  // csv-parse reads its live `info` in on_skip; set after construction because it is the parser's own.
+  const info = parser.info;
+  function skipOf(error: CsvError | undefined, raw: string | undefined): Skip {
+    return { after: info.records, error: error as CsvError, raw: raw ?? '' };
+  }
+  const input = createReadStream(req.path, { start, end: req.end - 1, highWaterMark: req.chunkSize });
+  input.on('error', (err) => parser.destroy(err));
+  input.pipe(parser);
+  let skipToDrop = req.skip;
+  let consumedSkips = 0;
+  /** Takes the malformed records csv-parse reported before record number `before`; false when the page is full. */
+  const takeSkips = (before: number, final: boolean): boolean => {
+    const region = skips.slice(consumedSkips).filter((s) => s.after < before);
+    if (region.length === 0) return true;
+    // Records that do not finish before the tail may still be being written: leave them for later.
+    if (
+      final &&
+      !req.tailComplete &&
+      (!terminated || region.some((s) => s.error.code === 'CSV_QUOTE_NOT_CLOSED'))
+    ) {
+      result.exhausted = true;
+      return false;
+    }
+    consumedSkips += region.length;
+    if (skipToDrop > 0) {
+      skipToDrop = 0;
+      return true;
+    }
+    if (result.items.length >= req.limit) {
+      consumedSkips -= region.length;
+      result.exhausted = false;
+      return false;
+    }
+    const first = region[0]!;
+    const more = region.length > 1 ? ` (and ${region.length - 1} more errors)` : '';
+    result.line = addLine(result.line, 1);
+    result.items.push({
+      malformed: {
+        reason: `${first.error.message}${more}`,
+        offset: result.offset,
+        line: result.line,
+        raw: region.at(-1)!.raw,
+      },
+    });
+    if (final) {
+      result.offset = req.end;
+      result.skip = 0;
+    } else result.skip = 1;
+    return true;
+  };
+  try {
+    for await (const parsed of parser as AsyncIterable<Parsed>) {
+      req.signal.throwIfAborted();
+      if (!takeSkips(parsed.info.records, false)) return result;
+      const end = start + parsed.info.bytes;
+      if (end >= req.end && !terminated && !req.tailComplete) return result;
+      if (result.items.length >= req.limit) {
+        result.exhausted = false;
+        return result;
+      }
+      result.line = addLine(result.line, 1);
+      result.items.push(toItem(parsed, req.columns, result.offset, result.line));
+      result.offset = end;
+      result.skip = 0;
+    }
+    takeSkips(Number.POSITIVE_INFINITY, true);
+    return result;
+  } catch (err) {
+    if (err instanceof ConnectorError) throw err;
+    throw new ConnectorError(
+      'SOURCE_READ_FAILED',
+      `cannot read CSV file ${req.path}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  } finally {
+    input.destroy();
+    parser.destroy();
+  }
+}
+
+function parserOptions(csv: CsvOptions): Options {
+  return {
+    delimiter: csv.delimiter,
+    quote: csv.quote,
+    // Fixed rather than guessed: parsing resumes mid-file, where a guess could differ from the first one.
+    record_delimiter: ['\r\n', '\n'],
+    relax_column_count: true,
+    skip_empty_lines: true,
+    skip_records_with_error: true,
+    info: true,
+    raw: true,
+  };
+}
+
+function toItem(parsed: Parsed, columns: readonly string[], offset: number, line: number | null): Item {
+  const values = parsed.record;
+  if (values.length !== columns.length) {
+    return {
+      malformed: {
+        reason: `expected ${columns.length} fields (${columns.join(', ')}), got ${values.length}`,
+        offset,
+        line,
+        raw: parsed.raw.replace(/\r?\n?$/, ''),
+      },
+    };
+  }
+  const row: Row = {};
+  columns.forEach((name, i) => {
+    row[name] = values[i];
+  });
+  return { row };
+}
+
+/** The header: the first record's fields and where the data after it starts; null while incomplete. */
+export async function readHeader(
+  path: string,
+  end: number,
+  tailComplete: boolean,
+  csv: CsvOptions,
+): Promise<{ columns: string[]; offset: number } | null> {
+  const start = await startOf(path);
+  if (start >= end) return null;
+  const terminated = await endsWithNewline(path, end);
+  const skips: string[] = [];
+  const parser = parse({
+    ...parserOptions(csv),
+    on_skip: (error) => {
+      skips.push(error?.message ?? 'unreadable');
+    },
+  });
+  const input = createReadStream(path, { start, end: end - 1, highWaterMark: 16_384 });
+  input.on('error', (err) => parser.destroy(err));
+  input.pipe(parser);
+  try {
+    for await (const parsed of parser as AsyncIterable<Parsed>) {
+      if (skips.length > 0) break;
+      const after = start + parsed.info.bytes;
+      if (after >= end && !terminated && !tailComplete) return null;
+      return { columns: parsed.record.map((name, i) => name || `column${i + 1}`), offset: after };
+    }
+    if (skips.length === 0 || (!tailComplete && !terminated)) return null;
+    throw new ConnectorError(
+      'SOURCE_HEADER_INVALID',
+      `the header of CSV file ${path} cannot be read: ${skips[0]}`,
+    );
+  } finally {
+    input.destroy();
+    parser.destroy();
+  }
+}
+
+async function startOf(path: string): Promise<number> {
+  const fh = await open(path, 'r');
+  try {
+    return await bodyStart(fh);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function endsWithNewline(path: string, end: number): Promise<boolean> {
+  if (end === 0) return false;
+  const fh = await open(path, 'r');
+  try {
+    const last = Buffer.alloc(1);
+    const { bytesRead } = await fh.read(last, 0, 1, end - 1);
+    return bytesRead === 1 && last[0] === NEWLINE;
+  } finally {
+    await fh.close();
+  }
+}

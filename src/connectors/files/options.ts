@@ -1,0 +1,77 @@
+import { extname } from 'node:path';
+import { z } from 'zod';
+
+export const connectionSchema = z.object({
+  /** Folder file paths are resolved against, itself relative to the config file's folder. @defaultValue '.' */
+  dir: z.string({ error: 'expected a folder path' }).min(1, 'expected a folder path').default('.'),
+});
+
+export type FilesConnection = z.output<typeof connectionSchema>;
+
+/**
+ * What a source does with a line or CSV record it cannot parse. Every mode keeps the record from
+ * vanishing: `record` passes it on as a row holding only `MALFORMED_FIELD`, which the target
+ * rejects (so it reaches the dead letters with the engine as it is today); `reject` returns it in
+ * the page's `rejected` list (for an engine that dead-letters source rejects); `fail` stops the run.
+ */
+export const malformedModes = ['record', 'reject', 'fail'] as const;
+export type MalformedMode = (typeof malformedModes)[number];
+
+const csvSchema = z.object({
+  /** @defaultValue ',' */
+  delimiter: z.string().min(1, 'expected a non-empty delimiter').default(','),
+  /** @defaultValue '"' */
+  quote: z.string().length(1, 'expected a single quote character').default('"'),
+  /** The first record names the columns. @defaultValue true */
+  header: z.boolean({ error: 'expected true or false' }).default(true),
+  /** Column names; with `header`, they replace the header's names. Required without a header. */
+  columns: z.array(z.string().min(1, 'expected a non-empty column name')).min(1).optional(),
+});
+
+const formats = ['jsonl', 'csv'] as const;
+export type FileFormat = (typeof formats)[number];
+
+const byExtension: Record<string, FileFormat> = { '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.csv': 'csv' };
+
+export const sourceSchema = z
+  .object({
+    path: z.string({ error: 'expected the path of a .jsonl, .ndjson or .csv file' }).min(1),
+    format: z.enum(formats, { error: 'expected "jsonl" or "csv"' }).optional(),
+    csv: csvSchema.optional(),
+    /** @defaultValue 'record' */
+    malformed: z.enum(malformedModes, { error: 'expected "record", "reject" or "fail"' }).default('record'),
+    /** Bytes read from the file at a time. @defaultValue 65536 */
+    chunkSize: z.number().int().min(1, 'expected a positive number of bytes').default(65_536),
+  })
+  .superRefine((o, ctx) => {
+    if (!o.format && !byExtension[extname(o.path).toLowerCase()]) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['format'],
+        message: `cannot tell the format from the extension of "${o.path}"; expected format "jsonl" or "csv"`,
+      });
+    }
+    if (o.csv && !o.csv.header && !o.csv.columns) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['csv', 'columns'],
+        message: 'expected column names when header is false',
+      });
+    }
+  })
+  .transform((o) => ({
+    path: o.path,
+    format: o.format ?? (byExtension[extname(o.path).toLowerCase()] as FileFormat),
+    csv: o.csv ?? csvSchema.parse({}),
+    malformed: o.malformed,
+    chunkSize: o.chunkSize,
+  }));
+
+export type FileSourceOptions = z.output<typeof sourceSchema>;
+export type CsvOptions = FileSourceOptions['csv'];
+
+export const targetSchema = z.object({
+  path: z.string({ error: 'expected the path of a .jsonl file to append to' }).min(1),
+});
+
+export type FileTargetOptions = z.output<typeof targetSchema>;

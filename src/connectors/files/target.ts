@@ -1,0 +1,140 @@
+import type { FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { ConnectorError } from '../../core/errors.ts';
+import type { Target } from '../../core/ports.ts';
+import type { Rejected, Row, WriteResult } from '../../core/types.ts';
+import { MALFORMED_FIELD } from './source.ts';
+
+/**
+ * Appends records to a JSON Lines file. Appending is not idempotent by key, so the file alone
+ * cannot absorb a replayed batch; a sidecar `<path>.sluice` holds the file's length after the last
+ * confirmed write, made durable before `write()` resolves:
+ *
+ * - Bytes past that length were never confirmed, so no checkpoint covers them (a checkpoint only
+ *   follows a confirmed write): opening the target cuts them. A crash mid-batch leaves neither a
+ *   torn line nor half a batch that the replay would write again; nor does a failed write.
+ * - A crash after the confirmation but before the engine saved its checkpoint replays that one
+ *   batch, which is appended a second time. The target cannot tell, as it never sees the cursor.
+ *
+ * So: at least once, whole lines only, at most the last confirmed batch duplicated per crash.
+ * The file belongs to this target: anything another writer appends past the confirmed length is cut.
+ * A file found shorter than the sidecar says (rotated, truncated by hand) is taken as it is.
+ */
+export class JsonlTarget implements Target {
+  private readonly path: string;
+  private readonly fh: FileHandle;
+  private length: number;
+
+  private constructor(path: string, fh: FileHandle, length: number) {
+    this.path = path;
+    this.fh = fh;
+    this.length = length;
+  }
+
+  static async open(path: string): Promise<JsonlTarget> {
+    await mkdir(dirname(path), { recursive: true });
+    const fh = await open(path, 'a');
+    try {
+      const size = (await fh.stat()).size;
+      const confirmed = await readSidecar(path);
+      const length = confirmed === null ? size : Math.min(confirmed, size);
+      if (size > length) {
+        await fh.truncate(length);
+        await fh.sync();
+      }
+      if (confirmed !== length) await writeSidecar(path, length);
+      return new JsonlTarget(path, fh, length);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  async write(records: Row[], req: { signal: AbortSignal }): Promise<WriteResult<Row>> {
+    req.signal.throwIfAborted();
+    const rejected: Rejected<Row>[] = [];
+    const lines: string[] = [];
+    for (const record of records) {
+      const malformed = record[MALFORMED_FIELD] as { reason?: unknown } | undefined;
+      if (malformed !== undefined) {
+        rejected.push({ record, reason: `malformed source record: ${String(malformed.reason)}` });
+        continue;
+      }
+      try {
+        lines.push(JSON.stringify(record, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+      } catch (err) {
+        rejected.push({ record, reason: `cannot be written as JSON: ${(err as Error).message}` });
+      }
+    }
+    if (lines.length === 0) return { written: 0, rejected };
+    const bytes = Buffer.from(`${lines.join('\n')}\n`);
+    try {
+      await this.fh.write(bytes);
+      await this.fh.sync();
+      await writeSidecar(this.path, this.length + bytes.length);
+    } catch (err) {
+      // Cut what this batch left, so a retry in this process does not write it twice.
+      await this.fh.truncate(this.length).catch(() => undefined);
+      throw new ConnectorError(
+        'TARGET_WRITE_FAILED',
+        `cannot append to ${this.path}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    this.length += bytes.length;
+    return { written: lines.length, rejected };
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}
+
+const sidecarOf = (path: string): string => `${path}.sluice`;
+
+async function readSidecar(path: string): Promise<number | null> {
+  let text: string;
+  try {
+    text = await readFile(sidecarOf(path), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const length = (JSON.parse(text) as { length?: unknown }).length;
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
+    throw new ConnectorError(
+      'TARGET_SIDECAR_INVALID',
+      `${sidecarOf(path)} does not hold a file length; remove it to start over`,
+    );
+  }
+  return length;
+}
+
+/** Written aside, flushed and renamed over, so a crash leaves the old length or the new, never a torn one. */
+async function writeSidecar(path: string, length: number): Promise<void> {
+  const sidecar = sidecarOf(path);
+  const temp = `${sidecar}.tmp`;
+  await writeFile(temp, JSON.stringify({ length }), { flush: true });
+  await rename(temp, sidecar);
+  await syncDir(dirname(path));
+}
+
+/** Makes a rename durable; some platforms (Windows) cannot open a folder, where renames are durable already. */
+async function syncDir(dir: string): Promise<void> {
+  let fh: FileHandle;
+  try {
+    fh = await open(dir, 'r');
+  } catch {
+    return;
+  }
+  try {
+    await fh.sync();
+  } catch {
+    // EISDIR/EPERM where a folder cannot be fsynced; nothing more to do there.
+  } finally {
+    await fh.close();
+  }
+}
