@@ -53,12 +53,13 @@ export function registerBackfill(program: Command): void {
           records,
           elapsedMs: elapsed,
           recordsPerSecond: Math.round((records * 1000) / Math.max(1, elapsed)),
+          peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
         };
         if (opts.json) printJson(summary);
         else {
           const state = done ? 'backfill done' : 'backfill stopped (resume with the same command)';
           process.stdout.write(
-            `${sync}: ${state}: ${count(records)} records in ${count(runs)} runs, ${count(batches)} batches, ${duration(elapsed)}, ${count(summary.recordsPerSecond)} rec/s\n`,
+            `${sync}: ${state}: ${count(records)} records in ${count(runs)} runs, ${count(batches)} batches, ${duration(elapsed)}, ${count(summary.recordsPerSecond)} rec/s, peak RSS ${summary.peakRssMb} MB\n`,
           );
         }
         if (!done) process.exitCode = 130;
