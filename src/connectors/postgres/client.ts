@@ -100,6 +100,9 @@ export function createPool(url: string, max: number): pg.Pool {
   // An idle connection the server drops (pg_terminate_backend, restart) must not crash the process;
   // the pool discards it and the next query opens a new one.
   pool.on('error', () => undefined);
+  // A checked-out client whose socket closes also emits 'error'; the query in flight already
+  // rejects with it, so the event itself needs no handling beyond not crashing the process.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

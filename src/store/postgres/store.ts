@@ -71,6 +71,8 @@ export class PostgresStore implements Store {
     const pool = new pg.Pool({ connectionString: url, max: options.maxConnections ?? 4, types: storeTypes });
     // An idle connection the server drops must not crash the process; the pool replaces it.
     pool.on('error', () => undefined);
+    // A checked-out client whose socket closes emits 'error' too; its query rejects with it already.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     try {
       const client = await pool.connect();
       try {
