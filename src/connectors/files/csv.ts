@@ -171,11 +171,12 @@ export async function readHeader(
   const start = await startOf(path);
   if (start >= end) return null;
   const terminated = await endsWithNewline(path, end);
+  // Skips are reported as csv-parse meets them, ahead of the records it queued: count those before the header.
   const skips: string[] = [];
   const parser = parse({
     ...parserOptions(csv),
     on_skip: (error) => {
-      skips.push(error?.message ?? 'unreadable');
+      if (parser.info.records === 0) skips.push(error?.message ?? 'unreadable');
     },
   });
   const input = createReadStream(path, { start, end: end - 1, highWaterMark: 16_384 });
@@ -189,10 +190,7 @@ export async function readHeader(
       return { columns: parsed.record.map((name, i) => name || `column${i + 1}`), offset: after };
     }
     if (skips.length === 0 || (!tailComplete && !terminated)) return null;
-    throw new ConnectorError(
-      'SOURCE_HEADER_INVALID',
-      `the header of CSV file ${path} cannot be read: ${skips[0]}`,
-    );
+    throw new ConnectorError('SOURCE_HEADER_INVALID', `the header of CSV file ${path} cannot be read: ${skips[0]}`);
   } finally {
     input.destroy();
     parser.destroy();
