@@ -1,0 +1,45 @@
+import { HttpError } from '../http/errors.ts';
+
+/** The parts of HubSpot's CRM v3 answers the connector reads. */
+export type HubSpotObject = {
+  id: string;
+  properties: Record<string, string | null>;
+  createdAt?: string;
+  updatedAt?: string;
+};
+export type ListAnswer = { results: HubSpotObject[]; paging?: { next?: { after: string } } };
+export type SearchAnswer = { total: number; results: HubSpotObject[]; paging?: { next?: { after: string } } };
+export type Filter = { propertyName: string; operator: 'EQ' | 'GT' | 'GTE' | 'LT' | 'LTE'; value: string };
+export type SearchRequest = {
+  filterGroups: { filters: Filter[] }[];
+  sorts: { propertyName: string; direction: 'ASCENDING' | 'DESCENDING' }[];
+  properties: string[];
+  limit: number;
+};
+export type BatchError = { message?: string; category?: string; context?: Record<string, string[]> };
+export type BatchAnswer = { status?: string; results?: unknown[]; numErrors?: number; errors?: BatchError[] };
+
+export const CONTACTS = '/crm/v3/objects/contacts';
+/** The search API answers at most 10,000 results per query (documented limit). */
+export const SEARCH_CAP = 10_000;
+
+export function asAnswer<T extends { results: unknown }>(body: unknown, what: string): T {
+  if (!body || typeof body !== 'object' || !Array.isArray((body as { results?: unknown }).results)) {
+    throw new HttpError('HTTP_BAD_RESPONSE', `HubSpot ${what}: no results array in the answer`, { body });
+  }
+  return body as T;
+}
+
+/** A HubSpot record as a Sluice row: its id beside its properties. */
+export function toRow(o: HubSpotObject): Record<string, unknown> {
+  return { id: o.id, ...o.properties };
+}
+
+/** `lastmodifieddate` in ms; HubSpot sends ISO text. */
+export function modifiedOf(o: HubSpotObject): number {
+  const v = o.properties.lastmodifieddate ?? o.updatedAt;
+  const t = v ? Date.parse(v) : Number.NaN;
+  if (Number.isNaN(t))
+    throw new HttpError('HTTP_BAD_RESPONSE', `HubSpot contact ${o.id} has no lastmodifieddate`);
+  return t;
+}
