@@ -190,7 +190,10 @@ export async function readHeader(
       return { columns: parsed.record.map((name, i) => name || `column${i + 1}`), offset: after };
     }
     if (skips.length === 0 || (!tailComplete && !terminated)) return null;
-    throw new ConnectorError('SOURCE_HEADER_INVALID', `the header of CSV file ${path} cannot be read: ${skips[0]}`);
+    throw new ConnectorError(
+      'SOURCE_HEADER_INVALID',
+      `the header of CSV file ${path} cannot be read: ${skips[0]}`,
+    );
   } finally {
     input.destroy();
     parser.destroy();

@@ -1,0 +1,94 @@
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { filesConnector } from '../../../src/connectors/files/index.ts';
+import { MALFORMED_FIELD } from '../../../src/connectors/files/source.ts';
+import type { Target } from '../../../src/core/ports.ts';
+import { tempDir } from '../../support/tmp.ts';
+import { openSource, readAll } from './helpers.ts';
+
+const signal = new AbortController().signal;
+const shape = (dir: string) => ({ sync: 's', key: ['id'], cursorField: null, baseDir: dir });
+const openTarget = (dir: string, path = 'out/b.jsonl'): Promise<Target> =>
+  filesConnector.target!.open({ dir: '.' }, { path }, shape(dir));
+
+describe('files target: JSON Lines', () => {
+  it('round-trips records through the target and back through the source', async () => {
+    const dir = tempDir();
+    const records = Array.from({ length: 250 }, (_, i) => ({
+      id: i,
+      s: `é日🙂 "${i}"\n`,
+      n: { a: [i, null, true] },
+    }));
+    const target = await openTarget(dir);
+    for (let i = 0; i < records.length; i += 40) {
+      expect(await target.write(records.slice(i, i + 40), { signal })).toEqual({
+        written: Math.min(40, records.length - i),
+        rejected: [],
+      });
+    }
+    await target.close?.();
+    const source = await openSource(dir, { path: 'out/b.jsonl' });
+    const back = await readAll(source, 'backfill', 100, {
+      cursor: null,
+      highWaterMark: await source.highWaterMark(),
+    });
+    expect(back.records).toEqual(records);
+    expect(JSON.parse(readFileSync(join(dir, 'out/b.jsonl.sluice'), 'utf8'))).toEqual({
+      length: readFileSync(join(dir, 'out/b.jsonl')).length,
+    });
+  });
+
+  it('rejects malformed source records and values JSON cannot hold, writing the rest', async () => {
+    const dir = tempDir();
+    const target = await openTarget(dir);
+    const cyclic: Record<string, unknown> = { id: 3 };
+    cyclic.self = cyclic;
+    const result = await target.write(
+      [
+        { id: 1, big: 10n },
+        { [MALFORMED_FIELD]: { reason: 'invalid JSON: x', raw: '{' } },
+        cyclic,
+        { id: 4 },
+      ],
+      { signal },
+    );
+    await target.close?.();
+    expect(result.written).toBe(2);
+    expect(result.rejected.map((r) => r.reason)).toEqual([
+      'malformed source record: invalid JSON: x',
+      expect.stringMatching(/^cannot be written as JSON: .*circular/i),
+    ]);
+    expect(readFileSync(join(dir, 'out/b.jsonl'), 'utf8')).toBe('{"id":1,"big":"10"}\n{"id":4}\n');
+  });
+
+  it('cuts bytes past the last confirmed write when opened (a crash mid-batch), so the replay is written once', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'out/b.jsonl');
+    let target = await openTarget(dir);
+    await target.write([{ id: 1 }, { id: 2 }], { signal });
+    await target.close?.();
+    // What a crash mid-append leaves: part of the next batch, the last line torn.
+    appendFileSync(path, '{"id":3}\n{"id":');
+    target = await openTarget(dir);
+    expect(readFileSync(path, 'utf8')).toBe('{"id":1}\n{"id":2}\n');
+    await target.write([{ id: 3 }, { id: 4 }], { signal });
+    await target.close?.();
+    expect(readFileSync(path, 'utf8')).toBe('{"id":1}\n{"id":2}\n{"id":3}\n{"id":4}\n');
+  });
+
+  it('takes an existing file without a sidecar as confirmed, and a file shorter than its sidecar as it is', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'b.jsonl');
+    writeFileSync(path, '{"id":0}\n');
+    let target = await openTarget(dir, 'b.jsonl');
+    expect(existsSync(`${path}.sluice`)).toBe(true);
+    await target.write([{ id: 1 }], { signal });
+    await target.close?.();
+    writeFileSync(path, ''); // rotated by hand
+    target = await openTarget(dir, 'b.jsonl');
+    await target.write([{ id: 2 }], { signal });
+    await target.close?.();
+    expect(readFileSync(path, 'utf8')).toBe('{"id":2}\n');
+  });
+});
