@@ -34,7 +34,7 @@ export class HubSpotEmulator {
   /** In id order. */
   readonly contacts: Contact[] = [];
   private readonly byId = new Map<number, Contact>();
-  private readonly byProp = new Map<string, Map<string, Contact>>();
+  private readonly byProp = new Map<string, Map<string, Contact>>([['email', new Map()]]);
   private nextId = 1;
 
   constructor(options: HubSpotEmulatorOptions = {}) {
@@ -97,12 +97,11 @@ export class HubSpotEmulator {
     this.index(c);
   }
 
+  /** Only properties used to find contacts (email, and an idProperty once asked for) are indexed. */
   private index(c: Contact): void {
-    for (const [k, v] of Object.entries(c)) {
-      if (k === 'id' || k === 'created' || k === 'modified') continue;
-      let m = this.byProp.get(k);
-      if (!m) this.byProp.set(k, (m = new Map()));
-      m.set(String(v), c);
+    for (const [k, m] of this.byProp) {
+      const v = c[k];
+      if (v !== undefined) m.set(String(v), c);
     }
   }
 
@@ -111,7 +110,13 @@ export class HubSpotEmulator {
   }
 
   findBy(property: string, value: string): Contact | undefined {
-    return this.byProp.get(property)?.get(value);
+    let m = this.byProp.get(property);
+    if (!m) {
+      m = new Map();
+      this.byProp.set(property, m);
+      for (const c of this.contacts) if (c[property] !== undefined) m.set(String(c[property]), c);
+    }
+    return m.get(value);
   }
 
   /** Marks contacts modified at `at` (ms), as an edit in the CRM would. */
