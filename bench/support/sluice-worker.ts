@@ -21,6 +21,8 @@ export type WorkerJob = {
 export type WorkerResult = {
   rows: number;
   ms: number;
+  /** CPU time of the worker (user + system) over the same span, steadier than wall time on a busy machine. */
+  cpuMs: number;
   runs: number;
   batches: number;
   rejected: number;
@@ -34,6 +36,7 @@ async function main(): Promise<void> {
     throw new Error('the sqlite connector lacks a source or a target');
   const shape: SyncShape = { sync: 'contacts', key: ['id'], cursorField: 'updated_at', baseDir: job.dir };
   const started = performance.now();
+  const cpuStart = process.cpuUsage();
   const store = SqliteStore.open(join(job.dir, job.store));
   const source = await connector.source.open(
     connector.connection.parse({ path: job.source }),
@@ -47,6 +50,7 @@ async function main(): Promise<void> {
   );
   const spec = {
     name: 'contacts',
+    key: shape.key,
     batchSize: job.batchSize,
     maxRunDurationMs: job.maxRunDurationMs,
     lookbackMs: 0,
@@ -71,9 +75,11 @@ async function main(): Promise<void> {
   await target.close?.();
   await store.close();
   const ms = performance.now() - started;
+  const cpu = process.cpuUsage(cpuStart);
   const result: WorkerResult = {
     rows: checkpoint.backfillDone,
     ms,
+    cpuMs: (cpu.user + cpu.system) / 1000,
     runs,
     batches: checkpoint.totals.batches,
     rejected: checkpoint.totals.rejected,

@@ -4,25 +4,29 @@ import type { Connector } from '../../core/ports.ts';
 import { SqliteSource, type SqliteSourceOptions } from './source.ts';
 import { SqliteTarget, type SqliteTargetOptions } from './target.ts';
 
-const connection = z.object({
+const connection = z.strictObject({
   /** Path of the database file, relative to the config file's folder. */
   path: z.string({ error: 'expected the path of a SQLite database file' }).min(1),
 });
 
-const sourceOptions = z.object({
+const sourceOptions = z.strictObject({
   table: z.string({ error: 'expected a table name' }).min(1),
   columns: z.array(z.string()).min(1).optional(),
   /** An SQL condition rows must meet, e.g. `deleted = 0`. */
   where: z.string().optional(),
 });
 
-const targetOptions = z.object({
+const targetOptions = z.strictObject({
   table: z.string({ error: 'expected a table name' }).min(1),
   mode: z.enum(['upsert', 'insert']).default('upsert'),
   synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
 });
 
-export const sqliteConnector: Connector<z.output<typeof connection>, SqliteSourceOptions, SqliteTargetOptions> = {
+export const sqliteConnector: Connector<
+  z.output<typeof connection>,
+  SqliteSourceOptions,
+  SqliteTargetOptions
+> = {
   type: 'sqlite',
   connection,
   source: {

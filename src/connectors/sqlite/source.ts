@@ -5,7 +5,11 @@ import type { ReadRequest, Source, SyncShape } from '../../core/ports.ts';
 import type { Cursor, Page, Phase, Row } from '../../core/types.ts';
 import { columnList, keysetAfter, keysetAtMost, quoteIdent, type SqlValue } from './sql.ts';
 
-export type SqliteSourceOptions = { table: string; columns?: string[] | undefined; where?: string | undefined };
+export type SqliteSourceOptions = {
+  table: string;
+  columns?: string[] | undefined;
+  where?: string | undefined;
+};
 
 /**
  * Cursors: `{ key: [...] }` is a position in key order (backfill, and incremental without a cursor
@@ -20,37 +24,52 @@ export class SqliteSource implements Source {
   private readonly shape: SyncShape;
   private readonly options: SqliteSourceOptions;
   private readonly selectList: string;
-  private readonly statements = new Map<string, StatementSync>();
+  private readonly statements = new Map<string, { stmt: StatementSync; names: string[] }>();
 
   constructor(path: string, options: SqliteSourceOptions, shape: SyncShape) {
     this.db = new DatabaseSync(path, { readOnly: true, timeout: 10_000 });
     this.shape = shape;
     this.options = options;
     this.selectList = options.columns
-      ? columnList([...new Set([...shape.key, ...(shape.cursorField ? [shape.cursorField] : []), ...options.columns])])
+      ? columnList([
+          ...new Set([...shape.key, ...(shape.cursorField ? [shape.cursorField] : []), ...options.columns]),
+        ])
       : '*';
     this.assertTable();
   }
 
   private assertTable(): void {
-    const columns = this.db.prepare(`SELECT name FROM pragma_table_info(?)`).all(this.options.table).map((r) => String(r.name));
+    const columns = this.db
+      .prepare(`SELECT name FROM pragma_table_info(?)`)
+      .all(this.options.table)
+      .map((r) => String(r.name));
     if (columns.length === 0) {
       throw new ConnectorError('SOURCE_TABLE_MISSING', `source table "${this.options.table}" does not exist`);
     }
     for (const field of [...this.shape.key, ...(this.shape.cursorField ? [this.shape.cursorField] : [])]) {
       if (!columns.includes(field)) {
-        throw new ConnectorError('SOURCE_COLUMN_MISSING', `source table "${this.options.table}" has no column "${field}"`);
+        throw new ConnectorError(
+          'SOURCE_COLUMN_MISSING',
+          `source table "${this.options.table}" has no column "${field}"`,
+        );
       }
     }
   }
 
-  private statement(sql: string): StatementSync {
-    let stmt = this.statements.get(sql);
-    if (!stmt) {
-      stmt = this.db.prepare(sql);
-      this.statements.set(sql, stmt);
+  /**
+   * Prepared once per SQL text. Rows come back as arrays and are turned into objects here: node:sqlite's
+   * own row objects are dictionary-mode (no shared shape), slower to build and read and several times
+   * larger, which costs throughput and memory on every record of a backfill.
+   */
+  private statement(sql: string): { stmt: StatementSync; names: string[] } {
+    let entry = this.statements.get(sql);
+    if (!entry) {
+      const stmt = this.db.prepare(sql);
+      stmt.setReturnArrays(true);
+      entry = { stmt, names: stmt.columns().map((c) => c.name) };
+      this.statements.set(sql, entry);
     }
-    return stmt;
+    return entry;
   }
 
   private fields(phase: Phase): string[] {
@@ -58,7 +77,11 @@ export class SqliteSource implements Source {
   }
 
   /** The WHERE clause and its values for reading `phase` after `cursor`, bounded by the high-water mark. */
-  private predicate(phase: Phase, cursor: SqlCursor | null, hwm: SqlCursor | null): { sql: string; values: SqlValue[] } {
+  private predicate(
+    phase: Phase,
+    cursor: SqlCursor | null,
+    hwm: SqlCursor | null,
+  ): { sql: string; values: SqlValue[] } {
     const parts: string[] = [];
     const values: SqlValue[] = [];
     if (this.options.where) parts.push(`(${this.options.where})`);
@@ -86,12 +109,15 @@ export class SqliteSource implements Source {
     const { sql, values } = this.predicate(req.phase, cursor, req.highWaterMark as SqlCursor | null);
     const fields = this.fields(req.phase);
     const query = `SELECT ${this.selectList} FROM ${quoteIdent(this.options.table)} ${sql} ORDER BY ${columnList(fields)} LIMIT ?`;
-    const records = this.statement(query).all(...values, req.limit) as Row[];
+    const { stmt, names } = this.statement(query);
+    const records = toRecords(stmt.all(...values, req.limit) as unknown as unknown[][], names);
     const last = records.at(-1);
     const done = records.length < req.limit;
     if (!last) return { records, next: req.cursor ?? req.highWaterMark ?? {}, done };
     const position = positionOf(last, fields);
-    const next: Cursor = (req.phase === 'incremental' && this.shape.cursorField ? { k: position } : { key: position }) as Cursor;
+    const next: Cursor = (
+      req.phase === 'incremental' && this.shape.cursorField ? { k: position } : { key: position }
+    ) as Cursor;
     return { records, next, done };
   }
 
@@ -99,19 +125,33 @@ export class SqliteSource implements Source {
     const table = quoteIdent(this.options.table);
     const where = this.options.where ? `WHERE (${this.options.where})` : '';
     const desc = this.shape.key.map((k) => `${quoteIdent(k)} DESC`).join(', ');
-    const top = this.db.prepare(`SELECT ${columnList(this.shape.key)} FROM ${table} ${where} ORDER BY ${desc} LIMIT 1`).get();
+    const top = this.db
+      .prepare(`SELECT ${columnList(this.shape.key)} FROM ${table} ${where} ORDER BY ${desc} LIMIT 1`)
+      .get();
     const key = top ? positionOf(top, this.shape.key) : null;
     if (!this.shape.cursorField) return { key } as Cursor;
-    const max = this.db.prepare(`SELECT max(${quoteIdent(this.shape.cursorField)}) AS m FROM ${table} ${where}`).get();
+    const max = this.db
+      .prepare(`SELECT max(${quoteIdent(this.shape.cursorField)}) AS m FROM ${table} ${where}`)
+      .get();
     const value = max?.m ?? null;
     return { key, k: value === null ? [] : [value] } as Cursor;
   }
 
-  async estimate(req: { phase: Phase; cursor: Cursor | null; highWaterMark: Cursor | null }): Promise<number | null> {
+  async estimate(req: {
+    phase: Phase;
+    cursor: Cursor | null;
+    highWaterMark: Cursor | null;
+  }): Promise<number | null> {
     if (req.phase !== 'backfill') return null;
-    const { sql, values } = this.predicate('backfill', req.cursor as SqlCursor | null, req.highWaterMark as SqlCursor | null);
-    const row = this.statement(`SELECT count(*) AS n FROM ${quoteIdent(this.options.table)} ${sql}`).get(...values);
-    return Number(row?.n ?? 0);
+    const { sql, values } = this.predicate(
+      'backfill',
+      req.cursor as SqlCursor | null,
+      req.highWaterMark as SqlCursor | null,
+    );
+    const row = this.statement(`SELECT count(*) AS n FROM ${quoteIdent(this.options.table)} ${sql}`).stmt.get(
+      ...values,
+    );
+    return Number((row as unknown as unknown[] | undefined)?.[0] ?? 0);
   }
 
   rewind(cursor: Cursor, lookbackMs: number): Cursor {
@@ -130,4 +170,31 @@ export class SqliteSource implements Source {
   async close(): Promise<void> {
     if (this.db.isOpen) this.db.close();
   }
+}
+
+/**
+ * Array rows to records. Assigning the columns in one order gives every record the same hidden class;
+ * a column named `__proto__` is defined rather than assigned, so it stays a field.
+ */
+function toRecords(rows: readonly unknown[][], names: readonly string[]): Row[] {
+  const records: Row[] = new Array(rows.length);
+  const width = names.length;
+  const define = names.includes('__proto__');
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    const record: Row = {};
+    for (let j = 0; j < width; j++) {
+      const name = names[j]!;
+      if (define && name === '__proto__')
+        Object.defineProperty(record, name, {
+          value: row[j],
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      else record[name] = row[j];
+    }
+    records[i] = record;
+  }
+  return records;
 }

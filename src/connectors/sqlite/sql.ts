@@ -24,16 +24,21 @@ export function keysetAtMost(fields: readonly string[]): string {
 
 export type SqlValue = null | number | bigint | string | Uint8Array;
 
-/** Values SQLite can bind: objects and arrays are stored as JSON text, booleans as 0/1. */
+/**
+ * Values SQLite can bind: objects and arrays are stored as JSON text, booleans as 0/1. node:sqlite
+ * binds every JS number as a double, which an untyped column keeps as REAL; safe integers go as
+ * bigints so they are stored as INTEGER, as the source had them.
+ */
 export function toSqlValue(value: unknown): SqlValue {
   if (value === undefined || value === null) return null;
   switch (typeof value) {
     case 'number':
+      return Number.isSafeInteger(value) ? BigInt(value) : value;
     case 'bigint':
     case 'string':
       return value;
     case 'boolean':
-      return value ? 1 : 0;
+      return value ? 1n : 0n;
     default:
       if (value instanceof Uint8Array) return value;
       if (value instanceof Date) return value.toISOString();

@@ -38,15 +38,23 @@ export class SqliteTarget implements Target {
   }
 
   private tableColumns(): string[] {
-    return this.db.prepare('SELECT name FROM pragma_table_info(?)').all(this.options.table).map((r) => String(r.name));
+    return this.db
+      .prepare('SELECT name FROM pragma_table_info(?)')
+      .all(this.options.table)
+      .map((r) => String(r.name));
   }
 
   private assertUniqueKey(): void {
     const wanted = [...this.key].sort().join('\u0000');
-    const indexes = this.db.prepare('SELECT name, "unique" AS u FROM pragma_index_list(?)').all(this.options.table);
+    const indexes = this.db
+      .prepare('SELECT name, "unique" AS u FROM pragma_index_list(?)')
+      .all(this.options.table);
     for (const index of indexes) {
       if (!index.u) continue;
-      const cols = this.db.prepare('SELECT name FROM pragma_index_info(?)').all(String(index.name)).map((r) => String(r.name));
+      const cols = this.db
+        .prepare('SELECT name FROM pragma_index_info(?)')
+        .all(String(index.name))
+        .map((r) => String(r.name));
       if (cols.sort().join('\u0000') === wanted) return;
     }
     const pk = this.db
@@ -96,21 +104,30 @@ export class SqliteTarget implements Target {
   async write(records: Row[], req: { signal: AbortSignal }): Promise<WriteResult<Row>> {
     req.signal.throwIfAborted();
     const rejected: Rejected<Row>[] = [];
-    const writable = records.filter((record) => {
-      const missing = this.key.find((k) => record[k] === null || record[k] === undefined);
-      if (missing) rejected.push({ record, reason: `key field "${missing}" is missing` });
-      return !missing;
-    });
+    const writable: Row[] = [];
+    for (const record of records) {
+      const missing = this.missingKey(record);
+      if (missing === undefined) writable.push(record);
+      else rejected.push({ record, reason: `key field "${missing}" is missing` });
+    }
     if (writable.length === 0) return { written: 0, rejected };
     const fields = fieldsOf(writable);
     this.ensureColumns(fields);
-    const perStatement = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(MAX_VALUES / fields.length)));
+    const perStatement = Math.max(
+      1,
+      Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(MAX_VALUES / fields.length)),
+    );
     let written = 0;
     this.db.exec('BEGIN IMMEDIATE');
     try {
       for (let i = 0; i < writable.length; i += perStatement) {
-        const chunk = writable.slice(i, i + perStatement);
-        written += this.writeChunk(chunk, fields, rejected);
+        written += this.writeChunk(
+          writable,
+          i,
+          Math.min(writable.length, i + perStatement),
+          fields,
+          rejected,
+        );
       }
       this.db.exec('COMMIT');
     } catch (err) {
@@ -120,25 +137,44 @@ export class SqliteTarget implements Target {
     return { written, rejected };
   }
 
-  private writeChunk(chunk: Row[], fields: readonly string[], rejected: Rejected<Row>[]): number {
-    const values: SqlValue[] = new Array(chunk.length * fields.length);
+  private missingKey(record: Row): string | undefined {
+    for (const k of this.key) if (record[k] === null || record[k] === undefined) return k;
+    return undefined;
+  }
+
+  /** Writes `records[start, end)` in one statement; on a failure, each of them alone. */
+  private writeChunk(
+    records: readonly Row[],
+    start: number,
+    end: number,
+    fields: readonly string[],
+    rejected: Rejected<Row>[],
+  ): number {
+    const width = fields.length;
+    const values: SqlValue[] = new Array((end - start) * width);
     let n = 0;
-    for (const record of chunk) for (const field of fields) values[n++] = toSqlValue(record[field]);
+    for (let i = start; i < end; i++) {
+      const record = records[i]!;
+      for (let j = 0; j < width; j++) {
+        const value = record[fields[j]!];
+        values[n++] = typeof value === 'string' ? value : toSqlValue(value);
+      }
+    }
     this.db.exec('SAVEPOINT chunk');
     try {
-      this.statement(fields, chunk.length).run(...values);
+      this.statement(fields, end - start).run(...values);
       this.db.exec('RELEASE chunk');
-      return chunk.length;
+      return end - start;
     } catch (err) {
       this.db.exec('ROLLBACK TO chunk');
       this.db.exec('RELEASE chunk');
-      if (chunk.length === 1) {
+      if (end - start === 1) {
         if (!isRecordError(err)) throw err;
-        rejected.push({ record: chunk[0]!, reason: (err as Error).message });
+        rejected.push({ record: records[start]!, reason: (err as Error).message });
         return 0;
       }
       let written = 0;
-      for (const record of chunk) written += this.writeChunk([record], fields, rejected);
+      for (let i = start; i < end; i++) written += this.writeChunk(records, i, i + 1, fields, rejected);
       return written;
     }
   }
@@ -151,7 +187,8 @@ export class SqliteTarget implements Target {
 /** Fields present in any record of the batch, in first-seen order; absent ones are written as NULL. */
 function fieldsOf(records: readonly Row[]): string[] {
   const seen = new Set<string>();
-  for (const record of records) for (const field of Object.keys(record)) seen.add(field);
+  for (const record of records)
+    for (const field of Object.keys(record)) if (!seen.has(field)) seen.add(field);
   return [...seen];
 }
 
