@@ -1,3 +1,4 @@
+import { Cron } from 'croner';
 import { z } from 'zod';
 import { parseDuration } from '../core/duration.ts';
 import type { RunContext } from '../core/ports.ts';
@@ -27,6 +28,67 @@ const positiveInt = z
   .number({ error: 'expected a positive integer' })
   .int({ error: 'expected a positive integer' })
   .positive({ error: 'expected a positive integer' });
+
+const cronExpression = z.string().refine(
+  (pattern) => {
+    try {
+      new Cron(pattern, { paused: true }).stop();
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: "expected a cron expression such as '*/5 * * * *'" },
+);
+
+/** When something recurs: every fixed interval, or on a cron expression. */
+const scheduleSchema = z.union(
+  [z.strictObject({ every: duration('every') }), z.strictObject({ cron: cronExpression })],
+  { error: "expected { every: '5m' } or { cron: '*/5 * * * *' }" },
+);
+
+const rerunSchema = z.discriminatedUnion(
+  'mode',
+  [
+    z.strictObject({
+      /** The run enqueues its successor the moment it ends with work left. */
+      mode: z.literal('triggered'),
+      /** Restarts a chain broken by a failure, from the checkpoint. */
+      watchdog: scheduleSchema.optional(),
+    }),
+    z.strictObject({
+      /** A schedule continues the backfill; a failing batch is retried on the next ticks. */
+      mode: z.literal('scheduled'),
+      every: duration('rerun.every').optional(),
+      cron: cronExpression.optional(),
+    }),
+  ],
+  { error: "expected { mode: 'triggered' } or { mode: 'scheduled', every | cron }" },
+);
+
+const retriesSchema = z.strictObject({
+  /** Attempts at a failing batch before giving up on it. @defaultValue 3 */
+  attempts: z.number().int().positive({ error: 'expected a positive integer' }).default(3),
+  backoff: z
+    .strictObject({
+      /** Delay before the second attempt; it doubles each time, with jitter. @defaultValue '1s' */
+      initial: duration('retries.backoff.initial').default(1000),
+      /** The longest delay. @defaultValue '5m' */
+      max: duration('retries.backoff.max').default(300_000),
+    })
+    .default({ initial: 1000, max: 300_000 }),
+});
+
+const secretList = z.array(z.string().min(1)).min(1);
+
+const webhookSchema = z
+  .strictObject({
+    /** HMAC-SHA256 secrets; several at once while one is rotated out. */
+    secrets: secretList.optional(),
+    /** Bearer tokens accepted instead of a signature. */
+    tokens: secretList.optional(),
+  })
+  .refine((w) => w.secrets || w.tokens, { error: 'expected secrets or tokens (or both)' });
 
 const connectionSchema = z.looseObject({
   type: z.string({ error: 'expected a connector type such as "sqlite" or "files"' }),
@@ -69,13 +131,44 @@ export const syncSchema = z.strictObject({
   maxRunDuration: duration('maxRunDuration').default(600_000),
   /** Record mapping; return null to skip a record. @defaultValue identity */
   map: mapSchema.optional(),
+  /** How a run that ends with work left is continued. @defaultValue { mode: 'triggered' } */
+  rerun: rerunSchema
+    .refine((r) => r.mode !== 'scheduled' || (r.every === undefined) !== (r.cron === undefined), {
+      error: 'a scheduled rerun needs exactly one of every or cron',
+    })
+    .default({ mode: 'triggered' }),
+  retries: retriesSchema.default({ attempts: 3, backoff: { initial: 1000, max: 300_000 } }),
+  /** When incremental runs happen once the backfill is done; without it, only on request. */
+  incremental: scheduleSchema.optional(),
+  /** Lets `POST /hooks/<sync>` trigger the sync; such runs never wait behind a bundle's backfill. */
+  webhook: webhookSchema.optional(),
 });
 
 export const bundleSchema = z.strictObject({ syncs: z.array(z.string()).min(1) });
 
+const runtimeSchema = z.strictObject({
+  /** Runs at once across all lanes. @defaultValue 4 */
+  concurrency: positiveInt.default(4),
+  /** A run still going this long after its maxRunDuration is aborted and its lane released. @defaultValue '30s' */
+  grace: duration('runtime.grace').default(30_000),
+  /** How often the queue is polled for due runs, besides being woken when one is queued. @defaultValue '1s' */
+  poll: duration('runtime.poll').default(1000),
+});
+
+const serverSchema = z.strictObject({
+  /** @defaultValue '127.0.0.1' */
+  host: z.string().default('127.0.0.1'),
+  /** @defaultValue 4300 */
+  port: z.number().int().min(0).max(65535).default(4300),
+  /** Bearer tokens for the REST API; without one, the API answers 401. */
+  apiTokens: z.array(z.string().min(1)).default([]),
+});
+
 export const configSchema = z.strictObject({
   /** Where checkpoints, run history, the data store and dead letters live. @defaultValue '.sluice/state.db' */
   store: z.string().default('.sluice/state.db'),
+  runtime: runtimeSchema.default({ concurrency: 4, grace: 30_000, poll: 1000 }),
+  server: serverSchema.default({ host: '127.0.0.1', port: 4300, apiTokens: [] }),
   connections: z.record(name, connectionSchema).default({}),
   syncs: z.record(name, syncSchema).default({}),
   bundles: z.record(name, bundleSchema).default({}),
@@ -102,6 +195,10 @@ export type ResolvedSync = {
   batchSize: number;
   maxRunDurationMs: number;
   map: MapFn | null;
+  rerun: SyncConfig['rerun'];
+  retries: SyncConfig['retries'];
+  incremental: SyncConfig['incremental'] | null;
+  webhook: SyncConfig['webhook'] | null;
   source: Record<string, unknown> & { connection: string };
   target: Record<string, unknown> & { connection: string };
 };
@@ -116,6 +213,10 @@ export function resolveSync(name: string, sync: SyncConfig): ResolvedSync {
     batchSize: sync.batch.size,
     maxRunDurationMs: sync.maxRunDuration,
     map: sync.map ?? null,
+    rerun: sync.rerun,
+    retries: sync.retries,
+    incremental: sync.incremental ?? null,
+    webhook: sync.webhook ?? null,
     source: sync.source,
     target: sync.target,
   };

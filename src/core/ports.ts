@@ -171,6 +171,8 @@ export interface Store {
   listRuns(query: { sync?: string; limit?: number }): Promise<RunRecord[]>;
   getRun(runId: number): Promise<RunRecord | null>;
   listDeadLetters(query: { sync?: string; limit?: number; includeRetried?: boolean }): Promise<DeadLetter[]>;
+  /** The durable queue of requested runs, where this store keeps one. */
+  readonly queue?: RunQueue;
   /** Forgets a sync's checkpoint and dead letters; run history stays. */
   resetSync(sync: string): Promise<void>;
   close(): Promise<void>;
@@ -181,6 +183,8 @@ export type RunContext = {
   runId: number;
   phase: Phase;
   data: DataStore;
+  /** What the run was triggered with: a webhook's JSON body, an API request's payload; else null. */
+  payload: Json | null;
 };
 
 /** A connector: one folder under connectors/, one line in the registry. */
@@ -196,3 +200,72 @@ export type Connector<C = unknown, SO = unknown, TO = unknown> = {
     open(connection: C, options: TO, shape: SyncShape): Promise<Target>;
   };
 };
+
+export type RequestStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+
+/** A requested run waiting in, or taken from, the runtime's durable queue. */
+export type RunRequest = {
+  id: number;
+  sync: string;
+  /** Requests of one lane run one at a time: a bundle's name, or the sync's own lane. */
+  lane: string;
+  trigger: RunTrigger;
+  payload: Json | null;
+  /** Set when the batch at the checkpoint failed too often: the run dead-letters it and moves on. */
+  skipReason: string | null;
+  /** 1 for a first try, 2 and up for retries of a failing run. */
+  attempt: number;
+  status: RequestStatus;
+  notBefore: number;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  holder: string | null;
+  runId: number | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+};
+
+export type NewRunRequest = {
+  sync: string;
+  lane: string;
+  trigger: RunTrigger;
+  payload?: Json | null;
+  skipReason?: string | null;
+  attempt?: number;
+  /** Epoch ms; defaults to now. */
+  notBefore?: number;
+  /** Return the sync's queued request in this lane, if there is one, instead of adding another. */
+  coalesce?: boolean;
+};
+
+/** The runtime's durable queue of requested runs, kept in the store's database. */
+export interface RunQueue {
+  enqueue(request: NewRunRequest): Promise<RunRequest>;
+  /**
+   * Takes up to `limit` due requests, oldest first, at most one per lane and none from a lane that
+   * has one running, marking them running under `holder`'s lease.
+   */
+  claim(options: { holder: string; leaseMs: number; limit: number }): Promise<RunRequest[]>;
+  /** Extends the lease of a running request. */
+  renew(id: number, leaseMs: number): Promise<void>;
+  finish(
+    id: number,
+    end: {
+      status: 'done' | 'failed' | 'cancelled';
+      runId?: number | null;
+      errorCode?: string;
+      errorMessage?: string;
+    },
+  ): Promise<RunRequest>;
+  /** Puts a running request back in the queue (its run could not start), due at `notBefore`. */
+  release(id: number, notBefore: number): Promise<void>;
+  /** Requeues running requests whose holder is gone; returns them. */
+  recover(): Promise<RunRequest[]>;
+  get(id: number): Promise<RunRequest | null>;
+  list(query: { sync?: string; status?: RequestStatus; limit?: number }): Promise<RunRequest[]>;
+  /** The sync's requests still queued or running. */
+  pending(sync: string): Promise<RunRequest[]>;
+  /** The sync's last finished request. */
+  lastFinished(sync: string): Promise<RunRequest | null>;
+}

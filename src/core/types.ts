@@ -17,6 +17,11 @@ export type Page<R> = {
    * high-water mark is done; in incremental, the sync is caught up.
    */
   done: boolean;
+  /**
+   * Read but not turned into records (a malformed line, say): dead-lettered with the batch and
+   * counted as read and rejected, so nothing the source held goes silently nowhere.
+   */
+  rejected?: Rejected<Json>[];
 };
 
 export type Rejected<R> = { record: R; reason: string };
@@ -27,7 +32,16 @@ export type WriteResult<R> = {
   rejected: Rejected<R>[];
 };
 
-export type RunTrigger = 'run' | 'backfill' | 'schedule' | 'webhook' | 'api' | 'retry';
+export type RunTrigger =
+  | 'run'
+  | 'backfill'
+  | 'schedule'
+  | 'webhook'
+  | 'api'
+  | 'retry'
+  | 'rerun'
+  | 'watchdog'
+  | 'recovery';
 
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'timed_out' | 'abandoned';
 

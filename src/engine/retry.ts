@@ -29,7 +29,7 @@ export async function retryDeadLetters(options: {
     holder: options.holder,
     leaseMs,
   });
-  const ctx = { sync: spec.name, runId: run.id, phase: checkpoint.phase, data: store.data };
+  const ctx = { sync: spec.name, runId: run.id, phase: checkpoint.phase, data: store.data, payload: null };
   const signal = AbortSignal.timeout(leaseMs);
   let retried = 0;
   let written = 0;

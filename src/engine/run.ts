@@ -45,6 +45,13 @@ export type RunOptions = {
   graceMs?: number;
   /** End the run when the backfill completes rather than going on into incremental. */
   stopAfterBackfill?: boolean;
+  /** What the run was triggered with (a webhook's body, say); `map` sees it as `ctx.payload`. */
+  payload?: Json | null;
+  /**
+   * The batch at the checkpoint failed too often: read it, dead-letter every record in it with this
+   * reason instead of writing it, and go on from there.
+   */
+  skipFirstBatch?: { reason: string };
   now?: () => number;
   onProgress?: (progress: Progress) => void;
 };
@@ -106,6 +113,7 @@ class RunLoop {
   private readonly startedAt: number;
   private batch = 0;
   private readonly ctx: RunContext;
+  private skip: { reason: string } | null;
   private readonly options: RunOptions;
   private readonly run: RunRecord;
   private readonly signal: AbortSignal;
@@ -119,7 +127,14 @@ class RunLoop {
     this.now = now;
     this.leaseMs = leaseMs;
     this.startedAt = now();
-    this.ctx = { sync: options.spec.name, runId: run.id, phase: run.phase, data: options.store.data };
+    this.ctx = {
+      sync: options.spec.name,
+      runId: run.id,
+      phase: run.phase,
+      data: options.store.data,
+      payload: options.payload ?? null,
+    };
+    this.skip = options.skipFirstBatch ?? null;
   }
 
   async execute(existing: Checkpoint | null): Promise<Checkpoint> {
@@ -149,14 +164,29 @@ class RunLoop {
         highWaterMark: checkpoint.highWaterMark,
         signal: this.signal,
       });
-      if (page.records.length === 0 && !page.done && sameCursor(page.next, readFrom)) {
+      const unreadable = page.rejected ?? [];
+      if (
+        page.records.length === 0 &&
+        unreadable.length === 0 &&
+        !page.done &&
+        sameCursor(page.next, readFrom)
+      ) {
         throw new SluiceError(
           'SOURCE_STALLED',
           `the source returned an empty page at ${JSON.stringify(readFrom)} without moving on`,
         );
       }
       const cursorFrom = readFrom;
-      const { mapped, origin, deadLetters } = await mapRecords(page.records, spec, this.ctx);
+      const skip = this.skip;
+      this.skip = null;
+      const { mapped, origin, deadLetters } = skip
+        ? {
+            mapped: [],
+            origin: new Map<Row, Row>(),
+            deadLetters: page.records.map((r) => deadLetter(r, spec.key, skip.reason)),
+          }
+        : await mapRecords(page.records, spec, this.ctx);
+      for (const r of unreadable) deadLetters.push({ key: null, record: r.record, reason: r.reason });
       this.batch += 1;
       const batch = this.batch;
       // Built once the target has answered: the checkpoint must only ever follow a confirmed write.
@@ -169,7 +199,7 @@ class RunLoop {
         }
         const counters: Counters = {
           batches: 1,
-          read: page.records.length,
+          read: page.records.length + unreadable.length,
           written: result.written,
           rejected: deadLetters.length,
         };

@@ -1,10 +1,10 @@
 import { loadConfig } from '../config/load.ts';
 import type { ResolvedSync } from '../config/schema.ts';
-import type { ValidConfig } from '../config/validate.ts';
+import { type ConnectorLookup, type ValidConfig, validateConfig } from '../config/validate.ts';
 import { connectorTypes, findConnector } from '../connectors/registry.ts';
 import { ConnectorError, UnknownSyncError } from '../core/errors.ts';
-import type { Checkpoint, RunRecord, Source, Store, SyncShape, Target } from '../core/ports.ts';
-import type { RunTrigger } from '../core/types.ts';
+import type { Checkpoint, Connector, RunRecord, Source, Store, SyncShape, Target } from '../core/ports.ts';
+import type { Json, RunTrigger } from '../core/types.ts';
 import type { Progress } from '../engine/progress.ts';
 import { executeRun, type RunOutcome } from '../engine/run.ts';
 import { currentHolder } from '../store/holder.ts';
@@ -12,11 +12,19 @@ import { openStore } from '../store/open.ts';
 
 export type SyncDefinition = ValidConfig['syncs'] extends Map<string, infer S> ? S : never;
 
-export type RunRequest = {
+export type RunParams = {
   trigger: RunTrigger;
   stop?: AbortSignal;
   stopAfterBackfill?: boolean;
   onProgress?: (progress: Progress) => void;
+  payload?: Json | null;
+  skipFirstBatch?: { reason: string };
+  graceMs?: number;
+};
+
+export type WorkspaceOptions = {
+  /** Connectors beyond the built-in ones (tests, plugins); a type here wins over a built-in one. */
+  connectors?: Connector[];
 };
 
 export type SyncStatus = {
@@ -42,10 +50,17 @@ export class Workspace {
     this.store = store;
   }
 
-  static async open(configPath: string): Promise<Workspace> {
-    const config = await loadConfig(configPath, findConnector, connectorTypes());
-    const store = await openStore(config.config.store, config.baseDir);
-    return new Workspace(config, store);
+  static async open(configPath: string, options: WorkspaceOptions = {}): Promise<Workspace> {
+    const { lookup, types } = connectorLookup(options);
+    const config = await loadConfig(configPath, lookup, types);
+    return new Workspace(config, await openStore(config.config.store, config.baseDir));
+  }
+
+  /** A workspace from a config value rather than a file (tests, embedding Sluice in a program). */
+  static async fromConfig(raw: unknown, baseDir: string, options: WorkspaceOptions = {}): Promise<Workspace> {
+    const { lookup, types } = connectorLookup(options);
+    const config = validateConfig(raw, { baseDir, lookup, knownTypes: types });
+    return new Workspace(config, await openStore(config.config.store, config.baseDir));
   }
 
   syncNames(): string[] {
@@ -75,7 +90,7 @@ export class Workspace {
   }
 
   /** One run of a sync, with its source and target opened for it and closed after. */
-  async run(name: string, request: RunRequest): Promise<RunOutcome> {
+  async run(name: string, request: RunParams): Promise<RunOutcome> {
     const sync = this.sync(name);
     const source = await openEndpoint(() => this.openSource(name), name, 'source');
     let target: Target;
@@ -96,6 +111,9 @@ export class Workspace {
         ...(request.stop ? { stop: request.stop } : {}),
         ...(request.stopAfterBackfill ? { stopAfterBackfill: true } : {}),
         ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+        ...(request.payload !== undefined ? { payload: request.payload } : {}),
+        ...(request.skipFirstBatch ? { skipFirstBatch: request.skipFirstBatch } : {}),
+        graceMs: request.graceMs ?? this.config.config.runtime.grace,
       });
     } finally {
       await Promise.allSettled([source.close?.(), target.close?.()]);
@@ -126,6 +144,14 @@ export class Workspace {
   async close(): Promise<void> {
     await this.store.close();
   }
+}
+
+function connectorLookup(options: WorkspaceOptions): { lookup: ConnectorLookup; types: string[] } {
+  const extra = new Map((options.connectors ?? []).map((c) => [c.type, c]));
+  return {
+    lookup: (type) => extra.get(type) ?? findConnector(type),
+    types: [...new Set([...connectorTypes(), ...extra.keys()])],
+  };
 }
 
 function progressOf(cp: Checkpoint | null): number | null {

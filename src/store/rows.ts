@@ -1,4 +1,4 @@
-import type { Checkpoint, DeadLetter, RunRecord } from '../core/ports.ts';
+import type { Checkpoint, DeadLetter, RequestStatus, RunRecord, RunRequest } from '../core/ports.ts';
 import type { Cursor, Json, Phase, RunStatus, RunTrigger } from '../core/types.ts';
 
 /** Maps between store rows (snake_case, JSON as text) and the port's types; shared by every store. */
@@ -93,4 +93,26 @@ export function deadLetterFromRow(row: DbRow): DeadLetter {
 /** The smallest string greater than every string that starts with `prefix`, for range scans. */
 export function prefixUpperBound(prefix: string): string {
   return `${prefix}\u{10FFFF}`;
+}
+
+export function requestFromRow(row: DbRow): RunRequest {
+  const optionalNum = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+  return {
+    id: num(row.id),
+    sync: String(row.sync),
+    lane: String(row.lane),
+    trigger: row.trigger as RunTrigger,
+    payload: json(row.payload),
+    skipReason: str(row.skip_reason),
+    attempt: num(row.attempt),
+    status: row.status as RequestStatus,
+    notBefore: num(row.not_before),
+    createdAt: num(row.created_at),
+    startedAt: optionalNum(row.started_at),
+    finishedAt: optionalNum(row.finished_at),
+    holder: str(row.holder),
+    runId: optionalNum(row.run_id),
+    errorCode: str(row.error_code),
+    errorMessage: str(row.error_message),
+  };
 }

@@ -38,8 +38,8 @@ export const sourceSchema = z
     path: z.string({ error: 'expected the path of a .jsonl, .ndjson or .csv file' }).min(1),
     format: z.enum(formats, { error: 'expected "jsonl" or "csv"' }).optional(),
     csv: csvSchema.optional(),
-    /** @defaultValue 'record' */
-    malformed: z.enum(malformedModes, { error: 'expected "record", "reject" or "fail"' }).default('record'),
+    /** What a malformed line becomes: a dead letter with the reason (reject), a marked record passed to map (record), or an error (fail). @defaultValue 'reject' */
+    malformed: z.enum(malformedModes, { error: 'expected "record", "reject" or "fail"' }).default('reject'),
     /** Bytes read from the file at a time. @defaultValue 65536 */
     chunkSize: z.number().int().min(1, 'expected a positive number of bytes').default(65_536),
   })

@@ -23,8 +23,9 @@ export const insertRun = `INSERT INTO runs (sync, trigger, status, phase, starte
 export const addRunCounters = `UPDATE runs SET batches = batches + $batches, records_read = records_read + $read,
   records_written = records_written + $written, records_rejected = records_rejected + $rejected,
   lease_until = $leaseUntil WHERE id = $id`;
+// Only a running run is finished: a late end from an aborted run does not overwrite `timed_out`.
 export const finishRun = `UPDATE runs SET status = ?, ended_at = ?, more = ?, error_code = ?, error_message = ?
-  WHERE id = ? RETURNING *`;
+  WHERE id = ? AND status = 'running'`;
 export const selectRun = 'SELECT * FROM runs WHERE id = ?';
 export const selectRuns = 'SELECT * FROM runs ORDER BY id DESC LIMIT ?';
 export const selectRunsOfSync = 'SELECT * FROM runs WHERE sync = ? ORDER BY id DESC LIMIT ?';
@@ -47,3 +48,25 @@ export const selectDeadLetters = `SELECT * FROM dead_letters WHERE ($sync IS NUL
   AND ($all = 1 OR retried_at IS NULL) ORDER BY id LIMIT $limit`;
 export const markDeadLetterRetried = 'UPDATE dead_letters SET retried_at = ? WHERE id = ?';
 export const deleteDeadLettersOfSync = 'DELETE FROM dead_letters WHERE sync = ?';
+
+export const insertRequest = `INSERT INTO run_requests (sync, lane, trigger, payload, skip_reason, attempt, status,
+  not_before, created_at) VALUES ($sync, $lane, $trigger, $payload, $skip, $attempt, 'queued', $notBefore, $now) RETURNING *`;
+export const selectQueuedOfSyncInLane = `SELECT * FROM run_requests WHERE sync = ? AND lane = ? AND status = 'queued'
+  ORDER BY id LIMIT 1`;
+export const selectDueRequests = `SELECT * FROM run_requests WHERE status = 'queued' AND not_before <= ?
+  AND lane NOT IN (SELECT lane FROM run_requests WHERE status = 'running') ORDER BY id LIMIT ?`;
+export const claimRequest = `UPDATE run_requests SET status = 'running', holder = ?, lease_until = ?, started_at = ?
+  WHERE id = ? AND status = 'queued' RETURNING *`;
+export const renewRequest = "UPDATE run_requests SET lease_until = ? WHERE id = ? AND status = 'running'";
+export const finishRequest = `UPDATE run_requests SET status = ?, finished_at = ?, run_id = coalesce(?, run_id),
+  error_code = ?, error_message = ? WHERE id = ? RETURNING *`;
+export const releaseRequest = `UPDATE run_requests SET status = 'queued', holder = NULL, lease_until = NULL,
+  started_at = NULL, not_before = ? WHERE id = ? AND status = 'running'`;
+export const selectRunningRequests = "SELECT * FROM run_requests WHERE status = 'running'";
+export const selectRequest = 'SELECT * FROM run_requests WHERE id = ?';
+export const selectRequests = `SELECT * FROM run_requests WHERE ($sync IS NULL OR sync = $sync)
+  AND ($status IS NULL OR status = $status) ORDER BY id DESC LIMIT $limit`;
+export const selectPendingOfSync =
+  "SELECT * FROM run_requests WHERE sync = ? AND status IN ('queued', 'running') ORDER BY id";
+export const selectLastFinishedOfSync = `SELECT * FROM run_requests WHERE sync = ? AND status IN ('done', 'failed', 'cancelled')
+  ORDER BY finished_at DESC, id DESC LIMIT 1`;

@@ -23,6 +23,7 @@ import {
   toJsonText,
 } from '../rows.ts';
 import { migrate } from './migrate.ts';
+import { SqliteQueue } from './queue.ts';
 import * as sql from './sql.ts';
 
 export type SqliteStoreOptions = {
@@ -35,6 +36,7 @@ type Params = Record<string, SQLInputValue>;
 /** The embedded store: one SQLite file in WAL mode, migrated on open. */
 export class SqliteStore implements Store {
   readonly data: DataStore;
+  readonly queue: SqliteQueue;
   readonly path: string;
   private readonly db: DatabaseSync;
   private readonly now: () => number;
@@ -44,6 +46,11 @@ export class SqliteStore implements Store {
     this.db = db;
     this.now = options.now ?? Date.now;
     this.data = new SqliteDataStore(db, () => this.iso());
+    this.queue = new SqliteQueue(
+      db,
+      () => this.now(),
+      (fn) => this.tx(fn),
+    );
   }
 
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
@@ -131,10 +138,10 @@ export class SqliteStore implements Store {
 
   async finishRun(runId: number, end: RunEnd): Promise<RunRecord> {
     const more = end.more === null ? null : end.more ? 1 : 0;
-    const row = this.db
+    this.db
       .prepare(sql.finishRun)
-      .get(end.status, this.iso(), more, end.errorCode ?? null, end.errorMessage ?? null, runId);
-    return runFromRow(row!);
+      .run(end.status, this.iso(), more, end.errorCode ?? null, end.errorMessage ?? null, runId);
+    return runFromRow(this.db.prepare(sql.selectRun).get(runId)!);
   }
 
   async getRun(runId: number): Promise<RunRecord | null> {

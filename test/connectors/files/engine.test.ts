@@ -123,11 +123,12 @@ describe('files source through the engine into SQLite', () => {
     const rows = tableRows(dir).map((r) => ({ ...r, id: String(r.id) }));
     expect(rows.sort((a, b) => Number(a.id) - Number(b.id))).toEqual(expected);
     const letters = await sync.store.listDeadLetters({ sync: 'people' });
-    expect(letters.map((l) => (l.record as Record<string, { raw: string }>)._sluice_malformed?.raw)).toEqual([
+    expect(letters.map((l) => (l.record as { raw: string }).raw)).toEqual([
       '500,bro"',
       '1500,bro"',
       '2500,bro"',
     ]);
+    expect(letters.every((l) => l.reason.startsWith('malformed record: ') && l.key === null)).toBe(true);
     await sync.store.close();
   }, 60_000);
 });

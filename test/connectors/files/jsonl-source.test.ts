@@ -95,10 +95,10 @@ describe('files source: JSON Lines', () => {
 
   const withBadLines = '{"id":1}\n{"id":2,}\n[1,2]\n{"id":3}\n\xff\n{"id":4}\n';
 
-  it('passes malformed lines on as marked records by default, so the target dead-letters them', async () => {
+  it('passes malformed lines on as marked records in "record" mode, for map to see', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'a.jsonl'), Buffer.from(withBadLines, 'latin1'));
-    const source = await openSource(dir, { path: 'a.jsonl' });
+    const source = await openSource(dir, { path: 'a.jsonl', malformed: 'record' });
     const { records } = await readAll(source, 'backfill', 2, {
       cursor: null,
       highWaterMark: await source.highWaterMark(),

@@ -11,7 +11,7 @@ describe('files options', () => {
   it('guesses the format from the extension and fills in the defaults', () => {
     expect(filesConnector.source!.options.parse({ path: 'a.NDJSON' })).toMatchObject({
       format: 'jsonl',
-      malformed: 'record',
+      malformed: 'reject',
       chunkSize: 65_536,
     });
     expect(filesConnector.source!.options.parse({ path: 'a.csv' })).toMatchObject({

@@ -1,0 +1,55 @@
+import { decorrelatedJitterGenerator, ExponentialBackoff, type IBackoff } from 'cockatiel';
+
+/**
+ * What happens after a run, decided from the sync's rerun and retry policies alone (no I/O), so the
+ * same rules hold in every runtime adapter.
+ */
+
+export type RerunPolicy =
+  | { mode: 'triggered'; watchdog?: { every: number } | { cron: string } | undefined }
+  | { mode: 'scheduled'; every?: number | undefined; cron?: string | undefined };
+
+export type RetryPolicy = { attempts: number; backoff: { initial: number; max: number } };
+
+export type RunResult = { ok: true; more: boolean } | { ok: false; errorCode: string; errorMessage: string };
+
+export type NextStep =
+  /** Nothing now: a schedule (or a request) brings the next run. */
+  | { kind: 'wait' }
+  /** Enqueue the successor, after `delayMs`. */
+  | { kind: 'enqueue'; trigger: 'rerun' | 'retry'; attempt: number; delayMs: number }
+  /** The batch failed `attempts` times: dead-letter it and move past it on the next run. */
+  | { kind: 'skip-batch'; reason: string }
+  /** A triggered chain ran out of retries: the sync is failed until a watchdog or a user restarts it. */
+  | { kind: 'chain-broken'; reason: string };
+
+export function afterRun(
+  rerun: RerunPolicy,
+  retries: RetryPolicy,
+  result: RunResult,
+  attempt: number,
+): NextStep {
+  if (result.ok) {
+    if (!result.more) return { kind: 'wait' };
+    return rerun.mode === 'triggered'
+      ? { kind: 'enqueue', trigger: 'rerun', attempt: 1, delayMs: 0 }
+      : { kind: 'wait' };
+  }
+  const reason = `failed ${attempt} time${attempt === 1 ? '' : 's'}: ${result.errorMessage}`;
+  if (rerun.mode === 'scheduled')
+    return attempt >= retries.attempts ? { kind: 'skip-batch', reason } : { kind: 'wait' };
+  if (attempt >= retries.attempts) return { kind: 'chain-broken', reason };
+  return { kind: 'enqueue', trigger: 'retry', attempt: attempt + 1, delayMs: retryDelay(retries, attempt) };
+}
+
+/** Delay before attempt `failed + 1`: exponential from `initial`, capped at `max`, with jitter. */
+export function retryDelay(retries: RetryPolicy, failed: number): number {
+  const factory = new ExponentialBackoff({
+    initialDelay: retries.backoff.initial,
+    maxDelay: retries.backoff.max,
+    generator: decorrelatedJitterGenerator,
+  });
+  let backoff: IBackoff<unknown> = factory.next();
+  for (let i = 1; i < failed; i++) backoff = backoff.next(undefined);
+  return Math.min(retries.backoff.max, Math.round(backoff.duration));
+}

@@ -1,0 +1,41 @@
+import type { RunRequest } from '../core/ports.ts';
+import type { Counters, Json, RunTrigger } from '../core/types.ts';
+import type { Progress } from '../engine/progress.ts';
+
+export type RunStarted = { request: RunRequest; laneWaitMs: number };
+
+export type RunEnded = {
+  request: RunRequest;
+  runId: number | null;
+  ok: boolean;
+  status: 'succeeded' | 'failed' | 'timed_out' | 'requeued';
+  counters: Counters | null;
+  more: boolean;
+  durationMs: number;
+  errorCode: string | null;
+  errorMessage: string | null;
+};
+
+export type RuntimeEvents = {
+  'run:start': [RunStarted];
+  'run:end': [RunEnded];
+  'run:progress': [Progress];
+  /** A triggered chain ran out of retries; the sync stays failed until restarted. */
+  'chain:broken': [{ sync: string; reason: string }];
+  /** Something the runtime could not do on its own (a skip that failed, a tick that failed). */
+  error: [{ sync: string | null; error: Error }];
+};
+
+/**
+ * A runtime runs requested runs in lanes and continues them by their rerun policies. Every
+ * adapter (local now, distributed later) passes the same conformance suite in test/runtime.
+ */
+export interface Runtime {
+  start(): Promise<void>;
+  /** Queues a run of a sync; it starts when its lane is free. */
+  request(sync: string, options?: { trigger?: RunTrigger; payload?: Json | null }): Promise<RunRequest>;
+  /** Stops taking runs, lets running batches finish and checkpoint, then resolves. */
+  stop(options?: { timeoutMs?: number }): Promise<void>;
+  on<E extends keyof RuntimeEvents>(event: E, listener: (...args: RuntimeEvents[E]) => void): this;
+  off<E extends keyof RuntimeEvents>(event: E, listener: (...args: RuntimeEvents[E]) => void): this;
+}

@@ -1,0 +1,121 @@
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import type { NewRunRequest, RequestStatus, RunQueue, RunRequest } from '../../core/ports.ts';
+import { isHolderGone } from '../holder.ts';
+import { requestFromRow, toJsonText } from '../rows.ts';
+import * as sql from './sql.ts';
+
+/**
+ * The local runtime's queue in the store's SQLite file. Claims run in IMMEDIATE transactions and
+ * a partial unique index allows one running request per lane, so lanes stay serial even when
+ * several processes share the file.
+ */
+export class SqliteQueue implements RunQueue {
+  private readonly db: DatabaseSync;
+  private readonly now: () => number;
+  private readonly tx: <T>(fn: () => T) => T;
+
+  constructor(db: DatabaseSync, now: () => number, tx: <T>(fn: () => T) => T) {
+    this.db = db;
+    this.now = now;
+    this.tx = tx;
+  }
+
+  async enqueue(request: NewRunRequest): Promise<RunRequest> {
+    return this.tx(() => {
+      if (request.coalesce) {
+        const queued = this.db.prepare(sql.selectQueuedOfSyncInLane).get(request.sync, request.lane);
+        if (queued) return requestFromRow(queued);
+      }
+      const now = this.now();
+      const row = this.db.prepare(sql.insertRequest).get({
+        sync: request.sync,
+        lane: request.lane,
+        trigger: request.trigger,
+        payload: toJsonText(request.payload ?? null),
+        skip: request.skipReason ?? null,
+        attempt: request.attempt ?? 1,
+        notBefore: request.notBefore ?? now,
+        now,
+      } as Record<string, SQLInputValue>);
+      return requestFromRow(row!);
+    });
+  }
+
+  async claim(options: { holder: string; leaseMs: number; limit: number }): Promise<RunRequest[]> {
+    if (options.limit <= 0) return [];
+    return this.tx(() => {
+      const now = this.now();
+      // More rows than the limit: several due requests may share a lane, and only one is taken.
+      const due = this.db.prepare(sql.selectDueRequests).all(now, options.limit * 8 + 8);
+      const lanes = new Set<string>();
+      const claimed: RunRequest[] = [];
+      const claim = this.db.prepare(sql.claimRequest);
+      for (const row of due) {
+        if (claimed.length >= options.limit) break;
+        const lane = String(row.lane);
+        if (lanes.has(lane)) continue;
+        lanes.add(lane);
+        const taken = claim.get(options.holder, now + options.leaseMs, now, Number(row.id));
+        if (taken) claimed.push(requestFromRow(taken));
+      }
+      return claimed;
+    });
+  }
+
+  async renew(id: number, leaseMs: number): Promise<void> {
+    this.db.prepare(sql.renewRequest).run(this.now() + leaseMs, id);
+  }
+
+  async finish(
+    id: number,
+    end: {
+      status: 'done' | 'failed' | 'cancelled';
+      runId?: number | null;
+      errorCode?: string;
+      errorMessage?: string;
+    },
+  ): Promise<RunRequest> {
+    const row = this.db
+      .prepare(sql.finishRequest)
+      .get(end.status, this.now(), end.runId ?? null, end.errorCode ?? null, end.errorMessage ?? null, id);
+    return requestFromRow(row!);
+  }
+
+  async release(id: number, notBefore: number): Promise<void> {
+    this.db.prepare(sql.releaseRequest).run(notBefore, id);
+  }
+
+  async recover(): Promise<RunRequest[]> {
+    return this.tx(() => {
+      const now = this.now();
+      const recovered: RunRequest[] = [];
+      for (const row of this.db.prepare(sql.selectRunningRequests).all()) {
+        if (!isHolderGone(String(row.holder), Number(row.lease_until), now)) continue;
+        this.db.prepare(sql.releaseRequest).run(now, Number(row.id));
+        recovered.push(requestFromRow({ ...row, status: 'queued' }));
+      }
+      return recovered;
+    });
+  }
+
+  async get(id: number): Promise<RunRequest | null> {
+    const row = this.db.prepare(sql.selectRequest).get(id);
+    return row ? requestFromRow(row) : null;
+  }
+
+  async list(query: { sync?: string; status?: RequestStatus; limit?: number }): Promise<RunRequest[]> {
+    return this.db
+      .prepare(sql.selectRequests)
+      .all({ sync: query.sync ?? null, status: query.status ?? null, limit: query.limit ?? 100 })
+      .map(requestFromRow);
+  }
+
+  async pending(sync: string): Promise<RunRequest[]> {
+    return this.db.prepare(sql.selectPendingOfSync).all(sync).map(requestFromRow);
+  }
+
+  async lastFinished(sync: string): Promise<RunRequest | null> {
+    const row = this.db.prepare(sql.selectLastFinishedOfSync).get(sync);
+    return row ? requestFromRow(row) : null;
+  }
+}
