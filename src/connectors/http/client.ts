@@ -138,6 +138,11 @@ export class HttpClient {
     }
   }
 
+  /** Runs `fn` under this connection's retry policy (a token request made outside `request`). */
+  async withRetries<T>(fn: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    return this.retry.execute(fn, signal);
+  }
+
   /** One attempt, plus one replay after a 401 when the auth can get a fresh token. */
   private async attempt(req: HttpRequest): Promise<HttpResponse> {
     let res = await this.send(req);

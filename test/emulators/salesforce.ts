@@ -1,0 +1,316 @@
+import { randomBytes } from 'node:crypto';
+import { type EmulatorRequest, type EmulatorResponse, EmulatorServer, validEmail } from './server.ts';
+import { compare, evaluate, parseSoql, type Query, SoqlError, type Value } from './soql.ts';
+
+/**
+ * A Salesforce REST API emulator for Contacts (dev-only; never the real service), following the
+ * documented shapes so jsforce works against it as well as Sluice:
+ *   POST  /services/oauth2/token                          client_credentials / refresh_token / password → access_token + instance_url
+ *   GET   /services/data/vXX.X/query?q=SOQL              { totalSize, done, nextRecordsUrl?, records: [{ attributes, … }] }
+ *   GET   /services/data/vXX.X/query/<locator>-<offset>  the next chunk (queryMore); 2,000 per chunk by default
+ *   PATCH /services/data/vXX.X/composite/sobjects/Contact/<ExternalIdField>  ≤200 records, allOrNone
+ *         → [{ id, success, errors: [{ statusCode, message, fields }], created }]
+ * Errors are Salesforce's `[{ message, errorCode }]`; an expired session answers 401 INVALID_SESSION_ID.
+ */
+export const SF_CLIENT = {
+  id: 'sf-emulator-client',
+  secret: 'sf-emulator-secret',
+  refreshToken: 'sf-emulator-refresh',
+};
+
+export type SfContact = {
+  Id: string;
+  FirstName: string | null;
+  LastName: string;
+  Email: string | null;
+  created: number;
+  modstamp: number;
+} & Record<string, string | number | null>;
+
+export type SalesforceEmulatorOptions = {
+  contacts?: number;
+  startMs?: number;
+  stepMs?: number;
+  tokenTtlMs?: number;
+  externalIdField?: string;
+};
+
+/** Ids sort as text in creation order: '003' + 'EMU' + 12 digits = 18 characters. */
+const idFor = (n: number) => `003EMU${String(n).padStart(12, '0')}`;
+/** Salesforce writes datetimes as 2024-01-01T00:00:00.000+0000. */
+const sfDate = (ms: number) => new Date(ms).toISOString().replace('Z', '+0000');
+
+export class SalesforceEmulator {
+  readonly server: EmulatorServer;
+  readonly contacts: SfContact[] = [];
+  private readonly byExt = new Map<string, Map<string, SfContact>>();
+  private readonly cursors = new Map<string, { rows: SfContact[]; fields: string[] }>();
+  private next = 1;
+  private readonly tokenTtlMs: number;
+
+  constructor(options: SalesforceEmulatorOptions = {}) {
+    this.tokenTtlMs = options.tokenTtlMs ?? 2 * 3_600_000;
+    const start = options.startMs ?? Date.UTC(2024, 0, 1);
+    const ext = options.externalIdField ?? 'External_Id__c';
+    for (let i = 0; i < (options.contacts ?? 0); i++) {
+      const n = this.next++;
+      const at = start + i * (options.stepMs ?? 1000);
+      this.contacts.push({
+        Id: idFor(n),
+        FirstName: `First${n}`,
+        LastName: `Last${n}`,
+        Email: `c${n}@example.com`,
+        [ext]: `ext-${n}`,
+        created: at,
+        modstamp: at,
+      });
+    }
+    const err = (errorCode: string, message: string) => () => [{ message, errorCode }];
+    this.server = new EmulatorServer((req) => this.route(req), {
+      publicPaths: ['/services/oauth2/token'],
+      errors: {
+        rateLimited: err('REQUEST_LIMIT_EXCEEDED', 'Too many requests (emulated rate limit)'),
+        server: err('SERVER_UNAVAILABLE', 'Server temporarily unavailable (emulated)'),
+        unauthorized: err('INVALID_SESSION_ID', 'Session expired or invalid'),
+      },
+      headers: () => ({ 'sforce-limit-info': `api-usage=${this.server?.stats.requests ?? 0}/15000` }),
+    });
+  }
+
+  get url(): string {
+    return this.server.url;
+  }
+
+  /** Marks contacts modified at `at` (ms). */
+  touch(predicate: (c: SfContact) => boolean, at: number): void {
+    for (const c of this.contacts) if (predicate(c)) c.modstamp = at;
+  }
+
+  findBy(field: string, value: string): SfContact | undefined {
+    return this.extIndex(field).get(value);
+  }
+
+  private extIndex(field: string): Map<string, SfContact> {
+    let m = this.byExt.get(field);
+    if (!m) {
+      m = new Map();
+      for (const c of this.contacts)
+        if (c[field] !== undefined && c[field] !== null) m.set(String(c[field]), c);
+      this.byExt.set(field, m);
+    }
+    return m;
+  }
+
+  private route(req: EmulatorRequest): EmulatorResponse {
+    const path = req.url.pathname;
+    if (path === '/services/oauth2/token' && req.method === 'POST')
+      return this.token(req.body as Record<string, string> | null);
+    if (path === '/services/data' && req.method === 'GET') {
+      return { status: 200, body: [{ label: 'Emulated', url: '/services/data/v60.0', version: '60.0' }] };
+    }
+    const m = /^\/services\/data\/v(\d+\.\d)(\/.*)$/.exec(path);
+    if (!m) return notFound(path);
+    const [, version, rest] = m;
+    if (rest === '/query' && req.method === 'GET')
+      return this.query(version!, req.url.searchParams.get('q') ?? '', req.headers['sforce-query-options']);
+    const more = /^\/query\/([\w]+)-(\d+)$/.exec(rest!);
+    if (more && req.method === 'GET') return this.chunk(version!, more[1]!, Number(more[2]), 2000);
+    const upsert = /^\/composite\/sobjects\/Contact\/(\w+)$/.exec(rest!);
+    if (upsert && req.method === 'PATCH') return this.upsert(upsert[1]!, req.body as UpsertBody | null);
+    return notFound(path);
+  }
+
+  private get(c: SfContact, field: string): Value {
+    const f = field.toLowerCase();
+    if (f === 'systemmodstamp' || f === 'lastmodifieddate') return c.modstamp;
+    if (f === 'createddate') return c.created;
+    const key = KNOWN[f] ?? Object.keys(c).find((k) => k.toLowerCase() === f);
+    return key === undefined ? null : (c[key] ?? null);
+  }
+
+  private render(c: SfContact, fields: string[], version: string): Record<string, unknown> {
+    const out: Record<string, unknown> = {
+      attributes: { type: 'Contact', url: `/services/data/v${version}/sobjects/Contact/${c.Id}` },
+    };
+    for (const f of fields) {
+      const v = this.get(c, f);
+      out[f] =
+        /^(systemmodstamp|lastmodifieddate|createddate)$/i.test(f) && typeof v === 'number' ? sfDate(v) : v;
+    }
+    return out;
+  }
+
+  private query(version: string, soql: string, options: string | string[] | undefined): EmulatorResponse {
+    let q: Query;
+    try {
+      q = parseSoql(soql);
+    } catch (err) {
+      if (err instanceof SoqlError)
+        return { status: 400, body: [{ message: err.message, errorCode: 'MALFORMED_QUERY' }] };
+      throw err;
+    }
+    if (q.from.toLowerCase() !== 'contact')
+      return {
+        status: 400,
+        body: [{ message: `sObject type '${q.from}' is not supported.`, errorCode: 'INVALID_TYPE' }],
+      };
+    let rows = q.where
+      ? this.contacts.filter((c) => evaluate(q.where!, (f) => this.get(c, f)))
+      : this.contacts.slice();
+    if (q.order.length)
+      rows.sort((a, b) =>
+        q.order.reduce((acc, o) => acc || o.dir * compare(this.get(a, o.field), this.get(b, o.field)), 0),
+      );
+    if (q.limit !== null) rows = rows.slice(0, q.limit);
+    if (q.count) return { status: 200, body: { totalSize: rows.length, done: true, records: [] } };
+    const batch = Math.min(
+      2000,
+      Math.max(200, Number(/batchSize=(\d+)/.exec(String(options ?? ''))?.[1] ?? 2000)),
+    );
+    const locator = `01gEMU${randomBytes(6).toString('hex')}`;
+    this.cursors.set(locator, { rows, fields: q.fields });
+    return this.chunk(version, locator, 0, batch);
+  }
+
+  private chunk(version: string, locator: string, offset: number, batch: number): EmulatorResponse {
+    const cursor = this.cursors.get(locator);
+    if (!cursor)
+      return {
+        status: 400,
+        body: [{ message: 'invalid query locator', errorCode: 'INVALID_QUERY_LOCATOR' }],
+      };
+    const records = cursor.rows
+      .slice(offset, offset + batch)
+      .map((c) => this.render(c, cursor.fields, version));
+    const done = offset + batch >= cursor.rows.length;
+    if (done) this.cursors.delete(locator);
+    const body: Record<string, unknown> = { totalSize: cursor.rows.length, done, records };
+    if (!done) body.nextRecordsUrl = `/services/data/v${version}/query/${locator}-${offset + batch}`;
+    return { status: 200, body };
+  }
+
+  private upsert(field: string, body: UpsertBody | null): EmulatorResponse {
+    const records = body?.records;
+    if (!Array.isArray(records))
+      return { status: 400, body: [{ message: 'records is required', errorCode: 'JSON_PARSER_ERROR' }] };
+    if (records.length > 200)
+      return {
+        status: 400,
+        body: [{ message: 'Maximum number of records is 200', errorCode: 'EXCEEDED_ID_LIMIT' }],
+      };
+    const index = this.extIndex(field);
+    const bad = (statusCode: string, message: string, fields: string[]) => ({
+      success: false,
+      errors: [{ statusCode, message, fields }],
+    });
+    const check = records.map((r) => {
+      if (r.attributes?.type !== 'Contact') return bad('INVALID_TYPE', 'attributes.type must be Contact', []);
+      if (r[field] === undefined || r[field] === null || r[field] === '')
+        return bad('REQUIRED_FIELD_MISSING', `Required fields are missing: [${field}]`, [field]);
+      if (r.Email !== undefined && r.Email !== null && !validEmail(r.Email))
+        return bad('INVALID_EMAIL_ADDRESS', `Email: invalid email address: ${r.Email}`, ['Email']);
+      return null;
+    });
+    const failed = check.some(Boolean);
+    // allOrNone: one failure rolls every record back, the others report ALL_OR_NONE_OPERATION_ROLLED_BACK.
+    if (failed && body?.allOrNone) {
+      return {
+        status: 200,
+        body: check.map(
+          (c) =>
+            c ??
+            bad(
+              'ALL_OR_NONE_OPERATION_ROLLED_BACK',
+              'Record rolled back because not all records were valid and the request was using AllOrNone header',
+              [],
+            ),
+        ),
+      };
+    }
+    const now = Date.now();
+    const results = records.map((r, i) => {
+      if (check[i]) return check[i];
+      const { attributes: _a, Id: _id, ...fields } = r;
+      const key = String(r[field]);
+      const existing = index.get(key);
+      if (existing) {
+        Object.assign(existing, fields, { modstamp: now });
+        return { id: existing.Id, success: true, errors: [], created: false };
+      }
+      const c = {
+        FirstName: null,
+        LastName: '',
+        Email: null,
+        ...fields,
+        Id: idFor(this.next++),
+        created: now,
+        modstamp: now,
+      } as SfContact;
+      this.contacts.push(c);
+      index.set(key, c);
+      return { id: c.Id, success: true, errors: [], created: true };
+    });
+    return { status: 200, body: results };
+  }
+
+  private token(form: Record<string, string> | null): EmulatorResponse {
+    const fail = {
+      status: 400,
+      body: { error: 'invalid_grant', error_description: 'authentication failure' },
+    };
+    if (!form || form.client_id !== SF_CLIENT.id || form.client_secret !== SF_CLIENT.secret)
+      return {
+        status: 400,
+        body: { error: 'invalid_client_id', error_description: 'client identifier invalid' },
+      };
+    if (form.grant_type === 'refresh_token' && form.refresh_token !== SF_CLIENT.refreshToken) return fail;
+    if (!['client_credentials', 'refresh_token', 'password'].includes(form.grant_type ?? ''))
+      return {
+        status: 400,
+        body: { error: 'unsupported_grant_type', error_description: 'grant type not supported' },
+      };
+    const token = this.server.issueToken(this.tokenTtlMs);
+    const issuedAt = String(Date.now());
+    return {
+      status: 200,
+      body: {
+        access_token: token,
+        instance_url: this.url,
+        id: `${this.url}/id/00DEMU000000001/005EMU000000001`,
+        token_type: 'Bearer',
+        issued_at: issuedAt,
+        signature: randomBytes(32).toString('base64'),
+      },
+    };
+  }
+}
+
+/** SOQL field names are case-insensitive; the common ones skip the search. */
+const KNOWN: Record<string, string> = {
+  id: 'Id',
+  firstname: 'FirstName',
+  lastname: 'LastName',
+  email: 'Email',
+};
+
+type UpsertBody = {
+  allOrNone?: boolean;
+  records?: ({ attributes?: { type?: string } } & Record<string, string | number | null | undefined> & {
+      Id?: string;
+    })[];
+};
+
+function notFound(path: string): EmulatorResponse {
+  return {
+    status: 404,
+    body: [{ message: `The requested resource does not exist: ${path}`, errorCode: 'NOT_FOUND' }],
+  };
+}
+
+export async function startSalesforceEmulator(
+  options: SalesforceEmulatorOptions = {},
+): Promise<SalesforceEmulator> {
+  const emu = new SalesforceEmulator(options);
+  await emu.server.listen();
+  return emu;
+}
