@@ -54,6 +54,7 @@ export class HubSpotEmulator {
     }
     this.server = new EmulatorServer((req) => this.route(req), {
       tokens: [HUBSPOT_TOKEN],
+      publicPaths: ['/_emulator/count'],
       errors: {
         rateLimited: () => ({
           status: 'error',
@@ -172,6 +173,7 @@ export class HubSpotEmulator {
 
   private route(req: EmulatorRequest): EmulatorResponse {
     const path = req.url.pathname;
+    if (path === '/_emulator/count') return { status: 200, body: { count: this.contacts.length } };
     if (path === '/crm/v3/objects/contacts' && req.method === 'GET') return this.list(req.url.searchParams);
     if (path === '/crm/v3/objects/contacts/search' && req.method === 'POST')
       return this.search(req.body as SearchBody);

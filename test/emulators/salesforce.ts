@@ -67,7 +67,7 @@ export class SalesforceEmulator {
     }
     const err = (errorCode: string, message: string) => () => [{ message, errorCode }];
     this.server = new EmulatorServer((req) => this.route(req), {
-      publicPaths: ['/services/oauth2/token'],
+      publicPaths: ['/services/oauth2/token', '/_emulator/count'],
       errors: {
         rateLimited: err('REQUEST_LIMIT_EXCEEDED', 'Too many requests (emulated rate limit)'),
         server: err('SERVER_UNAVAILABLE', 'Server temporarily unavailable (emulated)'),
@@ -103,6 +103,7 @@ export class SalesforceEmulator {
 
   private route(req: EmulatorRequest): EmulatorResponse {
     const path = req.url.pathname;
+    if (path === '/_emulator/count') return { status: 200, body: { count: this.contacts.length } };
     if (path === '/services/oauth2/token' && req.method === 'POST')
       return this.token(req.body as Record<string, string> | null);
     if (path === '/services/data' && req.method === 'GET') {
