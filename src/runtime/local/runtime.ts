@@ -63,6 +63,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
   async start(): Promise<void> {
     await this.queue.recover();
     for (const name of this.ws.syncNames()) await this.continueChain(name, 'recovery');
+
     this.schedule();
     this.loopDone = this.loop();
   }
@@ -296,7 +297,9 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     const checkpoint = await this.ws.store.getCheckpoint(sync);
     if (checkpoint?.phase === 'incremental') return;
     if ((await this.queue.pending(sync)).length > 0) return;
-    await this.queue.enqueue({ sync, lane: laneOf(sync, this.bundles, trigger), trigger });
+    // A sync that never ran starts its backfill; one that stopped part-way resumes it.
+    const why: RunTrigger = checkpoint ? trigger : 'backfill';
+    await this.queue.enqueue({ sync, lane: laneOf(sync, this.bundles, why), trigger: why });
     this.wake();
   }
 

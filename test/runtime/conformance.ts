@@ -1,0 +1,275 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { RunRecord } from '../../src/core/ports.ts';
+import type { Runtime } from '../../src/runtime/port.ts';
+import { Workspace } from '../../src/runtime/workspace.ts';
+import { faultyConnector } from '../support/connectors.ts';
+import { digest, seedContacts } from '../support/contacts.ts';
+import { tempDir } from '../support/tmp.ts';
+import { until } from '../support/until.ts';
+
+export type RuntimeFactory = (ws: Workspace) => Runtime;
+
+type SyncSpec = {
+  rows: number;
+  batch?: number;
+  maxRunDuration?: string;
+  rerun?: unknown;
+  retries?: unknown;
+  target?: Record<string, unknown>;
+  webhook?: boolean;
+};
+
+/** A workspace of SQLite → SQLite contact syncs, one pair of files per sync, and its runtime. */
+async function setUp(
+  factory: RuntimeFactory,
+  syncs: Record<string, SyncSpec>,
+  bundles: Record<string, string[]> = {},
+) {
+  const dir = tempDir('runtime');
+  const connections: Record<string, unknown> = {};
+  const syncConfigs: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(syncs)) {
+    seedContacts(join(dir, `${name}-a.db`), spec.rows, { perSecond: 50 });
+    connections[`${name}A`] = { type: 'sqlite', path: `${name}-a.db` };
+    connections[`${name}B`] = spec.target
+      ? { type: 'faulty', path: `${name}-b.db` }
+      : { type: 'sqlite', path: `${name}-b.db` };
+    syncConfigs[name] = {
+      source: { connection: `${name}A`, table: 'contacts' },
+      target: { connection: `${name}B`, table: 'contacts', ...spec.target },
+      key: 'id',
+      cursor: 'updated_at',
+      batch: { size: spec.batch ?? 100 },
+      maxRunDuration: spec.maxRunDuration ?? '10m',
+      ...(spec.rerun ? { rerun: spec.rerun } : {}),
+      ...(spec.retries ? { retries: spec.retries } : {}),
+      ...(spec.webhook ? { webhook: { tokens: ['t'] } } : {}),
+    };
+  }
+  const config = {
+    connections,
+    syncs: syncConfigs,
+    bundles: Object.fromEntries(Object.entries(bundles).map(([b, members]) => [b, { syncs: members }])),
+    runtime: { concurrency: 4, grace: '2s', poll: '50ms' },
+  };
+  const ws = await Workspace.fromConfig(config, dir, { connectors: [faultyConnector] });
+  const runtime = factory(ws);
+  const phase = async (sync: string) => (await ws.store.getCheckpoint(sync))?.phase;
+  const runs = async (sync?: string): Promise<RunRecord[]> =>
+    (await ws.store.listRuns({ ...(sync ? { sync } : {}), limit: 10_000 })).reverse();
+  const close = async () => {
+    await runtime.stop({ timeoutMs: 5_000 });
+    await ws.close();
+  };
+  return {
+    dir,
+    ws,
+    runtime,
+    phase,
+    runs,
+    close,
+    equal: (sync: string) =>
+      expect(digest(join(dir, `${sync}-b.db`))).toEqual(digest(join(dir, `${sync}-a.db`))),
+  };
+}
+
+const interval = (r: RunRecord) => [Date.parse(r.startedAt), Date.parse(r.endedAt ?? r.startedAt)] as const;
+
+function assertNoOverlap(runs: RunRecord[]): void {
+  const sorted = [...runs].sort((a, b) => interval(a)[0] - interval(b)[0]);
+  for (let i = 1; i < sorted.length; i++) {
+    const [, prevEnd] = interval(sorted[i - 1]!);
+    const [start] = interval(sorted[i]!);
+    expect(
+      start,
+      `run ${sorted[i]!.id} of ${sorted[i]!.sync} started before run ${sorted[i - 1]!.id} ended`,
+    ).toBeGreaterThanOrEqual(prevEnd);
+  }
+}
+
+/** The runtime contract: every adapter must pass these. */
+export function runtimeConformance(name: string, factory: RuntimeFactory): void {
+  describe(`runtime conformance: ${name}`, () => {
+    it('never overlaps two runs of one bundle, and lets a second sync run between two runs of a backfill', async () => {
+      const t = await setUp(
+        factory,
+        { big: { rows: 6000, maxRunDuration: '20ms' }, small: { rows: 300, maxRunDuration: '20ms' } },
+        { crm: ['big', 'small'] },
+      );
+      try {
+        await t.runtime.start();
+        await until(
+          'both backfills done',
+          async () => (await t.phase('big')) === 'incremental' && (await t.phase('small')) === 'incremental',
+        );
+        const runs = await t.runs();
+        assertNoOverlap(runs);
+        const big = runs.filter((r) => r.sync === 'big');
+        const small = runs.filter((r) => r.sync === 'small');
+        expect(big.length).toBeGreaterThan(3);
+        // The small sync's first run came between two of the backfill's runs, not after all of them.
+        expect(Date.parse(small[0]!.startedAt)).toBeLessThan(Date.parse(big.at(-1)!.startedAt));
+        t.equal('big');
+        t.equal('small');
+      } finally {
+        await t.close();
+      }
+    });
+
+    it('finishes a webhook-triggered run while a backfill in its bundle is mid-way', async () => {
+      const t = await setUp(
+        factory,
+        {
+          big: { rows: 4000, maxRunDuration: '30ms', target: { delayMs: 10 } },
+          hooked: { rows: 50, webhook: true },
+        },
+        { crm: ['big', 'hooked'] },
+      );
+      try {
+        await t.runtime.start();
+        await until('the backfill to be under way', async () => (await t.runs('big')).length >= 2);
+        // Make sure `hooked` is done with its own first backfill before the webhook arrives.
+        await until('hooked caught up', async () => (await t.phase('hooked')) === 'incremental');
+        const request = await t.runtime.request('hooked', { trigger: 'webhook', payload: { contact: 7 } });
+        expect(request.lane).toBe('webhook:hooked');
+        const hookRun = await until('the webhook run', async () =>
+          (await t.runs('hooked')).find((r) => r.trigger === 'webhook' && r.endedAt),
+        );
+        expect(await t.phase('big')).toBe('backfill');
+        await until('the backfill to finish', async () => (await t.phase('big')) === 'incremental', 60_000);
+        const lastBig = (await t.runs('big')).at(-1)!;
+        expect(Date.parse(hookRun!.endedAt!)).toBeLessThan(Date.parse(lastBig.startedAt));
+        t.equal('big');
+      } finally {
+        await t.close();
+      }
+    });
+
+    it('chains triggered runs through a backfill with no idle gap over 100 ms', async () => {
+      const t = await setUp(factory, { big: { rows: 5000, batch: 100, maxRunDuration: '15ms' } });
+      try {
+        await t.runtime.start();
+        await until('backfill done', async () => (await t.phase('big')) === 'incremental');
+        const runs = (await t.runs('big')).filter((r) => r.phase === 'backfill');
+        expect(runs.length).toBeGreaterThan(5);
+        const gaps = runs.slice(1).map((r, i) => Date.parse(r.startedAt) - Date.parse(runs[i]!.endedAt!));
+        expect(Math.max(...gaps), `gaps: ${gaps.join(', ')} ms`).toBeLessThanOrEqual(100);
+        expect(runs.slice(1).every((r) => r.trigger === 'rerun')).toBe(true);
+        t.equal('big');
+      } finally {
+        await t.close();
+      }
+    });
+
+    it('retries a failing batch of a scheduled sync N times, then dead-letters it and goes on', async () => {
+      const t = await setUp(factory, {
+        sched: {
+          rows: 1000,
+          batch: 100,
+          maxRunDuration: '1h',
+          rerun: { mode: 'scheduled', every: '60ms' },
+          retries: { attempts: 3 },
+          target: { failKeys: [301, 301] },
+        },
+      });
+      try {
+        await t.runtime.start();
+        await until('backfill done', async () => (await t.phase('sched')) === 'incremental');
+        const runs = await t.runs('sched');
+        expect(runs.filter((r) => r.status === 'failed')).toHaveLength(3);
+        const letters = await t.ws.store.listDeadLetters({ sync: 'sched' });
+        expect(letters.map((l) => (l.record as { id: number }).id)).toEqual(
+          Array.from({ length: 100 }, (_, i) => 301 + i),
+        );
+        expect(letters[0]?.reason).toMatch(/^failed 3 times: .*503 Service Unavailable/);
+        expect(letters[0]?.cursorFrom).toEqual({ key: [300] });
+        const target = digest(join(t.dir, 'sched-b.db'));
+        expect(target.count).toBe(900);
+      } finally {
+        await t.close();
+      }
+    });
+
+    it('stops a triggered chain after its retries, and a watchdog restarts it from the checkpoint', async () => {
+      const t = await setUp(factory, {
+        chain: {
+          rows: 1000,
+          batch: 100,
+          maxRunDuration: '10ms',
+          rerun: { mode: 'triggered', watchdog: { every: '300ms' } },
+          retries: { attempts: 2, backoff: { initial: '10ms', max: '20ms' } },
+          target: { failKeys: [501, 501], failTimes: 2 },
+        },
+      });
+      const broken: string[] = [];
+      t.runtime.on('chain:broken', (e) => broken.push(e.reason));
+      try {
+        await t.runtime.start();
+        await until('backfill done', async () => (await t.phase('chain')) === 'incremental');
+        expect(broken).toHaveLength(1);
+        expect(broken[0]).toMatch(/failed 2 times/);
+        const runs = await t.runs('chain');
+        const failed = runs.filter((r) => r.status === 'failed');
+        expect(failed).toHaveLength(2);
+        expect(failed[1]?.trigger).toBe('retry');
+        expect(runs.some((r) => r.trigger === 'watchdog' && r.status === 'succeeded')).toBe(true);
+        t.equal('chain');
+      } finally {
+        await t.close();
+      }
+    });
+
+    it('aborts a run that overruns its budget plus grace and releases its lane', async () => {
+      const t = await setUp(
+        factory,
+        { stuck: { rows: 100, maxRunDuration: '100ms', target: { hang: true } }, next: { rows: 100 } },
+        { crm: ['stuck', 'next'] },
+      );
+      try {
+        await t.runtime.start();
+        await until(
+          'the stuck run recorded as timed out',
+          async () => (await t.runs('stuck')).find((r) => r.status === 'timed_out'),
+          15_000,
+        );
+        await until(
+          'the other sync of the bundle to run',
+          async () => (await t.phase('next')) === 'incremental',
+          15_000,
+        );
+        t.equal('next');
+      } finally {
+        await t.close();
+      }
+    });
+
+    it('keeps requested runs across a restart and resumes from the checkpoint', async () => {
+      const t = await setUp(factory, { big: { rows: 3000, maxRunDuration: '20ms', target: { delayMs: 5 } } });
+      try {
+        await t.runtime.start();
+        await until('the backfill to be under way', async () => (await t.runs('big')).length >= 2);
+        await t.runtime.stop({ timeoutMs: 5_000 });
+        const stoppedAt = (await t.ws.store.getCheckpoint('big'))!;
+        expect(stoppedAt.phase).toBe('backfill');
+        const pending = await t.ws.store.queue!.pending('big');
+        expect(pending.length).toBeGreaterThan(0);
+        const again = factory(t.ws);
+        await again.start();
+        try {
+          await until(
+            'backfill done after the restart',
+            async () => (await t.phase('big')) === 'incremental',
+          );
+        } finally {
+          await again.stop();
+        }
+        const runs = await t.runs('big');
+        expect(runs.filter((r) => r.status === 'running')).toEqual([]);
+        t.equal('big');
+      } finally {
+        await t.close();
+      }
+    });
+  });
+}

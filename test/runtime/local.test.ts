@@ -1,0 +1,4 @@
+import { LocalRuntime } from '../../src/runtime/local/runtime.ts';
+import { runtimeConformance } from './conformance.ts';
+
+runtimeConformance('local', (ws) => new LocalRuntime(ws));
