@@ -171,6 +171,11 @@ export interface Store {
   listRuns(query: { sync?: string; limit?: number }): Promise<RunRecord[]>;
   getRun(runId: number): Promise<RunRecord | null>;
   listDeadLetters(query: { sync?: string; limit?: number; includeRetried?: boolean }): Promise<DeadLetter[]>;
+  /**
+   * Records `nonce` until `expiresAt` (epoch ms); true the first time, false while it is remembered.
+   * Webhooks use it to refuse a replayed request.
+   */
+  claimNonce?(nonce: string, expiresAt: number): Promise<boolean>;
   /** The durable queue of requested runs, where this store keeps one. */
   readonly queue?: RunQueue;
   /** Forgets a sync's checkpoint and dead letters; run history stays. */

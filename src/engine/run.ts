@@ -14,6 +14,8 @@ import {
   type Counters,
   type Cursor,
   type Json,
+  type Page,
+  type Phase,
   type Row,
   type RunTrigger,
   type WriteResult,
@@ -148,22 +150,27 @@ class RunLoop {
     if (floor !== null && spec.lookbackMs > 0 && source.rewind)
       readFrom = source.rewind(floor, spec.lookbackMs);
 
+    // The next page is read while the current batch is written: reading and writing overlap, and the
+    // checkpoint still only follows each confirmed write, in order.
+    let prefetched: Promise<Page<Row>> | null = null;
     while (true) {
-      // The first batch always starts, so every run moves the sync forward, however small its budget.
-      const spent = this.batch > 0 && this.now() - this.startedAt >= spec.maxRunDurationMs;
-      if (this.options.stop?.aborted || spent) {
+      if (this.options.stop?.aborted || this.budgetSpent()) {
         this.more = true;
         return checkpoint;
       }
       const phase = checkpoint.phase;
       this.ctx.phase = phase;
-      const page = await source.read({
-        phase,
-        cursor: readFrom,
-        limit: spec.batchSize,
-        highWaterMark: checkpoint.highWaterMark,
-        signal: this.signal,
-      });
+      const page = await (prefetched ?? this.read(phase, readFrom, checkpoint.highWaterMark));
+      prefetched = null;
+      const switching = page.done && phase === 'backfill';
+      const nextFrom = switching ? (checkpoint.highWaterMark ?? page.next) : page.next;
+      const last =
+        (page.done && phase === 'incremental') || (switching && this.options.stopAfterBackfill === true);
+      if (!last && !this.options.stop?.aborted && !this.budgetSpent()) {
+        prefetched = this.read(switching ? 'incremental' : phase, nextFrom, checkpoint.highWaterMark);
+        // A failed prefetch surfaces when it is awaited; until then it must not count as unhandled.
+        prefetched.catch(() => {});
+      }
       const unreadable = page.rejected ?? [];
       if (
         page.records.length === 0 &&
@@ -220,13 +227,19 @@ class RunLoop {
       const batchCounters = commit.counters;
       Object.assign(this.counters, addCounters(this.counters, batchCounters));
       this.emitProgress(checkpoint);
-      readFrom = page.next;
-      if (page.done && phase === 'incremental') return checkpoint;
-      if (page.done && phase === 'backfill') {
-        readFrom = checkpoint.cursor;
-        if (this.options.stopAfterBackfill) return checkpoint;
-      }
+      readFrom = nextFrom;
+      if (last) return checkpoint;
     }
+  }
+
+  /** The first batch always starts, so every run moves the sync forward, however small its budget. */
+  private budgetSpent(): boolean {
+    return this.batch > 0 && this.now() - this.startedAt >= this.options.spec.maxRunDurationMs;
+  }
+
+  private read(phase: Phase, cursor: Cursor | null, highWaterMark: Cursor | null): Promise<Page<Row>> {
+    const { source, spec } = this.options;
+    return source.read({ phase, cursor, limit: spec.batchSize, highWaterMark, signal: this.signal });
   }
 
   private async startBackfill(): Promise<Checkpoint> {

@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { digest, seedContacts } from '../support/contacts.ts';
 import { sluice, sluiceChild, writeContactsConfig } from '../support/cli.ts';
+import { digest, seedContacts } from '../support/contacts.ts';
 import { tempDir } from '../support/tmp.ts';
 
 describe('sluice backfill under SIGKILL', () => {
@@ -14,9 +14,12 @@ describe('sluice backfill under SIGKILL', () => {
     const delays: number[] = [];
     for (let i = 0; i < 6; i++) {
       const child = sluiceChild(dir, 'backfill', 'contacts');
-      const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
-      // Node takes ~150 ms to start; the kills land anywhere from start-up to well into the runs.
-      const delay = 150 + Math.floor(Math.random() * 500);
+      const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
+        child.on('exit', (code, signal) => resolve(signal ?? code)),
+      );
+      // Once the backfill reports progress it is inside a run; the kill lands anywhere in the next 0.4 s.
+      await Promise.race([new Promise((resolve) => child.stderr?.once('data', resolve)), exited]);
+      const delay = Math.floor(Math.random() * 400);
       delays.push(delay);
       await sleep(delay);
       child.kill('SIGKILL');
@@ -35,6 +38,9 @@ describe('sluice backfill under SIGKILL', () => {
     expect(statuses.find((s) => s.status === 'running')).toBeUndefined();
     expect(statuses.find((s) => s.status === 'succeeded')).toBeDefined();
     // At least one kill landed inside a run (its holder was found dead and the run closed).
-    expect(Number(statuses.find((s) => s.status === 'abandoned')?.n ?? 0), `kills after ${delays.join(', ')} ms`).toBeGreaterThan(0);
+    expect(
+      Number(statuses.find((s) => s.status === 'abandoned')?.n ?? 0),
+      `kills after ${delays.join(', ')} ms`,
+    ).toBeGreaterThan(0);
   });
 });

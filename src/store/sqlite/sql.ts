@@ -70,3 +70,6 @@ export const selectPendingOfSync =
   "SELECT * FROM run_requests WHERE sync = ? AND status IN ('queued', 'running') ORDER BY id";
 export const selectLastFinishedOfSync = `SELECT * FROM run_requests WHERE sync = ? AND status IN ('done', 'failed', 'cancelled')
   ORDER BY finished_at DESC, id DESC LIMIT 1`;
+
+export const deleteExpiredReceipts = 'DELETE FROM webhook_receipts WHERE expires_at < ?';
+export const insertReceipt = 'INSERT INTO webhook_receipts (signature, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING';

@@ -168,6 +168,13 @@ export class SqliteStore implements Store {
     return rows.map(deadLetterFromRow);
   }
 
+  async claimNonce(nonce: string, expiresAt: number): Promise<boolean> {
+    return this.tx(() => {
+      this.db.prepare(sql.deleteExpiredReceipts).run(this.now());
+      return Number(this.db.prepare(sql.insertReceipt).run(nonce, expiresAt).changes) === 1;
+    });
+  }
+
   async resetSync(sync: string): Promise<void> {
     this.tx(() => {
       this.db.prepare(sql.deleteCheckpoint).run(sync);
