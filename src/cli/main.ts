@@ -6,6 +6,7 @@ import { registerDeadLetters } from './commands/dead-letters.ts';
 import { registerReset } from './commands/reset.ts';
 import { registerRun } from './commands/run.ts';
 import { registerRuns } from './commands/runs.ts';
+import { registerServe } from './commands/serve.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerStore } from './commands/store.ts';
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerStore(program);
   registerReset(program);
   registerDeadLetters(program);
+  registerServe(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

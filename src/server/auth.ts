@@ -41,7 +41,8 @@ export function checkSignature(
   secrets: readonly string[],
   now: number,
 ): SignatureCheck {
-  if (!headers.signature || !headers.timestamp) return { ok: false, reason: 'missing signature or timestamp header' };
+  if (!headers.signature || !headers.timestamp)
+    return { ok: false, reason: 'missing signature or timestamp header' };
   if (!/^\d{1,12}$/.test(headers.timestamp)) return { ok: false, reason: 'malformed timestamp' };
   const age = Math.abs(now - Number(headers.timestamp) * 1000);
   if (age > REPLAY_WINDOW_MS) return { ok: false, reason: 'timestamp outside the 5-minute window' };
@@ -52,7 +53,8 @@ export function checkSignature(
     .map((part) => part.slice(3));
   for (const secret of secrets) {
     const expected = sign(secret, headers.timestamp, body);
-    for (const candidate of offered) if (safeEqual(candidate, expected)) return { ok: true, signature: expected };
+    for (const candidate of offered)
+      if (safeEqual(candidate, expected)) return { ok: true, signature: expected };
   }
   return { ok: false, reason: 'signature does not match' };
 }

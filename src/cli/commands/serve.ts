@@ -1,0 +1,105 @@
+import { type ServerType, serve } from '@hono/node-server';
+import type { Command } from 'commander';
+import pino from 'pino';
+import { LocalRuntime } from '../../runtime/local/runtime.ts';
+import type { Runtime } from '../../runtime/port.ts';
+import { Workspace } from '../../runtime/workspace.ts';
+import { createApp } from '../../server/app.ts';
+import { positiveInt } from '../options.ts';
+
+type ServeOptions = { host?: string; port?: number; concurrency?: number; logLevel: string };
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description(
+      'run the scheduler and runtime, with the HTTP server: webhooks, REST API, /healthz, /metrics',
+    )
+    .option('--host <host>', 'address to listen on (default: server.host, 127.0.0.1)')
+    .option('--port <port>', 'port to listen on, 0 for any (default: server.port, 4300)', portNumber)
+    .option('--concurrency <n>', 'runs at once across all lanes (default: runtime.concurrency)', positiveInt)
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .action(async (opts: ServeOptions, cmd: Command) => runService(cmd, opts, true));
+
+  program
+    .command('worker')
+    .description('run the scheduler and runtime without the HTTP server')
+    .option('--concurrency <n>', 'runs at once across all lanes (default: runtime.concurrency)', positiveInt)
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .action(async (opts: ServeOptions, cmd: Command) => runService(cmd, opts, false));
+}
+
+function portNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new Error(`expected a port from 0 to 65535, got "${value}"`);
+  return n;
+}
+
+/** Runs until SIGINT/SIGTERM: then stops taking runs, lets running batches checkpoint, and exits. */
+async function runService(cmd: Command, opts: ServeOptions, http: boolean): Promise<void> {
+  const log = pino({ level: opts.logLevel, base: null });
+  const { config } = cmd.optsWithGlobals<{ config: string }>();
+  const ws = await Workspace.open(config);
+  const runtime = new LocalRuntime(ws, opts.concurrency ? { concurrency: opts.concurrency } : {});
+  logRuntime(runtime, log);
+  await runtime.start();
+  let server: ServerType | null = null;
+  if (http) {
+    const { host, port } = ws.config.config.server;
+    const app = createApp(ws, runtime);
+    server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, hostname: opts.host ?? host, port: opts.port ?? port }, (info) => {
+        log.info(
+          { url: `http://${info.address.includes(':') ? `[${info.address}]` : info.address}:${info.port}` },
+          'listening',
+        );
+        resolve(s);
+      });
+    });
+  }
+  log.info({ syncs: ws.syncNames().length }, 'runtime started');
+  await new Promise<void>((resolve) => {
+    const shutdown = async (signal: NodeJS.Signals) => {
+      process.on(signal, () => {
+        log.warn({ signal }, 'second signal: exiting now');
+        process.exit(130);
+      });
+      log.info({ signal }, 'stopping: no new runs; running batches finish and checkpoint');
+      server?.close();
+      await runtime.stop({ timeoutMs: 30_000 });
+      await ws.close();
+      log.info('stopped');
+      resolve();
+    };
+    process.once('SIGINT', shutdown);
+    process.once('SIGTERM', shutdown);
+  });
+}
+
+function logRuntime(runtime: Runtime, log: pino.Logger): void {
+  runtime.on('run:start', ({ request, laneWaitMs }) =>
+    log.info(
+      { sync: request.sync, request: request.id, trigger: request.trigger, lane: request.lane, laneWaitMs },
+      'run started',
+    ),
+  );
+  runtime.on('run:end', (e) => {
+    const fields = {
+      sync: e.request.sync,
+      run: e.runId,
+      status: e.status,
+      ms: e.durationMs,
+      more: e.more,
+      ...e.counters,
+    };
+    if (e.ok || e.status === 'requeued') log.info(fields, 'run ended');
+    else log.warn({ ...fields, code: e.errorCode, error: e.errorMessage }, 'run failed');
+  });
+  runtime.on('chain:broken', ({ sync, reason }) =>
+    log.error({ sync, reason }, 'chain stopped: the sync is failed until restarted'),
+  );
+  runtime.on('error', ({ sync, error }) =>
+    log.error({ sync, code: (error as { code?: string }).code, error: error.message }, 'runtime error'),
+  );
+}
