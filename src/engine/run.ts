@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import { asSluiceError, SluiceError } from '../core/errors.ts';
 import type {
   BatchCommit,
@@ -154,6 +155,9 @@ class RunLoop {
     // checkpoint still only follows each confirmed write, in order.
     let prefetched: Promise<Page<Row>> | null = null;
     while (true) {
+      // Synchronous connectors (node:sqlite) resolve every await at once; without this yield a
+      // backfill would keep timers, webhooks and other lanes from running until it ended.
+      await setImmediate();
       if (this.options.stop?.aborted || this.budgetSpent()) {
         this.more = true;
         return checkpoint;

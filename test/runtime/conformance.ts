@@ -117,6 +117,36 @@ export function runtimeConformance(name: string, factory: RuntimeFactory): void 
       }
     });
 
+    it('lets a scheduled sync take turns with a triggered backfill whose connectors never block', async () => {
+      // SQLite connectors resolve at once: the runtime must still let timers fire between batches.
+      const t = await setUp(
+        factory,
+        {
+          big: { rows: 20_000, maxRunDuration: '20ms' },
+          ticker: { rows: 2000, maxRunDuration: '20ms', rerun: { mode: 'scheduled', every: '25ms' } },
+        },
+        { crm: ['big', 'ticker'] },
+      );
+      try {
+        await t.runtime.start();
+        await until(
+          'both backfills done',
+          async () => (await t.phase('big')) === 'incremental' && (await t.phase('ticker')) === 'incremental',
+          60_000,
+        );
+        const runs = await t.runs();
+        assertNoOverlap(runs);
+        const big = runs.filter((r) => r.sync === 'big');
+        const ticker = runs.filter((r) => r.sync === 'ticker');
+        expect(ticker.length).toBeGreaterThan(1);
+        expect(Date.parse(ticker[0]!.startedAt)).toBeLessThan(Date.parse(big.at(-1)!.startedAt));
+        t.equal('big');
+        t.equal('ticker');
+      } finally {
+        await t.close();
+      }
+    });
+
     it('finishes a webhook-triggered run while a backfill in its bundle is mid-way', async () => {
       const t = await setUp(
         factory,
