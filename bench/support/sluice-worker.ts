@@ -16,6 +16,8 @@ export type WorkerJob = {
   table: string;
   batchSize: number;
   maxRunDurationMs: number;
+  /** Print memory figures to stderr every this many batches (0: never). */
+  traceMemoryEvery?: number;
 };
 
 export type WorkerResult = {
@@ -28,6 +30,15 @@ export type WorkerResult = {
   rejected: number;
   maxRssMB: number;
 };
+
+function traceMemory(done: number, batches: number, every: number): void {
+  if (batches % every !== 0) return;
+  const m = process.memoryUsage();
+  const mb = (n: number) => (n / 1_048_576).toFixed(1);
+  process.stderr.write(
+    `${done} rows: rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} MB\n`,
+  );
+}
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '') as WorkerJob;
@@ -67,6 +78,9 @@ async function main(): Promise<void> {
       trigger: 'backfill',
       holder: `bench:${process.pid}`,
       stopAfterBackfill: true,
+      onProgress: job.traceMemoryEvery
+        ? (p) => traceMemory(p.backfillDone, p.run.batches, job.traceMemoryEvery ?? 0)
+        : undefined,
     });
     runs += 1;
     checkpoint = outcome.checkpoint;
