@@ -231,8 +231,7 @@ export class HubSpotEmulator {
         groups.some((g) => g.filters.every((f) => matches(value(c, f.propertyName), f))),
     );
     const sort = body?.sorts?.[0];
-    hits.sort(searchOrder(sort, value));
-    const page = hits.slice(after, after + limit);
+    const page = firstInOrder(hits, after + limit, searchOrder(sort, value)).slice(after);
     const props = body?.properties?.length ? body.properties : DEFAULT_PROPS;
     const out: Record<string, unknown> = {
       total: hits.length,
@@ -316,6 +315,20 @@ type SearchBody = {
 };
 type UpsertInput = { id: string; idProperty?: string; properties?: Record<string, string> };
 type UpsertBody = { inputs?: UpsertInput[] };
+
+/** The first `k` items in `order`: a full sort for deep pages, one pass for the top few (limit 1 over a million). */
+function firstInOrder<T>(items: T[], k: number, order: (a: T, b: T) => number): T[] {
+  if (k * 50 >= items.length) return items.sort(order).slice(0, k);
+  const top: T[] = [];
+  for (const item of items) {
+    if (top.length === k && order(item, top[k - 1]!) >= 0) continue;
+    let i = top.length === k ? k - 1 : top.length;
+    while (i > 0 && order(item, top[i - 1]!) < 0) i--;
+    top.splice(i, 0, item);
+    if (top.length > k) top.pop();
+  }
+  return top;
+}
 
 function error(status: number, category: string, message: string): EmulatorResponse {
   return { status, body: { status: 'error', message, correlationId: randomUUID(), category } };

@@ -117,7 +117,13 @@ export class EmulatorServer {
       this.hung.add(res);
       return;
     }
-    const reply = await this.answer(req, url, Buffer.concat(chunks).toString('utf8'));
+    let reply: EmulatorResponse;
+    try {
+      reply = await this.answer(req, url, Buffer.concat(chunks).toString('utf8'));
+    } catch (err) {
+      // An emulator bug must show up as a 500 in the test, not as an unhandled rejection.
+      reply = { status: 500, body: { message: `emulator error: ${(err as Error).message}` } };
+    }
     const text = reply.body === undefined ? '' : JSON.stringify(reply.body);
     res.writeHead(reply.status, { 'content-type': 'application/json;charset=UTF-8', ...reply.headers });
     res.end(text);

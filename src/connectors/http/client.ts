@@ -193,25 +193,30 @@ export class HttpClient {
           createHash('sha256').update(`${req.method} ${url.pathname}\n${body}`).digest('hex'),
         );
     }
-    const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
+    // One controller per attempt, aborted by the run's signal or our timer. (AbortSignal.any over the
+    // run's long-lived signal costs measurably more per request at thousands of requests a second.)
+    const ac = new AbortController();
+    const timeoutMs = this.options.timeoutMs ?? 30_000;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort();
+    }, timeoutMs);
+    const onAbort = () => ac.abort(req.signal.reason);
+    req.signal.addEventListener('abort', onAbort, { once: true });
     this.stats.requests += 1;
     try {
-      const res = await fetch(url, {
-        method: req.method,
-        headers,
-        body,
-        signal: AbortSignal.any([req.signal, timeout]),
-      });
+      const res = await fetch(url, { method: req.method, headers, body, signal: ac.signal });
       const text = await res.text();
       this.limiter.observe(res.headers);
       return { status: res.status, headers: res.headers, body: parseJson(text) };
     } catch (err) {
       if (req.signal.aborted) throw req.signal.reason;
-      if (timeout.aborted) {
+      if (timedOut) {
         this.stats.timeouts += 1;
         throw new HttpError(
           'HTTP_TIMEOUT',
-          `${req.method} ${url.pathname}: no answer within ${this.options.timeoutMs ?? 30_000} ms`,
+          `${req.method} ${url.pathname}: no answer within ${timeoutMs} ms`,
           {
             cause: err,
           },
@@ -223,6 +228,9 @@ export class HttpClient {
         `${req.method} ${url.host}: ${cause?.code ?? (err as Error).message}`,
         { cause: err },
       );
+    } finally {
+      clearTimeout(timer);
+      req.signal.removeEventListener('abort', onAbort);
     }
   }
 }
