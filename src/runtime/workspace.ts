@@ -36,6 +36,12 @@ export type SyncStatus = {
   progress: number | null;
   totals: Checkpoint['totals'] | null;
   lastRun: RunRecord | null;
+  /**
+   * `running`, `queued` (a run is requested), `failed` (the last run failed; `error` says why), or
+   * `idle`.
+   */
+  state: 'running' | 'queued' | 'failed' | 'idle';
+  error: string | null;
   /** Milliseconds since the sync last caught up (a succeeded run with no work left); null if never. */
   lagMs: number | null;
 };
@@ -127,6 +133,10 @@ export class Workspace {
       const cp = checkpoints.get(name) ?? null;
       const runs = await this.store.listRuns({ sync: name, limit: 50 });
       const caughtUp = runs.find((r) => r.status === 'succeeded' && r.more === false && r.endedAt);
+      const last = runs[0] ?? null;
+      const queued = ((await this.store.queue?.pending(name)) ?? []).length > 0;
+      const failed = last?.status === 'failed' || last?.status === 'timed_out';
+      const state = last?.status === 'running' ? 'running' : queued ? 'queued' : failed ? 'failed' : 'idle';
       statuses.push({
         sync: name,
         phase: cp?.phase ?? 'new',
@@ -134,7 +144,9 @@ export class Workspace {
         backfillEstimate: cp?.backfillEstimate ?? null,
         progress: progressOf(cp),
         totals: cp?.totals ?? null,
-        lastRun: runs[0] ?? null,
+        lastRun: last,
+        state,
+        error: failed ? `${last.errorCode}: ${last.errorMessage}` : null,
         lagMs: caughtUp?.endedAt ? now - Date.parse(caughtUp.endedAt) : null,
       });
     }

@@ -14,6 +14,7 @@ export function registerStatus(program: Command): void {
         const rows = statuses.map((s) => [
           s.sync,
           s.phase,
+          s.state,
           percent(s.progress),
           s.backfillEstimate === null
             ? count(s.backfillDone)
@@ -24,9 +25,11 @@ export function registerStatus(program: Command): void {
           s.lastRun?.endedAt ?? s.lastRun?.startedAt ?? null,
           s.lagMs === null ? null : duration(s.lagMs),
         ]);
+        const failures = statuses.filter((s) => s.error).map((s) => `${s.sync}: ${s.error}`);
         process.stdout.write(
-          `${table(['SYNC', 'PHASE', 'BACKFILL', 'RECORDS', 'WRITTEN', 'REJECTED', 'LAST RUN', 'AT', 'LAG'], rows)}\n`,
+          `${table(['SYNC', 'PHASE', 'STATE', 'BACKFILL', 'RECORDS', 'WRITTEN', 'REJECTED', 'LAST RUN', 'AT', 'LAG'], rows)}\n`,
         );
+        if (failures.length > 0) process.stdout.write(`\nfailed:\n  ${failures.join('\n  ')}\n`);
       });
     });
 }

@@ -112,9 +112,12 @@ export class SqliteSource implements Source {
     const { stmt, names } = this.statement(query);
     const records = toRecords(stmt.all(...values, req.limit) as unknown as unknown[][], names);
     const last = records.at(-1);
-    const done = records.length < req.limit;
-    if (!last) return { records, next: req.cursor ?? req.highWaterMark ?? {}, done };
+    if (!last) return { records, next: req.cursor ?? req.highWaterMark ?? {}, done: true };
     const position = positionOf(last, fields);
+    // A full page that ends on the high-water mark's key is the backfill's last: no empty read after it.
+    const hwmKey = (req.highWaterMark as SqlCursor | null)?.key;
+    const atMark = req.phase === 'backfill' && hwmKey != null && comparePositions(position, hwmKey) >= 0;
+    const done = records.length < req.limit || atMark;
     const next: Cursor = (
       req.phase === 'incremental' && this.shape.cursorField ? { k: position } : { key: position }
     ) as Cursor;
