@@ -37,6 +37,8 @@ export type SalesforceEmulatorOptions = {
 
 /** Ids sort as text in creation order: '003' + 'EMU' + 12 digits = 18 characters. */
 const idFor = (n: number) => `003EMU${String(n).padStart(12, '0')}`;
+/** Salesforce keeps datetimes to the second, so many records share one SystemModstamp. */
+const wholeSecond = (ms: number) => Math.floor(ms / 1000) * 1000;
 /** Salesforce writes datetimes as 2024-01-01T00:00:00.000+0000. */
 const sfDate = (ms: number) => new Date(ms).toISOString().replace('Z', '+0000');
 
@@ -83,7 +85,7 @@ export class SalesforceEmulator {
 
   /** Marks contacts modified at `at` (ms). */
   touch(predicate: (c: SfContact) => boolean, at: number): void {
-    for (const c of this.contacts) if (predicate(c)) c.modstamp = at;
+    for (const c of this.contacts) if (predicate(c)) c.modstamp = wholeSecond(at);
   }
 
   findBy(field: string, value: string): SfContact | undefined {
@@ -228,7 +230,7 @@ export class SalesforceEmulator {
         ),
       };
     }
-    const now = Date.now();
+    const now = wholeSecond(Date.now());
     const results = records.map((r, i) => {
       if (check[i]) return check[i];
       const { attributes: _a, Id: _id, ...fields } = r;

@@ -88,7 +88,9 @@ export function soqlString(v: string): string {
 export function soqlDate(v: string | number): string {
   const ms = typeof v === 'number' ? v : Date.parse(v.replace(/([+-]\d\d)(\d\d)$/, '$1:$2'));
   if (Number.isNaN(ms)) throw new HttpError('HTTP_BAD_RESPONSE', `not a Salesforce datetime: ${v}`);
-  return new Date(ms).toISOString();
+  // The documented format has whole seconds (YYYY-MM-DDThh:mm:ssZ), which is what Salesforce stores.
+  const iso = new Date(ms).toISOString();
+  return ms % 1000 === 0 ? iso.replace('.000Z', 'Z') : iso;
 }
 
 /** Field names go into SOQL text: only plain API names are allowed. */

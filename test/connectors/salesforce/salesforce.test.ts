@@ -53,7 +53,7 @@ describe('Salesforce contacts source', () => {
     expect([...emu.server.stats.byPath.keys()].some((p) => /\/query\/01gEMU/.test(p))).toBe(true);
     expect(emu.server.stats.failed).toBe(2);
 
-    const at = Date.now() + 1_000;
+    const at = Math.ceil((Date.now() + 1_000) / 1000) * 1000; // Salesforce keeps whole seconds
     for (const c of emu.contacts)
       if (Number(c.Id.slice(-4)) % 3 === 0 || c.Id.endsWith('1')) c.FirstName = `Changed ${c.Id}`;
     emu.touch((c) => String(c.FirstName).startsWith('Changed'), at);
