@@ -153,4 +153,30 @@ describe('HubSpot contacts target', () => {
     expect(emu.contacts).toHaveLength(247);
     await store.close();
   });
+
+  it('upserts by a custom unique property, updating rather than duplicating', async () => {
+    const dir = tempDir();
+    const emu = await emulator(0);
+    const rows = Array.from({ length: 30 }, (_, i) => ({
+      external_id: `x-${i}`,
+      email: `x${i}@example.com`,
+      firstname: `X${i}`,
+      updated_at: new Date(Date.UTC(2024, 0, 1) + i * 1000).toISOString(),
+    }));
+    const source = await sqliteSource(dir, rows, ['external_id'], 'updated_at');
+    const target = await openTarget(
+      hubspotConnector as Connector,
+      conn(emu),
+      { idProperty: 'external_id', omit: ['updated_at'] },
+      shapeOf(['external_id'], null, dir),
+    );
+    const store = openStore(dir);
+    await runToEnd(store, source, target, { batchSize: 25, key: ['external_id'] });
+    expect(emu.contacts).toHaveLength(30);
+    await store.resetSync('s');
+    await runToEnd(store, source, target, { batchSize: 25, key: ['external_id'] });
+    expect(emu.contacts).toHaveLength(30);
+    expect(emu.findBy('external_id', 'x-7')?.firstname).toBe('X7');
+    await store.close();
+  });
 });
