@@ -2,17 +2,17 @@ import { z } from 'zod';
 import { codeForStatus, HttpError, messageOf } from './errors.ts';
 
 export const authSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('none') }),
-  z.object({ type: z.literal('bearer'), token: z.string().min(1) }),
-  z.object({
+  z.strictObject({ type: z.literal('none') }),
+  z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }),
+  z.strictObject({
     type: z.literal('apiKey'),
     /** Header or query parameter name, e.g. `X-Api-Key` or `api_key`. */
     name: z.string().min(1),
     value: z.string().min(1),
     in: z.enum(['header', 'query']).default('header'),
   }),
-  z.object({ type: z.literal('basic'), username: z.string(), password: z.string() }),
-  z.object({
+  z.strictObject({ type: z.literal('basic'), username: z.string(), password: z.string() }),
+  z.strictObject({
     type: z.literal('oauth2'),
     grant: z.enum(['client_credentials', 'refresh_token']),
     tokenUrl: z.url(),

@@ -6,7 +6,7 @@ import { clientFor, transportShape } from './settings.ts';
 import { RestSource, type RestSourceOptions } from './source.ts';
 import { RestTarget, type RestTargetOptions } from './target.ts';
 
-const connection = z.object({
+const connection = z.strictObject({
   baseUrl: z.url({ error: 'expected the API base URL, e.g. https://api.example.com/v1' }),
   auth: authSchema.default({ type: 'none' }),
   /** Header that carries an idempotency key on writes, where the API supports one. */
@@ -14,7 +14,7 @@ const connection = z.object({
   ...transportShape,
 });
 
-const sourceOptions = z.object({
+const sourceOptions = z.strictObject({
   path: z.string().startsWith('/'),
   query: z.record(z.string(), z.string()).optional(),
   recordsPath: z.string().default(''),
@@ -25,7 +25,7 @@ const sourceOptions = z.object({
     .optional(),
 });
 
-const targetOptions = z.object({
+const targetOptions = z.strictObject({
   mode: z.enum(['batch', 'record']).default('batch'),
   method: z.enum(['POST', 'PUT', 'PATCH']).default('POST'),
   path: z.string().startsWith('/'),

@@ -3,25 +3,25 @@ import { getPath } from './settings.ts';
 
 export const pagingSchema = z.discriminatedUnion('style', [
   /** The body names the next page's token; it is sent back as `param`. */
-  z.object({
+  z.strictObject({
     style: z.literal('cursor'),
     param: z.string().default('cursor'),
     nextPath: z.string().default('next_cursor'),
     sizeParam: z.string().default('limit'),
   }),
-  z.object({
+  z.strictObject({
     style: z.literal('offset'),
     offsetParam: z.string().default('offset'),
     sizeParam: z.string().default('limit'),
   }),
-  z.object({
+  z.strictObject({
     style: z.literal('page'),
     pageParam: z.string().default('page'),
     sizeParam: z.string().default('per_page'),
     firstPage: z.number().int().min(0).default(1),
   }),
   /** RFC 8288 `Link: <…>; rel="next"` headers, as GitHub and many others send. */
-  z.object({ style: z.literal('link'), sizeParam: z.string().default('per_page') }),
+  z.strictObject({ style: z.literal('link'), sizeParam: z.string().default('per_page') }),
 ]);
 
 export type Paging = z.output<typeof pagingSchema>;

@@ -22,7 +22,7 @@ export const transportShape = {
     .default({ failures: 10, halfOpenAfterMs: 30_000 }),
 };
 
-const transportSchema = z.object(transportShape);
+const transportSchema = z.strictObject(transportShape);
 export type Transport = z.output<typeof transportSchema>;
 
 export function clientFor(

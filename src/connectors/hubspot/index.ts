@@ -5,7 +5,7 @@ import { clientFor, transportShape } from '../http/settings.ts';
 import { HubSpotSource, type HubSpotSourceOptions } from './source.ts';
 import { HubSpotTarget, type HubSpotTargetOptions } from './target.ts';
 
-const limit = z.object({ requests: z.number().int().positive(), perMs: z.number().int().positive() });
+const limit = z.strictObject({ requests: z.number().int().positive(), perMs: z.number().int().positive() });
 
 const connection = z
   .object({
@@ -27,13 +27,13 @@ const connection = z
     path: ['accessToken'],
   });
 
-const sourceOptions = z.object({
+const sourceOptions = z.strictObject({
   properties: z.array(z.string().min(1)).default(['email', 'firstname', 'lastname']),
   pageSize: z.number().int().min(1).max(100).default(100),
   searchPageSize: z.number().int().min(1).max(200).default(100),
 });
 
-const targetOptions = z.object({
+const targetOptions = z.strictObject({
   idProperty: z.string().min(1).default('email'),
   batchSize: z.number().int().min(1).max(100).default(100),
   omit: z

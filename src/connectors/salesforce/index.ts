@@ -28,14 +28,14 @@ const connection = z
     path: ['clientId'],
   });
 
-const sourceOptions = z.object({
+const sourceOptions = z.strictObject({
   object: z.string().default('Contact'),
   fields: z.array(z.string().min(1)).default(['FirstName', 'LastName', 'Email']),
   where: z.string().optional(),
   chunkSize: z.number().int().min(200).max(2000).default(2000),
 });
 
-const targetOptions = z.object({
+const targetOptions = z.strictObject({
   object: z.string().default('Contact'),
   externalIdField: z.string().min(1),
   batchSize: z.number().int().min(1).max(200).default(200),

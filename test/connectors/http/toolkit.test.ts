@@ -4,7 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createAuth } from '../../../src/connectors/http/auth.ts';
 import { HttpClient } from '../../../src/connectors/http/client.ts';
 import { parseRetryAfter } from '../../../src/connectors/http/errors.ts';
+import { httpConnector } from '../../../src/connectors/http/index.ts';
 import { nextLink } from '../../../src/connectors/http/paging.ts';
+import { hubspotConnector } from '../../../src/connectors/hubspot/index.ts';
+import { salesforceConnector } from '../../../src/connectors/salesforce/index.ts';
 
 type Seen = { url: string; headers: IncomingMessage['headers'] };
 const servers: ReturnType<typeof createServer>[] = [];
@@ -153,5 +156,18 @@ describe('HTTP toolkit', () => {
       status: 422,
     });
     expect(seen).toHaveLength(1);
+  });
+
+  it('refuses unknown or missing connection settings, naming the field', () => {
+    const typo = httpConnector.connection.safeParse({ baseUrl: 'http://127.0.0.1:1', retrys: 3 });
+    expect(typo.success).toBe(false);
+    expect(typo.error?.issues[0]?.message).toMatch(/retrys/);
+    const auth = httpConnector.connection.safeParse({
+      baseUrl: 'http://127.0.0.1:1',
+      auth: { type: 'oauth2', grant: 'client_credentials' },
+    });
+    expect(auth.error?.issues.map((i) => i.path.join('.'))).toContain('auth.tokenUrl');
+    expect(hubspotConnector.connection.safeParse({}).error?.issues[0]?.path).toEqual(['accessToken']);
+    expect(salesforceConnector.connection.safeParse({}).error?.issues[0]?.path).toEqual(['clientId']);
   });
 });
