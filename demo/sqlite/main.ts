@@ -36,7 +36,8 @@ function parseArgs(argv: string[]): Options {
 }
 
 function sluice(dir: string, args: string[], capture = false): string {
-  const result = spawnSync(process.execPath, [BIN, '--config', join(dir, 'sluice.config.ts'), ...args], {
+  // The bin itself, as a user runs it: its shebang sets the V8 flags it wants.
+  const result = spawnSync(BIN, ['--config', join(dir, 'sluice.config.ts'), ...args], {
     stdio: ['inherit', capture ? 'pipe' : 'inherit', 'inherit'],
     encoding: 'utf8',
   });
@@ -156,7 +157,7 @@ function main(): void {
       `   incremental: ${n(updated + inserted)} changes synced in one run, ${(incrementalMs / 1000).toFixed(1)} s including start-up;`,
       `                ${n(c.read)} records read: the changes, plus the high-water second and the 2 s lookback window re-read`,
       `   verified:    ${equal ? 'source and target are equal by key and content' : 'MISMATCH between source and target'}`,
-      `   try:         npx sluice --config ${join(dir, 'sluice.config.ts')} runs contacts`,
+      `   try:         npm run sluice -- --config ${join(dir, 'sluice.config.ts')} runs contacts`,
       '',
     ].join('\n'),
   );

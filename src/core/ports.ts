@@ -36,6 +36,8 @@ export interface Source<R extends Row = Row> {
   rewind?(cursor: Cursor, lookbackMs: number): Cursor;
   /** Orders two cursors of one phase (negative: a is before b); required with `rewind`. */
   compare?(a: Cursor, b: Cursor): number;
+  /** The source object's columns as its system declares them, for a target that creates its table. */
+  schema?(): Promise<SourceSchema>;
   close?(): Promise<void>;
 }
 
@@ -55,6 +57,12 @@ export interface Target<R extends Row = Row> {
   close?(): Promise<void>;
 }
 
+/** Column declarations in one system's own dialect; a target uses them only for the same dialect. */
+export type SourceSchema = {
+  dialect: string;
+  columns: { name: string; type: string }[];
+};
+
 /** What a connector learns about the sync it serves. */
 export type SyncShape = {
   sync: string;
@@ -64,6 +72,8 @@ export type SyncShape = {
   cursorField: string | null;
   /** Folder relative paths in connection options are resolved against (the config's folder). */
   baseDir: string;
+  /** The source's column declarations, given to the target where the source knows them. */
+  sourceSchema?: SourceSchema | undefined;
 };
 
 export type Checkpoint = {

@@ -117,6 +117,8 @@ class RunLoop {
   private batch = 0;
   private readonly ctx: RunContext;
   private skip: { reason: string } | null;
+  /** The next page, read while the current batch is written; checkpoints still follow writes in order. */
+  private readAhead: { page: Promise<Page<Row>>; cancel: AbortController } | null = null;
   private readonly options: RunOptions;
   private readonly run: RunRecord;
   private readonly signal: AbortSignal;
@@ -151,9 +153,19 @@ class RunLoop {
     if (floor !== null && spec.lookbackMs > 0 && source.rewind)
       readFrom = source.rewind(floor, spec.lookbackMs);
 
-    // The next page is read while the current batch is written: reading and writing overlap, and the
-    // checkpoint still only follows each confirmed write, in order.
-    let prefetched: Promise<Page<Row>> | null = null;
+    try {
+      return await this.loop(checkpoint, floor, readFrom);
+    } finally {
+      // A read-ahead no batch will use (the run ended on its budget, or a write failed) is cancelled,
+      // so an API source leaves no request in flight after its run.
+      this.readAhead?.cancel.abort();
+    }
+  }
+
+  private async loop(start: Checkpoint, floor: Cursor | null, from: Cursor | null): Promise<Checkpoint> {
+    const { spec } = this.options;
+    let checkpoint = start;
+    let readFrom = from;
     while (true) {
       // Synchronous connectors (node:sqlite) resolve every await at once; without this yield a
       // backfill would keep timers, webhooks and other lanes from running until it ended.
@@ -164,16 +176,25 @@ class RunLoop {
       }
       const phase = checkpoint.phase;
       this.ctx.phase = phase;
-      const page = await (prefetched ?? this.read(phase, readFrom, checkpoint.highWaterMark));
-      prefetched = null;
+      const page = await (this.readAhead?.page ??
+        this.read(phase, readFrom, checkpoint.highWaterMark, this.signal));
+      this.readAhead = null;
       const switching = page.done && phase === 'backfill';
       const nextFrom = switching ? (checkpoint.highWaterMark ?? page.next) : page.next;
       const last =
         (page.done && phase === 'incremental') || (switching && this.options.stopAfterBackfill === true);
       if (!last && !this.options.stop?.aborted && !this.budgetSpent()) {
-        prefetched = this.read(switching ? 'incremental' : phase, nextFrom, checkpoint.highWaterMark);
-        // A failed prefetch surfaces when it is awaited; until then it must not count as unhandled.
-        prefetched.catch(() => {});
+        const cancel = new AbortController();
+        const signal = AbortSignal.any([this.signal, cancel.signal]);
+        const ahead = this.read(
+          switching ? 'incremental' : phase,
+          nextFrom,
+          checkpoint.highWaterMark,
+          signal,
+        );
+        // A failed read-ahead surfaces when it is awaited; until then it must not count as unhandled.
+        ahead.catch(() => {});
+        this.readAhead = { page: ahead, cancel };
       }
       const unreadable = page.rejected ?? [];
       if (
@@ -241,9 +262,14 @@ class RunLoop {
     return this.batch > 0 && this.now() - this.startedAt >= this.options.spec.maxRunDurationMs;
   }
 
-  private read(phase: Phase, cursor: Cursor | null, highWaterMark: Cursor | null): Promise<Page<Row>> {
+  private read(
+    phase: Phase,
+    cursor: Cursor | null,
+    highWaterMark: Cursor | null,
+    signal: AbortSignal,
+  ): Promise<Page<Row>> {
     const { source, spec } = this.options;
-    return source.read({ phase, cursor, limit: spec.batchSize, highWaterMark, signal: this.signal });
+    return source.read({ phase, cursor, limit: spec.batchSize, highWaterMark, signal });
   }
 
   private async startBackfill(): Promise<Checkpoint> {
@@ -269,9 +295,15 @@ class RunLoop {
     return checkpoint;
   }
 
+  /**
+   * Estimates again only when the estimate is missing or has been overtaken: a count at every run
+   * start costs a scan of what is left (a twentieth of a SQLite backfill's time in the profile).
+   */
   private async refreshEstimate(checkpoint: Checkpoint): Promise<Checkpoint> {
     const { source } = this.options;
     if (!source.estimate || checkpoint.cursor === null) return checkpoint;
+    const estimate = checkpoint.backfillEstimate;
+    if (estimate !== null && checkpoint.backfillDone < estimate) return checkpoint;
     const left = await source.estimate({
       phase: 'backfill',
       cursor: checkpoint.cursor,

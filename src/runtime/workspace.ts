@@ -89,10 +89,14 @@ export class Workspace {
     return conn.connector.source!.open(conn.options, sync.sourceOptions, this.shape(sync));
   }
 
-  async openTarget(name: string): Promise<Target> {
+  async openTarget(name: string, source?: Source): Promise<Target> {
     const sync = this.sync(name);
     const conn = this.config.connections.get(sync.target.connection)!;
-    return conn.connector.target!.open(conn.options, sync.targetOptions, this.shape(sync));
+    const sourceSchema = source?.schema ? await source.schema() : undefined;
+    return conn.connector.target!.open(conn.options, sync.targetOptions, {
+      ...this.shape(sync),
+      sourceSchema,
+    });
   }
 
   /** One run of a sync, with its source and target opened for it and closed after. */
@@ -101,7 +105,7 @@ export class Workspace {
     const source = await openEndpoint(() => this.openSource(name), name, 'source');
     let target: Target;
     try {
-      target = await openEndpoint(() => this.openTarget(name), name, 'target');
+      target = await openEndpoint(() => this.openTarget(name, source), name, 'target');
     } catch (err) {
       await source.close?.();
       throw err;

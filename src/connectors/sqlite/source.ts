@@ -1,7 +1,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ConnectorError } from '../../core/errors.ts';
 import { comparePositions, orderFields, positionOf, rewindPosition } from '../../core/keyset.ts';
-import type { ReadRequest, Source, SyncShape } from '../../core/ports.ts';
+import type { ReadRequest, Source, SourceSchema, SyncShape } from '../../core/ports.ts';
 import type { Cursor, Page, Phase, Row } from '../../core/types.ts';
 import { columnList, keysetAfter, keysetAtMost, quoteIdent, type SqlValue } from './sql.ts';
 
@@ -122,6 +122,14 @@ export class SqliteSource implements Source {
       req.phase === 'incremental' && this.shape.cursorField ? { k: position } : { key: position }
     ) as Cursor;
     return { records, next, done };
+  }
+
+  async schema(): Promise<SourceSchema> {
+    const columns = this.db
+      .prepare('SELECT name, type FROM pragma_table_info(?) ORDER BY cid')
+      .all(this.options.table)
+      .map((r) => ({ name: String(r.name), type: String(r.type) }));
+    return { dialect: 'sqlite', columns };
   }
 
   async highWaterMark(): Promise<Cursor> {

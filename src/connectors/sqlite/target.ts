@@ -1,6 +1,6 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ConnectorError } from '../../core/errors.ts';
-import type { SyncShape, Target } from '../../core/ports.ts';
+import type { SourceSchema, SyncShape, Target } from '../../core/ports.ts';
 import type { Rejected, Row, WriteResult } from '../../core/types.ts';
 import { columnList, quoteIdent, type SqlValue, toSqlValue } from './sql.ts';
 
@@ -26,6 +26,7 @@ export class SqliteTarget implements Target {
   private readonly options: SqliteTargetOptions;
   private readonly key: readonly string[];
   private columns: string[] = [];
+  private readonly declaredTypes: ReadonlyMap<string, string>;
   private readonly statements = new Map<string, StatementSync>();
 
   constructor(path: string, options: SqliteTargetOptions, shape: SyncShape) {
@@ -33,6 +34,7 @@ export class SqliteTarget implements Target {
     this.db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${options.synchronous}`);
     this.options = options;
     this.key = shape.key;
+    this.declaredTypes = declaredTypes(shape.sourceSchema);
     this.columns = this.tableColumns();
     if (this.columns.length > 0) this.assertUniqueKey();
   }
@@ -68,12 +70,14 @@ export class SqliteTarget implements Target {
     );
   }
 
-  /** Creates the table on first write, and adds columns for fields it has not seen. */
+  /**
+   * Creates the table on first write, and adds columns for fields it has not seen. Columns keep the
+   * types a SQLite source declares for them; others are left untyped (SQLite stores any value).
+   */
   private ensureColumns(fields: readonly string[]): void {
     const table = quoteIdent(this.options.table);
     if (this.columns.length === 0) {
-      const defs = fields.map((f) => quoteIdent(f)).join(', ');
-      this.db.exec(`CREATE TABLE IF NOT EXISTS ${table} (${defs}, PRIMARY KEY (${columnList(this.key)}))`);
+      this.db.exec(createTableSql(table, fields, this.key, this.declaredTypes));
       this.columns = this.tableColumns();
       return;
     }
@@ -197,4 +201,33 @@ function isRecordError(err: unknown): boolean {
   const code = (err as { errcode?: number }).errcode;
   // SQLITE_CONSTRAINT (19), SQLITE_MISMATCH (20), SQLITE_TOOBIG (18), SQLITE_RANGE (25)
   return code !== undefined && [18, 19, 20, 25].includes(code & 0xff);
+}
+
+/**
+ * The table a first batch creates. A single integer key becomes the rowid (`INTEGER PRIMARY KEY`),
+ * as in most SQLite schemas: no separate key index to maintain, and the fastest table to fill.
+ */
+function createTableSql(
+  table: string,
+  fields: readonly string[],
+  key: readonly string[],
+  types: ReadonlyMap<string, string>,
+): string {
+  const rowidKey = key.length === 1 && /^INTEGER$/i.test(types.get(key[0]!) ?? '');
+  const defs = fields.map((f) => {
+    const type = types.get(f);
+    const decl = type ? `${quoteIdent(f)} ${type}` : quoteIdent(f);
+    return rowidKey && f === key[0] ? `${decl} PRIMARY KEY` : decl;
+  });
+  const pk = rowidKey ? '' : `, PRIMARY KEY (${columnList(key)})`;
+  return `CREATE TABLE IF NOT EXISTS ${table} (${defs.join(', ')}${pk})`;
+}
+
+/** Types a SQLite source declares, where they read as a type name (they are written into DDL). */
+function declaredTypes(schema: SourceSchema | undefined): Map<string, string> {
+  const types = new Map<string, string>();
+  if (schema?.dialect !== 'sqlite') return types;
+  for (const { name, type } of schema.columns)
+    if (/^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?$/.test(type)) types.set(name, type);
+  return types;
 }

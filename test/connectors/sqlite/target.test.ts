@@ -200,3 +200,58 @@ describe('SqliteTarget', () => {
     ]);
   });
 });
+
+describe('SQLite target: the table it creates', () => {
+  const withSchema = (dialect: string) => {
+    const path = join(tempDir('sqlite-target'), 'b.db');
+    const shape: SyncShape = {
+      sync: 'contacts',
+      key: ['id'],
+      cursorField: 'updated_at',
+      baseDir: '.',
+      sourceSchema: {
+        dialect,
+        columns: [
+          { name: 'id', type: 'INTEGER' },
+          { name: 'name', type: 'VARCHAR(40)' },
+          { name: 'updated_at', type: 'TEXT; DROP TABLE x' },
+        ],
+      },
+    };
+    return { path, target: new SqliteTarget(path, options, shape) };
+  };
+
+  it("keeps a SQLite source's declared types, with a single integer key as the rowid", async () => {
+    const { path, target } = withSchema('sqlite');
+    await target.write(
+      [
+        { id: 1, name: 'a', updated_at: 't' },
+        { id: '2', name: 'b', updated_at: 't' },
+      ],
+      { signal },
+    );
+    await target.close();
+    const db = new DatabaseSync(path, { readOnly: true });
+    const sql = String(db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'contacts'").get()?.sql);
+    const rows = db.prepare('SELECT _rowid_ AS r, id, typeof(id) AS t FROM contacts ORDER BY id').all();
+    const indexes = db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'index'").get();
+    db.close();
+    // A declared type that does not read as a type name is not pasted into the DDL.
+    expect(sql).toBe('CREATE TABLE "contacts" ("id" INTEGER PRIMARY KEY, "name" VARCHAR(40), "updated_at")');
+    expect(rows.map((r) => ({ ...r }))).toEqual([
+      { r: 1, id: 1, t: 'integer' },
+      { r: 2, id: 2, t: 'integer' },
+    ]);
+    expect(indexes).toEqual({ n: 0 });
+  });
+
+  it('leaves columns untyped when the source speaks another dialect', async () => {
+    const { path, target } = withSchema('postgres');
+    await target.write([{ id: 1, name: 'a', updated_at: 't' }], { signal });
+    await target.close();
+    const db = new DatabaseSync(path, { readOnly: true });
+    const sql = String(db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'contacts'").get()?.sql);
+    db.close();
+    expect(sql).toBe('CREATE TABLE "contacts" ("id", "name", "updated_at", PRIMARY KEY ("id"))');
+  });
+});
