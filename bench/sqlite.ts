@@ -1,50 +1,28 @@
 /**
- * SQLite → SQLite backfill benchmark: Sluice against the physical limit.
+ * SQLite → SQLite backfill: Sluice against the physical limit, in one run.
  *
- *   node bench/sqlite.ts [--rows 1000000] [--batch 5000] [--run-ms 10000] [--json] [--keep]
- *                        [--worker-flags=--max-semi-space-size=16]
+ *   npx node bench/sqlite.ts [--rows 1000000] [--batch 5000] [--run-ms 10000] [--json] [--keep]
  *
- * `--worker-flags` passes Node flags to the Sluice child only. Its peak RSS is mostly V8's heap
- * sizing, not data: with defaults the young generation grows until RSS sits near 230 MB at 1M and
- * 3M rows alike; `--max-semi-space-size=16` kept it near 135 MB at 1M rows.
- *
- * Generates the contacts, times `INSERT INTO … SELECT` across an attached database (the most one
- * SQLite process can do) into the source's own DDL and into the table shape Sluice creates, then
- * backfills the same rows through `executeRun` in a child process whose peak RSS is its own, and
- * checks the target equals the source by row count and a content digest.
+ * Generates the contacts, times `INSERT INTO … SELECT` across an attached database into the
+ * source's own table definition (the most one SQLite process can do: rows are copied without being
+ * decoded), then runs `sluice backfill` as a user does — the bin with its flags, a config file, runs
+ * time-boxed to --run-ms — in a child process whose peak RSS is its own, and checks the target
+ * equals the source by row count and a digest of every value and its storage class.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateContacts } from './support/contacts.ts';
-import type { WorkerJob, WorkerResult } from './support/sluice-worker.ts';
 import { columnsOf, tableDigest } from './support/verify.ts';
 
 const TABLE = 'contacts';
 const KEY = 'id';
 
-type Rate = { ms: number; rowsPerSec: number };
-
-type Figures = {
-  rows: number;
-  batchSize: number;
-  generateMs: number;
-  /** INSERT … SELECT into a table with the source's own DDL: SQLite copies records without decoding them. */
-  physical: Rate;
-  /** INSERT … SELECT into the table shape Sluice's target creates (untyped columns, PRIMARY KEY on the key). */
-  physicalSluiceShape: Rate;
-  sluice: Rate & { cpuMs: number; runs: number; batches: number; peakRssMB: number };
-  /** Sluice's rows/s over `physical`'s. */
-  ratio: number;
-  /** Sluice's rows/s over `physicalSluiceShape`'s. */
-  ratioSameShape: number;
-  verified: { rows: number; sha256: string };
-  node: string;
-  workerFlags: string;
-};
+type CliSummary = { runs: number; batches: number; records: number; elapsedMs: number; peakRssMb: number };
 
 function positiveInt(value: string | undefined, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
@@ -53,18 +31,11 @@ function positiveInt(value: string | undefined, fallback: number, flag: string):
   return n;
 }
 
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-const rate = (rows: number, ms: number): Rate => ({ ms, rowsPerSec: (rows / ms) * 1000 });
-
 /**
- * `INSERT INTO … SELECT` from the attached source in one transaction, with the target pragmas Sluice's
- * SQLite target uses, timed until the connection is closed (its WAL checkpointed into the file), as
- * Sluice's time is. `shape` picks the target table: the source's DDL, or the one Sluice creates.
+ * `INSERT INTO … SELECT` from the attached source in one transaction, with the pragmas of Sluice's
+ * SQLite target, timed until the connection is closed (its WAL checkpointed), as Sluice's time is.
  */
-function physicalLimit(sourcePath: string, targetPath: string, shape: 'source' | 'sluice'): number {
+function physicalLimit(sourcePath: string, targetPath: string): number {
   const started = performance.now();
   const db = new DatabaseSync(targetPath);
   try {
@@ -72,34 +43,39 @@ function physicalLimit(sourcePath: string, targetPath: string, shape: 'source' |
     db.prepare('ATTACH DATABASE ? AS src').run(sourcePath);
     const ddl = db.prepare(`SELECT sql FROM src.sqlite_master WHERE type = 'table' AND name = ?`).get(TABLE);
     if (!ddl) throw new Error(`the source has no table ${TABLE}`);
-    if (shape === 'source') db.exec(String(ddl.sql));
-    else {
-      // As SqliteTarget creates a table on first write: the fields untyped, a PRIMARY KEY on the key.
-      const columns = db
-        .prepare('SELECT name FROM src.pragma_table_info(?) ORDER BY cid')
-        .all(TABLE)
-        .map((r) => quoteIdent(String(r.name)));
-      db.exec(
-        `CREATE TABLE main.${quoteIdent(TABLE)} (${columns.join(', ')}, PRIMARY KEY (${quoteIdent(KEY)}))`,
-      );
-    }
+    db.exec(String(ddl.sql));
     db.exec('BEGIN IMMEDIATE');
-    db.exec(`INSERT INTO main.${quoteIdent(TABLE)} SELECT * FROM src.${quoteIdent(TABLE)}`);
+    db.exec(`INSERT INTO main."${TABLE}" SELECT * FROM src."${TABLE}"`);
     db.exec('COMMIT');
     db.exec('DETACH DATABASE src');
   } finally {
     db.close();
   }
-  const ms = performance.now() - started;
-  for (const suffix of ['', '-wal', '-shm']) rmSync(`${targetPath}${suffix}`, { force: true });
-  return ms;
+  return performance.now() - started;
 }
 
-function runWorker(job: WorkerJob, nodeFlags: string[]): Promise<WorkerResult> {
-  const script = join(import.meta.dirname, 'support', 'sluice-worker.ts');
+/** `sluice backfill` as a user runs it, reading the summary it prints with --json. */
+function sluiceBackfill(dir: string, batchSize: number, maxRunDurationMs: number): Promise<CliSummary> {
+  writeFileSync(
+    join(dir, 'sluice.config.ts'),
+    `export default {
+  connections: { a: { type: 'sqlite', path: 'crm-a.db' }, b: { type: 'sqlite', path: 'crm-b.db' } },
+  syncs: {
+    contacts: {
+      source: { connection: 'a', table: '${TABLE}' },
+      target: { connection: 'b', table: '${TABLE}' },
+      key: '${KEY}', cursor: 'updated_at', batch: { size: ${batchSize} }, maxRunDuration: ${maxRunDurationMs},
+    },
+  },
+};
+`,
+  );
+  const bin = fileURLToPath(new URL('../bin/sluice.js', import.meta.url));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeFlags, script, JSON.stringify(job)], {
+    const child = spawn(bin, ['--config', join(dir, 'sluice.config.ts'), 'backfill', 'contacts', '--json'], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      // The bin's `env node` must find this Node (24), as `npm run` arranges for users.
+      env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` },
     });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -107,39 +83,14 @@ function runWorker(job: WorkerJob, nodeFlags: string[]): Promise<WorkerResult> {
     });
     child.on('error', reject);
     child.on('close', (code, signal) => {
-      if (code !== 0) return reject(new Error(`the Sluice worker exited with ${signal ?? `code ${code}`}`));
-      const last = out.trim().split('\n').at(-1) ?? '';
+      if (code !== 0) return reject(new Error(`sluice backfill exited with ${signal ?? `code ${code}`}`));
       try {
-        resolve(JSON.parse(last) as WorkerResult);
+        resolve(JSON.parse(out) as CliSummary);
       } catch (err) {
-        reject(new Error(`the Sluice worker printed no result: ${out.slice(0, 500)}`, { cause: err }));
+        reject(new Error(`sluice backfill printed no summary: ${out.slice(0, 500)}`, { cause: err }));
       }
     });
   });
-}
-
-function formatTable(f: Figures): string {
-  const n = (x: number) => Math.round(x).toLocaleString('en-US');
-  const r = (x: Rate) => `${n(x.rowsPerSec).padStart(9)} rows/s  ${(x.ms / 1000).toFixed(2).padStart(7)} s`;
-  const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
-  const lines: [string, string][] = [
-    ['rows', n(f.rows)],
-    ['physical limit: INSERT … SELECT, source DDL', r(f.physical)],
-    ['physical limit: INSERT … SELECT, Sluice table shape', r(f.physicalSluiceShape)],
-    [
-      `Sluice backfill (batch ${n(f.batchSize)}, ${f.sluice.runs} runs, ${n(f.sluice.batches)} batches)`,
-      r(f.sluice),
-    ],
-    ['Sluice / physical limit (source DDL)', pct(f.ratio)],
-    ['Sluice / physical limit (Sluice table shape)', pct(f.ratioSameShape)],
-    ['Sluice peak RSS', `${f.sluice.peakRssMB.toFixed(1)} MB`],
-    [
-      'target = source (count, sha256 of values and types)',
-      `yes: ${n(f.verified.rows)} rows, ${f.verified.sha256.slice(0, 16)}…`,
-    ],
-  ];
-  const width = Math.max(...lines.map(([k]) => k.length));
-  return lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
 }
 
 async function main(): Promise<void> {
@@ -150,88 +101,67 @@ async function main(): Promise<void> {
       'run-ms': { type: 'string' },
       json: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
-      'worker-flags': { type: 'string', default: '' },
     },
   });
   const rows = positiveInt(values.rows, 1_000_000, '--rows');
   const batchSize = positiveInt(values.batch, 5000, '--batch');
   const maxRunDurationMs = positiveInt(values['run-ms'], 10_000, '--run-ms');
   const log = values.json ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
-  const seconds = (from: number) => `${((performance.now() - from) / 1000).toFixed(2)} s`;
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
   let ok = false;
   try {
     const sourcePath = join(dir, 'crm-a.db');
-    log(`generating ${rows.toLocaleString('en-US')} contacts in ${sourcePath}`);
-    let t = performance.now();
+    log(`generating ${rows.toLocaleString('en-US')} contacts`);
     generateContacts(sourcePath, rows);
-    const generateMs = performance.now() - t;
-    log(`  ${seconds(t)}`);
 
-    log(
-      'physical limit: INSERT INTO … SELECT across an attached database (source DDL, then Sluice table shape)',
-    );
-    const physical = rate(rows, physicalLimit(sourcePath, join(dir, 'physical.db'), 'source'));
-    const physicalSluiceShape = rate(
-      rows,
-      physicalLimit(sourcePath, join(dir, 'physical-shape.db'), 'sluice'),
-    );
+    log('physical limit: INSERT INTO … SELECT across an attached database');
+    const physicalMs = physicalLimit(sourcePath, join(dir, 'physical.db'));
+    for (const suffix of ['', '-wal', '-shm']) rmSync(join(dir, `physical.db${suffix}`), { force: true });
 
-    log(`Sluice: backfill through executeRun, batch ${batchSize}, in a child process`);
-    const sluice = await runWorker(
-      {
-        dir,
-        source: 'crm-a.db',
-        target: 'crm-b.db',
-        store: 'state.db',
-        table: TABLE,
-        batchSize,
-        maxRunDurationMs,
-      },
-      values['worker-flags'].split(' ').filter(Boolean),
-    );
+    log(`Sluice: sluice backfill, batch ${batchSize}, runs of ${maxRunDurationMs} ms, in a child process`);
+    const sluice = await sluiceBackfill(dir, batchSize, maxRunDurationMs);
 
     log('verifying target = source');
-    t = performance.now();
     const columns = columnsOf(sourcePath, TABLE);
     const want = tableDigest(sourcePath, TABLE, columns, KEY);
     const got = tableDigest(join(dir, 'crm-b.db'), TABLE, columns, KEY);
-    if (want.rows !== rows) throw new Error(`the source holds ${want.rows} rows, expected ${rows}`);
-    if (sluice.rows !== rows || sluice.rejected !== 0) {
-      throw new Error(
-        `Sluice reported ${sluice.rows} rows read and ${sluice.rejected} rejected, expected ${rows} and 0`,
-      );
-    }
+    if (sluice.records !== rows) throw new Error(`Sluice read ${sluice.records} records, expected ${rows}`);
     if (got.rows !== want.rows || got.sha256 !== want.sha256) {
       throw new Error(
         `target differs from source: ${got.rows} rows ${got.sha256} vs ${want.rows} rows ${want.sha256}`,
       );
     }
-    log(`  ${seconds(t)}`);
 
-    const sluiceRate = rate(rows, sluice.ms);
-    const figures: Figures = {
+    const physical = (rows / physicalMs) * 1000;
+    const ours = (rows / sluice.elapsedMs) * 1000;
+    const figures = {
       rows,
       batchSize,
-      generateMs,
-      physical,
-      physicalSluiceShape,
-      sluice: {
-        ...sluiceRate,
-        cpuMs: sluice.cpuMs,
-        runs: sluice.runs,
-        batches: sluice.batches,
-        peakRssMB: sluice.maxRssMB,
-      },
-      ratio: sluiceRate.rowsPerSec / physical.rowsPerSec,
-      ratioSameShape: sluiceRate.rowsPerSec / physicalSluiceShape.rowsPerSec,
+      physicalRowsPerSec: Math.round(physical),
+      sluiceRowsPerSec: Math.round(ours),
+      ratio: ours / physical,
+      sluiceRuns: sluice.runs,
+      sluiceBatches: sluice.batches,
+      sluicePeakRssMb: sluice.peakRssMb,
       verified: got,
       node: process.version,
-      workerFlags: values['worker-flags'],
     };
-    process.stdout.write(
-      values.json ? `${JSON.stringify(figures, null, 2)}\n` : `\n${formatTable(figures)}\n`,
-    );
+    if (values.json) process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+    else {
+      const n = (x: number) => Math.round(x).toLocaleString('en-US');
+      process.stdout.write(
+        [
+          '',
+          `rows                                         ${n(rows)}`,
+          `physical limit (INSERT … SELECT, attached)   ${n(physical).padStart(9)} rows/s  ${(physicalMs / 1000).toFixed(2)} s`,
+          `sluice backfill                              ${n(ours).padStart(9)} rows/s  ${(sluice.elapsedMs / 1000).toFixed(2)} s  (${sluice.runs} runs, ${n(sluice.batches)} batches of ${n(batchSize)})`,
+          `Sluice / physical limit                      ${(figures.ratio * 100).toFixed(1)} %`,
+          `Sluice peak RSS                              ${sluice.peakRssMb} MB`,
+          `target = source (count, sha256 of values)    yes: ${n(got.rows)} rows, ${got.sha256.slice(0, 16)}…`,
+          '',
+        ].join('\n'),
+      );
+    }
     ok = true;
   } finally {
     if (ok && !values.keep) rmSync(dir, { recursive: true, force: true });
