@@ -80,7 +80,9 @@ function changeOnePercent(path: string, total: number): { updated: number; inser
   const stamp = new Date().toISOString().slice(0, 19) + 'Z';
   const step = Math.max(1, Math.floor(total / updated));
   db.exec('BEGIN');
-  const update = db.prepare("UPDATE contacts SET company = company || ' (acquired)', updated_at = ? WHERE id = ?");
+  const update = db.prepare(
+    "UPDATE contacts SET company = company || ' (acquired)', updated_at = ? WHERE id = ?",
+  );
   for (let i = 0; i < updated; i++) update.run(stamp, 1 + i * step);
   db.exec('COMMIT');
   db.close();
@@ -112,7 +114,9 @@ function main(): void {
   say(`Creating ${options.contacts.toLocaleString('en-US')} contacts in ${join(dir, 'crm-a.db')}`);
   let t = Date.now();
   generateContacts(join(dir, 'crm-a.db'), options.contacts, { rowsPerSecond: 2000 });
-  process.stdout.write(`   done in ${((Date.now() - t) / 1000).toFixed(1)} s (about 2,000 contacts share each updated_at second)\n`);
+  process.stdout.write(
+    `   done in ${((Date.now() - t) / 1000).toFixed(1)} s (about 2,000 contacts share each updated_at second)\n`,
+  );
   writeConfig(dir, options);
 
   say(`sluice backfill contacts (each run is time-boxed to ${options.maxRunDuration})`);
@@ -127,7 +131,9 @@ function main(): void {
 
   say('Changing 1% of crm-a.db: updates and new contacts');
   const { updated, inserted } = changeOnePercent(join(dir, 'crm-a.db'), options.contacts);
-  process.stdout.write(`   ${updated.toLocaleString('en-US')} updated, ${inserted.toLocaleString('en-US')} inserted\n`);
+  process.stdout.write(
+    `   ${updated.toLocaleString('en-US')} updated, ${inserted.toLocaleString('en-US')} inserted\n`,
+  );
 
   say('sluice run contacts (incremental: only what changed)');
   t = Date.now();
@@ -136,7 +142,9 @@ function main(): void {
   };
   const incrementalMs = Date.now() - t;
   const c = incremental.run.counters;
-  process.stdout.write(`   run ${incremental.run.id}: ${c.batches} batches, ${c.read.toLocaleString('en-US')} read, ${c.written.toLocaleString('en-US')} written, ${c.rejected} rejected\n`);
+  process.stdout.write(
+    `   run ${incremental.run.id}: ${c.batches} batches, ${c.read.toLocaleString('en-US')} read, ${c.written.toLocaleString('en-US')} written, ${c.rejected} rejected\n`,
+  );
 
   say('Verifying crm-a.db and crm-b.db by key and content');
   const a = fingerprint(join(dir, 'crm-a.db'));

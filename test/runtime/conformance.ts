@@ -178,7 +178,9 @@ export function runtimeConformance(name: string, factory: RuntimeFactory): void 
 
     it('chains triggered runs through a backfill with no idle gap over 100 ms', async () => {
       // Writes take 3 ms a batch, so each 15 ms run moves a few batches and the backfill takes many runs.
-      const t = await setUp(factory, { big: { rows: 6000, batch: 100, maxRunDuration: '15ms', target: { delayMs: 3 } } });
+      const t = await setUp(factory, {
+        big: { rows: 6000, batch: 100, maxRunDuration: '15ms', target: { delayMs: 3 } },
+      });
       try {
         await t.runtime.start();
         await until('backfill done', async () => (await t.phase('big')) === 'incremental');

@@ -72,4 +72,5 @@ export const selectLastFinishedOfSync = `SELECT * FROM run_requests WHERE sync =
   ORDER BY finished_at DESC, id DESC LIMIT 1`;
 
 export const deleteExpiredReceipts = 'DELETE FROM webhook_receipts WHERE expires_at < ?';
-export const insertReceipt = 'INSERT INTO webhook_receipts (signature, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING';
+export const insertReceipt =
+  'INSERT INTO webhook_receipts (signature, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING';
