@@ -38,6 +38,16 @@ export class SyncBusyError extends SluiceError {
   }
 }
 
+export class LaneBusyError extends SluiceError {
+  constructor(lane: string, sync: string, runId: number, holder: string) {
+    super(
+      'LANE_BUSY',
+      `${lane} is busy with run ${runId} of sync "${sync}" (${holder}); its syncs run one at a time`,
+    );
+    this.name = 'LaneBusyError';
+  }
+}
+
 export class ConnectorError extends SluiceError {
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(code, message, options);

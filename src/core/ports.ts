@@ -105,6 +105,8 @@ export type RunRecord = {
   errorCode: string | null;
   errorMessage: string | null;
   holder: string;
+  /** The lane the run held (its bundle's, or its own); null for runs without one. */
+  lane: string | null;
 };
 
 export type DeadLetter = {
@@ -143,7 +145,15 @@ export type BatchCommit = {
   retried?: readonly number[];
 };
 
-export type RunStart = { sync: string; trigger: RunTrigger; phase: Phase; holder: string; leaseMs: number };
+export type RunStart = {
+  sync: string;
+  trigger: RunTrigger;
+  phase: Phase;
+  holder: string;
+  leaseMs: number;
+  /** The lane the run holds while it runs (its bundle's); another run of the lane is refused. */
+  lane?: string | null;
+};
 
 export type RunEnd = {
   status: Exclude<RunStatus, 'running'>;

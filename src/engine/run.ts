@@ -42,6 +42,8 @@ export type RunOptions = {
   store: Store;
   trigger: RunTrigger;
   holder: string;
+  /** The lane the run holds (its bundle's), so no other run of the bundle starts meanwhile. */
+  lane?: string | null;
   /** Graceful stop: no new batch is started, the batch in hand finishes and is checkpointed. */
   stop?: AbortSignal;
   /** A run still going after its budget plus this grace is aborted and recorded `timed_out`. @defaultValue 60000 */
@@ -83,6 +85,7 @@ export async function executeRun(options: RunOptions): Promise<RunOutcome> {
     phase: existing?.phase ?? 'backfill',
     holder: options.holder,
     leaseMs,
+    lane: options.lane ?? null,
   });
   // The graceful `stop` only keeps new batches from starting; this deadline aborts the batch in hand.
   const deadline = AbortSignal.timeout(leaseMs);

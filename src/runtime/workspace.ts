@@ -9,6 +9,7 @@ import type { Progress } from '../engine/progress.ts';
 import { executeRun, type RunOutcome } from '../engine/run.ts';
 import { currentHolder } from '../store/holder.ts';
 import { openStore } from '../store/open.ts';
+import { bundleIndex, laneOf } from './lanes.ts';
 
 export type SyncDefinition = ValidConfig['syncs'] extends Map<string, infer S> ? S : never;
 
@@ -118,6 +119,7 @@ export class Workspace {
         store: this.store,
         trigger: request.trigger,
         holder: currentHolder(),
+        lane: laneOf(name, bundleIndex(this.config.config.bundles), request.trigger),
         ...(request.stop ? { stop: request.stop } : {}),
         ...(request.stopAfterBackfill ? { stopAfterBackfill: true } : {}),
         ...(request.onProgress ? { onProgress: request.onProgress } : {}),

@@ -69,6 +69,7 @@ export function runFromRow(row: DbRow): RunRecord {
     errorCode: str(row.error_code),
     errorMessage: str(row.error_message),
     holder: String(row.holder),
+    lane: str(row.lane),
   };
 }
 

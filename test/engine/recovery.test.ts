@@ -110,6 +110,30 @@ describe('crash recovery', () => {
     expect(await store.getRun(run.id)).toMatchObject({ status: 'abandoned', errorCode: 'HOLDER_GONE' });
     await store.close();
   });
+
+  it('refuses a run of another sync in the same lane (bundle), whoever started the first', async () => {
+    const store = SqliteStore.open(join(tempDir(), 'state.db'));
+    const start = (sync: string, lane: string | null) =>
+      store.startRun({
+        sync,
+        trigger: 'run',
+        phase: 'backfill',
+        holder: 'elsewhere:1',
+        leaseMs: 60_000,
+        lane,
+      });
+    const a = await start('a', 'bundle:crm');
+    await expect(start('b', 'bundle:crm')).rejects.toMatchObject({
+      code: 'LANE_BUSY',
+      message: expect.stringMatching(/run \d+ of sync "a"/),
+    });
+    // A webhook run of b has a lane of its own, and a sync outside the bundle is not held up.
+    await expect(start('b', 'webhook:b')).resolves.toMatchObject({ sync: 'b', lane: 'webhook:b' });
+    await expect(start('c', 'sync:c')).resolves.toMatchObject({ sync: 'c' });
+    await store.finishRun(a.id, { status: 'succeeded', more: false });
+    await expect(start('d', 'bundle:crm')).resolves.toMatchObject({ sync: 'd', lane: 'bundle:crm' });
+    await store.close();
+  });
 });
 
 describe('changes during a backfill', () => {

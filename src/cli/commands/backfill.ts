@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { gracefulStop, withWorkspace } from '../context.ts';
 import { count, duration, printJson } from '../format.ts';
@@ -26,13 +27,28 @@ export function registerBackfill(program: Command): void {
         let batches = 0;
         let records = 0;
         try {
+          let waiting = false;
           while (!stop.signal.aborted) {
-            const outcome = await ws.run(sync, {
-              trigger: 'backfill',
-              stop: stop.signal,
-              stopAfterBackfill: true,
-              onProgress: (p) => progress.update(p, runs + 1),
-            });
+            const outcome = await ws
+              .run(sync, {
+                trigger: 'backfill',
+                stop: stop.signal,
+                stopAfterBackfill: true,
+                onProgress: (p) => progress.update(p, runs + 1),
+              })
+              .catch((err: unknown) => {
+                // Another sync of the bundle is running (under `sluice serve`, say): take turns with it.
+                if ((err as { code?: string }).code !== 'LANE_BUSY') throw err;
+                if (!waiting)
+                  process.stderr.write(`${sync}: waiting for its lane: ${(err as Error).message}\n`);
+                waiting = true;
+                return null;
+              });
+            if (!outcome) {
+              await sleep(500, undefined, { signal: stop.signal }).catch(() => {});
+              continue;
+            }
+            waiting = false;
             runs += 1;
             batches += outcome.run.counters.batches;
             records += outcome.run.counters.read;

@@ -189,7 +189,8 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       return;
     } catch (err) {
       const error = asSluiceError(err);
-      if (error.code === 'SYNC_BUSY') {
+      // Busy elsewhere (a CLI run of the sync, or of another sync in its bundle): try again shortly.
+      if (error.code === 'SYNC_BUSY' || error.code === 'LANE_BUSY') {
         await this.queue.release(request.id, Date.now() + BUSY_RETRY_MS);
         ended({
           runId: null,

@@ -15,11 +15,11 @@ ON CONFLICT (sync) DO UPDATE SET phase = excluded.phase, cursor = excluded.curso
   updated_at = excluded.updated_at`;
 export const deleteCheckpoint = 'DELETE FROM checkpoints WHERE sync = ?';
 
-export const selectRunningRun = "SELECT * FROM runs WHERE sync = ? AND status = 'running'";
+export const selectRunningRuns = `SELECT * FROM runs WHERE status = 'running' AND (sync = $sync OR lane = $lane)`;
 export const abandonRun = `UPDATE runs SET status = 'abandoned', ended_at = ?, error_code = 'HOLDER_GONE',
   error_message = ? WHERE id = ? AND status = 'running'`;
-export const insertRun = `INSERT INTO runs (sync, trigger, status, phase, started_at, holder, lease_until)
-  VALUES (?, ?, 'running', ?, ?, ?, ?) RETURNING *`;
+export const insertRun = `INSERT INTO runs (sync, trigger, status, phase, started_at, holder, lease_until, lane)
+  VALUES (?, ?, 'running', ?, ?, ?, ?, ?) RETURNING *`;
 export const addRunCounters = `UPDATE runs SET batches = batches + $batches, records_read = records_read + $read,
   records_written = records_written + $written, records_rejected = records_rejected + $rejected,
   lease_until = $leaseUntil WHERE id = $id`;

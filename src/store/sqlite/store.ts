@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import { SyncBusyError } from '../../core/errors.ts';
+import { LaneBusyError, SyncBusyError } from '../../core/errors.ts';
 import type {
   BatchCommit,
   Checkpoint,
@@ -120,18 +120,19 @@ export class SqliteStore implements Store {
   async startRun(start: RunStart): Promise<RunRecord> {
     const now = this.now();
     return this.tx(() => {
-      const running = this.db.prepare(sql.selectRunningRun).get(start.sync);
-      if (running) {
+      const lane = start.lane ?? null;
+      for (const running of this.db.prepare(sql.selectRunningRuns).all({ sync: start.sync, lane })) {
         const holder = String(running.holder);
         if (!isHolderGone(holder, Number(running.lease_until), now)) {
-          throw new SyncBusyError(start.sync, Number(running.id), holder);
+          if (running.sync === start.sync) throw new SyncBusyError(start.sync, Number(running.id), holder);
+          throw new LaneBusyError(lane!, String(running.sync), Number(running.id), holder);
         }
         const why = `its holder ${holder} stopped without finishing it; the next run resumes from the last checkpoint`;
         this.db.prepare(sql.abandonRun).run(this.iso(), why, Number(running.id));
       }
       const row = this.db
         .prepare(sql.insertRun)
-        .get(start.sync, start.trigger, start.phase, this.iso(), start.holder, now + start.leaseMs);
+        .get(start.sync, start.trigger, start.phase, this.iso(), start.holder, now + start.leaseMs, lane);
       return runFromRow(row!);
     });
   }
