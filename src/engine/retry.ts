@@ -1,7 +1,8 @@
 import { asSluiceError, SluiceError } from '../core/errors.ts';
 import type { RunRecord, Store, Target } from '../core/ports.ts';
 import type { Row } from '../core/types.ts';
-import { deadLetter, mapRecords, type RunSpec } from './run.ts';
+import { deadLetter, mapRecords } from './records.ts';
+import type { RunSpec } from './run.ts';
 
 export type RetryOutcome = { run: RunRecord; retried: number; written: number; rejectedAgain: number };
 

@@ -23,6 +23,7 @@ import {
   zeroCounters,
 } from '../core/types.ts';
 import { etaOf, type Progress, rateOf } from './progress.ts';
+import { deadLetter, mapRecords } from './records.ts';
 
 /** What the engine needs to know of a sync; the config layer resolves it. */
 export type RunSpec = {
@@ -78,15 +79,16 @@ export async function executeRun(options: RunOptions): Promise<RunOutcome> {
   const now = options.now ?? Date.now;
   const graceMs = options.graceMs ?? 60_000;
   const leaseMs = spec.maxRunDurationMs + graceMs;
-  const existing = await store.getCheckpoint(spec.name);
   const run = await store.startRun({
     sync: spec.name,
     trigger: options.trigger,
-    phase: existing?.phase ?? 'backfill',
+    phase: (await store.getCheckpoint(spec.name))?.phase ?? 'backfill',
     holder: options.holder,
     leaseMs,
     lane: options.lane ?? null,
   });
+  // Read once the run is ours: a run that ended meanwhile may have moved the checkpoint.
+  const existing = await store.getCheckpoint(spec.name);
   // The graceful `stop` only keeps new batches from starting; this deadline aborts the batch in hand.
   const deadline = AbortSignal.timeout(leaseMs);
   try {
@@ -396,41 +398,4 @@ class RunLoop {
 
 function sameCursor(a: Cursor | null, b: Cursor | null): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
-}
-
-/**
- * Maps a batch. A record whose `map` throws is dead-lettered with the error; one mapped to null is
- * skipped on purpose. `origin` leads from each mapped record back to its source record.
- */
-export async function mapRecords(
-  records: Row[],
-  { map, key }: Pick<RunSpec, 'map' | 'key'>,
-  ctx: RunContext,
-): Promise<{ mapped: Row[]; origin: Map<Row, Row>; deadLetters: NewDeadLetter[] }> {
-  const origin = new Map<Row, Row>();
-  const deadLetters: NewDeadLetter[] = [];
-  if (!map) return { mapped: records, origin, deadLetters };
-  const mapped: Row[] = [];
-  for (const record of records) {
-    try {
-      const out = await map(record, ctx);
-      if (!out) continue;
-      mapped.push(out);
-      origin.set(out, record);
-    } catch (err) {
-      deadLetters.push(deadLetter(record, key, `map failed: ${asSluiceError(err).message}`));
-    }
-  }
-  return { mapped, origin, deadLetters };
-}
-
-/** A dead letter for a source record, named by its key values. */
-export function deadLetter(record: Row, key: readonly string[], reason: string): NewDeadLetter {
-  const values = key.map((k) => record[k] ?? null);
-  return { key: values.every((v) => v === null) ? null : toJson(values), record: toJson(record), reason };
-}
-
-/** Records are stored in dead letters as JSON; values JSON cannot hold become strings. */
-function toJson(record: unknown): Json {
-  return JSON.parse(JSON.stringify(record, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) as Json;
 }
