@@ -2,6 +2,7 @@
  * PostgreSQL → PostgreSQL backfill benchmark: Sluice beside what a user would otherwise reach for.
  *
  *   node bench/pg.ts [--rows 1000000] [--batch 10000] [--run-ms 15000] [--offset-seconds 60] [--keep]
+ *                    [--worker-flags "--max-semi-space-size=2"]
  *
  * Generates the contacts in one database, then on the same server times: Sluice backfilling them
  * into another database (through `executeRun`, run after run, in a child process whose peak RSS is
@@ -9,6 +10,7 @@
  * with OFFSET (capped, then extrapolated). Sluice's copy is checked against the source by digest.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { contactsDdl, seedContactsSql } from './pg/contacts.ts';
@@ -50,11 +52,12 @@ const digest = (url: string) =>
     return `${rows[0].n}:${rows[0].md5}`;
   });
 
-function runWorker(job: PgWorkerJob): Promise<PgWorkerResult> {
+/** Runs the Sluice worker; `flags` go to its node (V8 flags under trial, e.g. a smaller young generation). */
+function runWorker(job: PgWorkerJob, flags: readonly string[]): Promise<PgWorkerResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [new URL('./pg/worker.ts', import.meta.url).pathname, JSON.stringify(job)],
+      [...flags, new URL('./pg/worker.ts', import.meta.url).pathname, JSON.stringify(job)],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -197,6 +200,7 @@ async function main(): Promise<void> {
       'run-ms': { type: 'string', default: '15000' },
       'offset-seconds': { type: 'string', default: '60' },
       keep: { type: 'boolean', default: false },
+      'worker-flags': { type: 'string', default: '' },
     },
   });
   const rows = Number(values.rows.replaceAll('_', ''));
@@ -214,14 +218,21 @@ async function main(): Promise<void> {
   );
   await withClient(urlOf(DB.sluice), (c) => c.query(contactsDdl('contacts')));
 
-  const sluice = await runWorker({
-    source: urlOf(DB.src),
-    target: urlOf(DB.sluice),
-    store: urlOf(DB.state),
-    table: 'contacts',
-    batchSize,
-    maxRunDurationMs: runMs,
-  });
+  const workerFlags = values['worker-flags'].split(/\s+/).filter(Boolean);
+  const load = () => os.loadavg()[0]!.toFixed(2);
+  const loadBefore = load();
+  const sluice = await runWorker(
+    {
+      source: urlOf(DB.src),
+      target: urlOf(DB.sluice),
+      store: urlOf(DB.state),
+      table: 'contacts',
+      batchSize,
+      maxRunDurationMs: runMs,
+    },
+    workerFlags,
+  );
+  const loadAfterSluice = load();
   const verified = (await digest(urlOf(DB.sluice))) === (await digest(urlOf(DB.src)));
   const dumpMs = pgDumpPsql();
   const loaderMs = pgloader();
@@ -233,9 +244,11 @@ async function main(): Promise<void> {
     console.log(
       `${name.padEnd(24)} ${ms === null ? 'skipped: pgloader not installed' : `${fmt(rate(rows, ms)).padStart(9)} rows/s  ${(ms / 1000).toFixed(1).padStart(7)} s${note}`}`,
     );
-  console.log(`\n${fmt(rows)} rows, batch ${fmt(batchSize)}:`);
+  console.log(
+    `\n${fmt(rows)} rows, batch ${fmt(batchSize)}; 1-min load ${loadBefore} before Sluice, ${loadAfterSluice} after it, ${load()} at the end (${os.cpus().length} cores):`,
+  );
   line(
-    'sluice (executeRun)',
+    workerFlags.length ? `sluice ${workerFlags.join(' ')}` : 'sluice (executeRun)',
     sluice.ms,
     `  ${sluice.runs} runs, ${sluice.batches} batches, peak RSS ${sluice.maxRssMB} MB, copy ${verified ? 'verified' : 'DIFFERS'}`,
   );

@@ -1,30 +1,73 @@
 import type { Column } from './client.ts';
 
+/** One non-null value in its column's COPY text syntax, escaped. */
+type Encode = (value: unknown) => string;
+
 /**
  * Encodes records as COPY text format (one line per row, tab-separated, `\N` for NULL), each value
  * in the input syntax of its target column: JSON for json/jsonb, array literals for arrays,
  * `\x…` hex for bytea. The server parses every value with the column's own type, so a value it
  * cannot read fails the COPY with PostgreSQL's message, which the target turns into a reject.
+ *
+ * This runs for every value of every batch, so it allocates little: one encoder per column chosen
+ * up front, escaping only the values that need it, and the bytes written straight into a buffer
+ * reused from batch to batch (no string per row or per chunk for the garbage collector to promote).
  */
-export function copyText(records: readonly Record<string, unknown>[], columns: readonly Column[]): string {
-  const lines: string[] = new Array(records.length);
-  for (let r = 0; r < records.length; r++) {
-    const record = records[r]!;
-    const cells: string[] = new Array(columns.length);
-    for (let c = 0; c < columns.length; c++) {
-      const column = columns[c]!;
-      const value = record[column.name];
-      cells[c] = value === null || value === undefined ? '\\N' : escapeCopy(literal(value, column));
+export class CopyEncoder {
+  private buffer = Buffer.allocUnsafe(1 << 20);
+
+  /**
+   * The COPY data of `records`, a view of this encoder's buffer: valid until the next call, so the
+   * caller sends it (and waits for the COPY to finish) before encoding again.
+   */
+  encode(records: readonly Record<string, unknown>[], columns: readonly Column[]): Buffer {
+    const names = columns.map((c) => c.name);
+    const encoders = columns.map(encoderOf);
+    const last = names.length - 1;
+    let at = 0;
+    for (let r = 0; r < records.length; r++) {
+      const record = records[r]!;
+      for (let c = 0; c <= last; c++) {
+        const value = record[names[c]!];
+        const cell = value === null || value === undefined ? '\\N' : encoders[c]!(value);
+        // A UTF-16 unit is at most 3 UTF-8 bytes; one more for the delimiter.
+        if (at + cell.length * 3 + 1 > this.buffer.length) this.grow(at + cell.length * 3 + 1);
+        at += this.buffer.write(cell, at, 'utf8');
+        this.buffer[at++] = c === last ? 0x0a : 0x09;
+      }
     }
-    lines[r] = cells.join('\t');
+    return this.buffer.subarray(0, at);
   }
-  return lines.length ? `${lines.join('\n')}\n` : '';
+
+  /**
+   * Forgets the buffer: after a COPY that failed part-way, the socket may still hold a view of it,
+   * so the next batch must not write over it.
+   */
+  abandon(): void {
+    this.buffer = Buffer.allocUnsafe(this.buffer.length);
+  }
+
+  private grow(needed: number): void {
+    const next = Buffer.allocUnsafe(Math.max(needed, this.buffer.length * 2));
+    this.buffer.copy(next);
+    this.buffer = next;
+  }
 }
 
-function literal(value: unknown, column: Column): string {
-  if (column.type === 'json' || column.type === 'jsonb') return JSON.stringify(value);
-  if (column.category === 'A' && Array.isArray(value)) return arrayLiteral(value, column.element ?? '');
-  return scalar(value, column.type);
+/** The COPY text of `records` as one string (tests, and callers that want text). */
+export function copyText(records: readonly Record<string, unknown>[], columns: readonly Column[]): string {
+  return new CopyEncoder().encode(records, columns).toString('utf8');
+}
+
+function encoderOf(column: Column): Encode {
+  if (column.type === 'json' || column.type === 'jsonb') return (value) => escapeJson(JSON.stringify(value));
+  if (column.category === 'A') {
+    const element = column.element ?? '';
+    return (value) =>
+      escapeCopy(Array.isArray(value) ? arrayLiteral(value, element) : scalar(value, column.type));
+  }
+  const type = column.type;
+  return (value) => (typeof value === 'string' ? escapeCopy(value) : escapeCopy(scalar(value, type)));
 }
 
 function scalar(value: unknown, type: string): string {
@@ -53,21 +96,36 @@ function isSerializedBuffer(value: unknown): value is { data: number[] } {
 
 /** `{1,NULL,"a \"b\""}`: every element quoted (so commas, braces and spaces are data), NULL bare. */
 function arrayLiteral(values: readonly unknown[], element: string): string {
-  const parts = values.map((v) => {
-    if (v === null || v === undefined) return 'NULL';
-    if (Array.isArray(v)) return arrayLiteral(v, element);
-    const text = element === 'json' || element === 'jsonb' ? JSON.stringify(v) : scalar(v, element);
-    return `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
-  });
-  return `{${parts.join(',')}}`;
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i > 0) out += ',';
+    if (v === null || v === undefined) out += 'NULL';
+    else if (Array.isArray(v)) out += arrayLiteral(v, element);
+    else {
+      const text = element === 'json' || element === 'jsonb' ? JSON.stringify(v) : scalar(v, element);
+      out +=
+        text.includes('\\') || text.includes('"')
+          ? `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`
+          : `"${text}"`;
+    }
+  }
+  return `${out}}`;
 }
+
+const NEEDS_ESCAPE = /[\\\t\n\r]/;
 
 /** COPY text escapes: backslash, and the characters that delimit fields and rows. */
 function escapeCopy(text: string): string {
-  if (!/[\\\t\n\r]/.test(text)) return text;
+  if (!NEEDS_ESCAPE.test(text)) return text;
   return text
     .replaceAll('\\', '\\\\')
     .replaceAll('\t', '\\t')
     .replaceAll('\n', '\\n')
     .replaceAll('\r', '\\r');
+}
+
+/** `JSON.stringify` writes control characters as escapes, so only its backslashes need doubling. */
+function escapeJson(text: string): string {
+  return text.includes('\\') ? text.replaceAll('\\', '\\\\') : text;
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -6,8 +7,8 @@ import { ConnectorError } from '../../core/errors.ts';
 import type { StoreTransaction, SyncShape, Target } from '../../core/ports.ts';
 import type { Rejected, Row, WriteResult } from '../../core/types.ts';
 import { type Column, createPool, databaseIdentity, describeTable, withClient } from './client.ts';
-import { copyText } from './copy.ts';
-import { classifyPgError, describePgError, pgError } from './errors.ts';
+import { CopyEncoder } from './copy.ts';
+import { classifyPgError, describePgError, pgError, sqlstateOf } from './errors.ts';
 import { columnList, qualified, quoteIdent, selectUniqueKeys } from './sql.ts';
 
 export type PostgresTargetOptions = {
@@ -17,11 +18,17 @@ export type PostgresTargetOptions = {
   mode: 'upsert' | 'insert' | 'update';
 };
 
-const STAGE = quoteIdent('sluice_stage');
+/** SQLSTATE unique_violation: with COPY straight into the target, a key that already exists. */
+const UNIQUE_VIOLATION = '23505';
 
 /**
- * Writes a batch with COPY into a temporary table and one `INSERT … SELECT … ON CONFLICT` (or
- * `UPDATE … FROM`) into the target: the bulk path, a few statements per batch whatever its size.
+ * Writes a batch in bulk, a few statements whatever its size, by one of two paths:
+ * - **direct**: `COPY` straight into the target. Where no key of the batch exists yet (a backfill
+ *   into an empty table) an insert is exactly what the upsert would do, at a third of its cost.
+ *   The first key that exists fails the COPY (23505), which rolls back to its savepoint: the batch
+ *   is written by the staged path instead, and so is every later batch of this target.
+ * - **staged**: `COPY` into a temporary table, then one `INSERT … SELECT … ON CONFLICT` (or
+ *   `UPDATE … FROM`). The stage is created once per session (`ON COMMIT DELETE ROWS`), not per batch.
  * When a statement fails because of some row's values, the chunk is rolled back to its savepoint
  * and split in halves until the bad rows stand alone; they are rejected with PostgreSQL's message
  * and the rest of the batch is written.
@@ -33,6 +40,12 @@ export class PostgresTarget implements Target {
   private readonly key: readonly string[];
   private readonly table: string;
   private readonly columns: ReadonlyMap<string, Column>;
+  /** The stage, one per target table in a session: writes into several tables can share the store's client. */
+  private readonly stage: string;
+  /** COPY straight into the target until a batch meets a key that exists (never for `update`). */
+  private direct: boolean;
+  /** One buffer of COPY data for every batch: writes to one target run one after the other. */
+  private readonly encoder = new CopyEncoder();
 
   private constructor(
     pool: pg.Pool,
@@ -47,6 +60,11 @@ export class PostgresTarget implements Target {
     this.key = key;
     this.table = qualified(options.schema ?? 'public', options.table);
     this.columns = new Map(columns.map((c) => [c.name, c]));
+    // Named by the table and its columns as opened: a session outlives a target (the store's pool),
+    // and a table altered since must not meet a stage of its old shape.
+    const shapeOf = `${this.table}\u0000${columns.map((c) => `${c.name}:${c.type}`).join('\u0000')}`;
+    this.stage = quoteIdent(`sluice_stage_${createHash('sha1').update(shapeOf).digest('hex').slice(0, 16)}`);
+    this.direct = options.mode !== 'update';
   }
 
   static async open(url: string, options: PostgresTargetOptions, shape: SyncShape): Promise<PostgresTarget> {
@@ -120,18 +138,43 @@ export class PostgresTarget implements Target {
     if (writable.length === 0) return { written: 0, rejected };
     const columns = this.columnsOf(writable);
     const names = columns.map((c) => c.name);
-    // The stage has the target's column types, so COPY parses each value as the target would.
+    if (this.direct) {
+      const written = await this.copyDirect(client, writable, columns, columnList(names));
+      if (written !== null) return { written, rejected };
+    }
+    // The stage has the target's column types, so COPY parses each value as the target would. Its
+    // rows go at commit; inside a longer transaction (the store's) a later batch empties it first.
     await query(
       client,
-      `CREATE TEMP TABLE ${STAGE} ON COMMIT DROP AS SELECT ${columnList(names)} FROM ${this.table} WITH NO DATA`,
+      `CREATE TEMP TABLE IF NOT EXISTS ${this.stage} ON COMMIT DELETE ROWS AS SELECT * FROM ${this.table} WITH NO DATA; DELETE FROM ${this.stage}`,
     );
-    const chunk = new ChunkWriter(client, columns, this.statement(names), rejected);
+    const chunk = new ChunkWriter(client, this.encoder, columns, this.stage, this.statement(names), rejected);
+    const written = await chunk.write(writable);
+    return { written, rejected };
+  }
+
+  /**
+   * COPY straight into the target under a savepoint: the count written, or null when some row
+   * failed (the savepoint undid the COPY). A key that exists turns the direct path off for good.
+   */
+  private async copyDirect(
+    client: pg.ClientBase,
+    records: Row[],
+    columns: readonly Column[],
+    names: string,
+  ): Promise<number | null> {
+    await query(client, 'SAVEPOINT sluice_direct');
     try {
-      const written = await chunk.write(writable, true);
-      return { written, rejected };
-    } finally {
-      // Inside a longer transaction (the store's), the next batch creates the stage again.
-      await client.query(`DROP TABLE IF EXISTS ${STAGE}`).catch(() => undefined);
+      const copy = client.query(copyFrom(`COPY ${this.table} (${names}) FROM STDIN`));
+      await pipeline(Readable.from([this.encoder.encode(records, columns)]), copy);
+      await query(client, 'RELEASE SAVEPOINT sluice_direct');
+      return copy.rowCount;
+    } catch (err) {
+      this.encoder.abandon();
+      if (classifyPgError(err) !== 'record') throw pgError('writing a batch', err);
+      if (sqlstateOf(err) === UNIQUE_VIOLATION) this.direct = false;
+      await query(client, 'ROLLBACK TO SAVEPOINT sluice_direct; RELEASE SAVEPOINT sluice_direct');
+      return null;
     }
   }
 
@@ -158,13 +201,13 @@ export class PostgresTarget implements Target {
     if (this.options.mode === 'update') {
       if (updates.length === 0) return `SELECT 0 WHERE false`;
       const match = this.key.map((k) => `t.${quoteIdent(k)} = s.${quoteIdent(k)}`).join(' AND ');
-      return `UPDATE ${this.table} AS t SET ${set('s')} FROM ${STAGE} AS s WHERE ${match}`;
+      return `UPDATE ${this.table} AS t SET ${set('s')} FROM ${this.stage} AS s WHERE ${match}`;
     }
     const conflict =
       this.options.mode === 'insert' || updates.length === 0
         ? 'DO NOTHING'
         : `DO UPDATE SET ${set('excluded')}`;
-    return `INSERT INTO ${this.table} (${cols}) SELECT ${cols} FROM ${STAGE} ON CONFLICT (${columnList(this.key)}) ${conflict}`;
+    return `INSERT INTO ${this.table} (${cols}) SELECT ${cols} FROM ${this.stage} ON CONFLICT (${columnList(this.key)}) ${conflict}`;
   }
 
   async close(): Promise<void> {
@@ -175,42 +218,57 @@ export class PostgresTarget implements Target {
 /** COPY + statement per chunk under a savepoint, bisecting a chunk that fails on some row's values. */
 class ChunkWriter {
   private readonly client: pg.ClientBase;
+  private readonly encoder: CopyEncoder;
   private readonly columns: readonly Column[];
+  private readonly stage: string;
   private readonly statement: string;
   private readonly rejected: Rejected<Row>[];
   private readonly copy: string;
+  /** The stage holds a written chunk's rows: the next chunk empties it first. */
+  private dirty = false;
 
   constructor(
     client: pg.ClientBase,
+    encoder: CopyEncoder,
     columns: readonly Column[],
+    stage: string,
     statement: string,
     rejected: Rejected<Row>[],
   ) {
     this.client = client;
+    this.encoder = encoder;
     this.columns = columns;
+    this.stage = stage;
     this.statement = statement;
     this.rejected = rejected;
-    this.copy = `COPY ${STAGE} (${columnList(columns.map((c) => c.name))}) FROM STDIN`;
+    this.copy = `COPY ${stage} (${columnList(columns.map((c) => c.name))}) FROM STDIN`;
   }
 
-  async write(chunk: Row[], first: boolean): Promise<number> {
-    await query(this.client, 'SAVEPOINT sluice_chunk');
+  async write(chunk: Row[]): Promise<number> {
+    await query(
+      this.client,
+      this.dirty ? `DELETE FROM ${this.stage}; SAVEPOINT sluice_chunk` : 'SAVEPOINT sluice_chunk',
+    );
+    this.dirty = false;
     try {
-      if (!first) await this.client.query(`TRUNCATE ${STAGE}`);
-      await pipeline(Readable.from([copyText(chunk, this.columns)]), this.client.query(copyFrom(this.copy)));
+      await pipeline(
+        Readable.from([this.encoder.encode(chunk, this.columns)]),
+        this.client.query(copyFrom(this.copy)),
+      );
       const result = await this.client.query(this.statement);
       await this.client.query('RELEASE SAVEPOINT sluice_chunk');
+      this.dirty = true;
       return result.rowCount ?? 0;
     } catch (err) {
+      this.encoder.abandon();
       if (classifyPgError(err) !== 'record') throw pgError('writing a batch', err);
-      await query(this.client, 'ROLLBACK TO SAVEPOINT sluice_chunk');
-      await query(this.client, 'RELEASE SAVEPOINT sluice_chunk');
+      await query(this.client, 'ROLLBACK TO SAVEPOINT sluice_chunk; RELEASE SAVEPOINT sluice_chunk');
       if (chunk.length === 1) {
         this.rejected.push({ record: chunk[0]!, reason: describePgError(err) });
         return 0;
       }
       const half = Math.ceil(chunk.length / 2);
-      return (await this.write(chunk.slice(0, half), false)) + (await this.write(chunk.slice(half), false));
+      return (await this.write(chunk.slice(0, half))) + (await this.write(chunk.slice(half)));
     }
   }
 }
