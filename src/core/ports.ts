@@ -38,8 +38,23 @@ export interface Source<R extends Row = Row> {
   compare?(a: Cursor, b: Cursor): number;
   /** The source object's columns as its system declares them, for a target that creates its table. */
   schema?(): Promise<SourceSchema>;
+  /** Where the rows live as their system addresses them, for a target there that copies batches itself. */
+  location?(): NativeLocation;
+  /** The page `read` would return, without its records: how many, where it ends, and its range. */
+  bounds?(req: ReadRequest): Promise<PageBounds>;
   close?(): Promise<void>;
 }
+
+/** A source's rows as their own system addresses them: `system` names it (`sqlite`), the rest is its. */
+export type NativeLocation = { system: string } & { [field: string]: Json };
+
+export type PageBounds = {
+  count: number;
+  next: Cursor;
+  done: boolean;
+  /** The page's rows, in the source's own terms, for `Target.copyFrom`. */
+  range: Json;
+};
 
 /** A store transaction a target can join; `handle` is the store's own client, known to both. */
 export type StoreTransaction = { readonly database: string; readonly handle: unknown };
@@ -52,6 +67,16 @@ export interface Target<R extends Row = Row> {
    * store's transaction so the batch and its checkpoint commit together: exactly once.
    */
   writeIn?(tx: StoreTransaction, records: R[], req: { signal: AbortSignal }): Promise<WriteResult<R>>;
+  /**
+   * Copies one page straight from a source in the same system (no map configured), without the
+   * records passing through Sluice. Answers null when it cannot — another system, or a row the table
+   * refuses — and the batch then goes the ordinary way, where each refused row is dead-lettered.
+   */
+  copyFrom?(
+    location: NativeLocation,
+    range: Json,
+    req: { signal: AbortSignal },
+  ): Promise<WriteResult<R> | null>;
   /** The database this target writes to, in the same form as `Store.database`. */
   readonly database?: string;
   close?(): Promise<void>;

@@ -3,6 +3,7 @@ import { asSluiceError, SluiceError } from '../core/errors.ts';
 import type {
   BatchCommit,
   Checkpoint,
+  NativeLocation,
   NewDeadLetter,
   RunContext,
   RunRecord,
@@ -122,6 +123,8 @@ class RunLoop {
   private batch = 0;
   private readonly ctx: RunContext;
   private skip: { reason: string } | null;
+  /** Set where the target can copy batches straight from the source's own system. */
+  private readonly native: NativeLocation | null;
   /** The next page, read while the current batch is written; checkpoints still follow writes in order. */
   private readAhead: { page: Promise<Page<Row>>; cancel: AbortController } | null = null;
   private readonly options: RunOptions;
@@ -145,6 +148,9 @@ class RunLoop {
       payload: options.payload ?? null,
     };
     this.skip = options.skipFirstBatch ?? null;
+    const { source, target, spec } = options;
+    // Records must pass through Sluice when a map changes them; otherwise the target may copy them.
+    this.native = !spec.map && source.location && source.bounds && target.copyFrom ? source.location() : null;
   }
 
   async execute(existing: Checkpoint | null): Promise<Checkpoint> {
@@ -181,13 +187,19 @@ class RunLoop {
       }
       const phase = checkpoint.phase;
       this.ctx.phase = phase;
+      if (this.native && !this.skip && !this.readAhead) {
+        const copied = await this.copyNatively(checkpoint, readFrom, floor);
+        if (copied) {
+          checkpoint = copied.checkpoint;
+          readFrom = copied.nextFrom;
+          if (copied.last) return checkpoint;
+          continue;
+        }
+      }
       const page = await (this.readAhead?.page ??
         this.read(phase, readFrom, checkpoint.highWaterMark, this.signal));
       this.readAhead = null;
-      const switching = page.done && phase === 'backfill';
-      const nextFrom = switching ? (checkpoint.highWaterMark ?? page.next) : page.next;
-      const last =
-        (page.done && phase === 'incremental') || (switching && this.options.stopAfterBackfill === true);
+      const { switching, nextFrom, last } = this.whatNext(page, checkpoint);
       if (!last && !this.options.stop?.aborted && !this.budgetSpent()) {
         const cancel = new AbortController();
         const signal = AbortSignal.any([this.signal, cancel.signal]);
@@ -254,12 +266,62 @@ class RunLoop {
         };
       };
       const commit = await this.writeAndCommit(mapped, commitFor);
-      const batchCounters = commit.counters;
-      Object.assign(this.counters, addCounters(this.counters, batchCounters));
-      this.emitProgress(checkpoint);
+      this.tally(commit.counters, checkpoint);
       readFrom = nextFrom;
       if (last) return checkpoint;
     }
+  }
+
+  /** Where reading goes after a page, and whether the run ends with it. */
+  private whatNext(page: { next: Cursor; done: boolean }, checkpoint: Checkpoint) {
+    const switching = page.done && checkpoint.phase === 'backfill';
+    const nextFrom = switching ? (checkpoint.highWaterMark ?? page.next) : page.next;
+    const last =
+      (page.done && checkpoint.phase === 'incremental') ||
+      (switching && this.options.stopAfterBackfill === true);
+    return { switching, nextFrom, last };
+  }
+
+  private tally(counters: Counters, checkpoint: Checkpoint): void {
+    Object.assign(this.counters, addCounters(this.counters, counters));
+    this.emitProgress(checkpoint);
+  }
+
+  /**
+   * One batch copied by the target straight from a source in its own system (no map configured):
+   * the source gives the page's bounds from its keys alone, the target copies the rows itself, and
+   * the checkpoint follows the confirmed copy as it follows a write. Null when the target declines.
+   */
+  private async copyNatively(checkpoint: Checkpoint, from: Cursor | null, floor: Cursor | null) {
+    const { source, target, spec, store } = this.options;
+    const phase = checkpoint.phase;
+    const req = {
+      phase,
+      cursor: from,
+      limit: spec.batchSize,
+      highWaterMark: checkpoint.highWaterMark,
+      signal: this.signal,
+    };
+    const bounds = await source.bounds!(req);
+    const result = await target.copyFrom!(this.native!, bounds.range, { signal: this.signal });
+    if (!result) return null;
+    const { nextFrom, last } = this.whatNext(bounds, checkpoint);
+    const counters: Counters = { batches: 1, read: bounds.count, written: result.written, rejected: 0 };
+    const next = phase === 'incremental' ? this.notBehind(bounds.next, floor) : bounds.next;
+    const advanced = this.advance(checkpoint, counters, next, bounds.done);
+    this.batch += 1;
+    await store.commitBatch({
+      sync: spec.name,
+      runId: this.run.id,
+      batch: this.batch,
+      cursorFrom: from,
+      checkpoint: advanced,
+      counters,
+      deadLetters: [],
+      leaseMs: this.leaseMs,
+    });
+    this.tally(counters, advanced);
+    return { checkpoint: advanced, nextFrom, last };
   }
 
   /** The first batch always starts, so every run moves the sync forward, however small its budget. */

@@ -1,9 +1,16 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ConnectorError } from '../../core/errors.ts';
 import { comparePositions, orderFields, positionOf, rewindPosition } from '../../core/keyset.ts';
-import type { ReadRequest, Source, SourceSchema, SyncShape } from '../../core/ports.ts';
-import type { Cursor, Page, Phase, Row } from '../../core/types.ts';
-import { columnList, keysetAfter, keysetAtMost, quoteIdent, type SqlValue } from './sql.ts';
+import type {
+  NativeLocation,
+  PageBounds,
+  ReadRequest,
+  Source,
+  SourceSchema,
+  SyncShape,
+} from '../../core/ports.ts';
+import type { Cursor, Json, Page, Phase, Row } from '../../core/types.ts';
+import { columnList, keysetAfter, keysetAtMost, quoteIdent, type SqliteRange, type SqlValue } from './sql.ts';
 
 export type SqliteSourceOptions = {
   table: string;
@@ -21,6 +28,7 @@ type SqlCursor = { key?: unknown[] | null; k?: unknown[] };
 
 export class SqliteSource implements Source {
   private readonly db: DatabaseSync;
+  private readonly path: string;
   private readonly shape: SyncShape;
   private readonly options: SqliteSourceOptions;
   private readonly selectList: string;
@@ -28,6 +36,7 @@ export class SqliteSource implements Source {
 
   constructor(path: string, options: SqliteSourceOptions, shape: SyncShape) {
     this.db = new DatabaseSync(path, { readOnly: true, timeout: 10_000 });
+    this.path = path;
     this.shape = shape;
     this.options = options;
     this.selectList = options.columns
@@ -105,23 +114,64 @@ export class SqliteSource implements Source {
 
   async read(req: ReadRequest): Promise<Page<Row>> {
     req.signal.throwIfAborted();
-    const cursor = req.cursor as SqlCursor | null;
-    const { sql, values } = this.predicate(req.phase, cursor, req.highWaterMark as SqlCursor | null);
-    const fields = this.fields(req.phase);
-    const query = `SELECT ${this.selectList} FROM ${quoteIdent(this.options.table)} ${sql} ORDER BY ${columnList(fields)} LIMIT ?`;
-    const { stmt, names } = this.statement(query);
-    const records = toRecords(stmt.all(...values, req.limit) as unknown as unknown[][], names);
+    const query = this.pageQuery(req, this.selectList);
+    const { stmt, names } = this.statement(query.sql);
+    const records = toRecords(stmt.all(...query.values) as unknown as unknown[][], names);
     const last = records.at(-1);
-    if (!last) return { records, next: req.cursor ?? req.highWaterMark ?? {}, done: true };
-    const position = positionOf(last, fields);
+    return {
+      records,
+      ...this.pageEnd(req, records.length, last ? positionOf(last, this.fields(req.phase)) : null),
+    };
+  }
+
+  /** The page `read` would return, reading only its keys: for a target that copies the rows itself. */
+  async bounds(req: ReadRequest): Promise<PageBounds> {
+    req.signal.throwIfAborted();
+    const fields = this.fields(req.phase);
+    const query = this.pageQuery(req, columnList(fields));
+    const keys = this.statement(query.sql).stmt.all(...query.values) as unknown as unknown[][];
+    const last = keys.at(-1) ?? null;
+    const end = this.pageEnd(req, keys.length, last);
+    const after = this.positionIn(req.phase, req.cursor as SqlCursor | null);
+    const range: SqliteRange = { fields, after: after && after.length > 0 ? after : null, upTo: last };
+    return { count: keys.length, ...end, range: range as Json };
+  }
+
+  location(): NativeLocation {
+    const columns = this.selectList === '*' ? null : (this.options.columns ?? null);
+    return {
+      system: 'sqlite',
+      path: this.path,
+      table: this.options.table,
+      columns,
+      where: this.options.where ?? null,
+    };
+  }
+
+  /** The query for one page of `req`, selecting `select`, and its values. */
+  private pageQuery(req: ReadRequest, select: string): { sql: string; values: SqlValue[] } {
+    const { sql, values } = this.predicate(
+      req.phase,
+      req.cursor as SqlCursor | null,
+      req.highWaterMark as SqlCursor | null,
+    );
+    const order = columnList(this.fields(req.phase));
+    return {
+      sql: `SELECT ${select} FROM ${quoteIdent(this.options.table)} ${sql} ORDER BY ${order} LIMIT ?`,
+      values: [...values, req.limit],
+    };
+  }
+
+  /** Where a page of `count` rows ending at `last` leaves the read, and whether the phase is done. */
+  private pageEnd(req: ReadRequest, count: number, last: unknown[] | null): { next: Cursor; done: boolean } {
+    if (!last) return { next: req.cursor ?? req.highWaterMark ?? {}, done: true };
     // A full page that ends on the high-water mark's key is the backfill's last: no empty read after it.
     const hwmKey = (req.highWaterMark as SqlCursor | null)?.key;
-    const atMark = req.phase === 'backfill' && hwmKey != null && comparePositions(position, hwmKey) >= 0;
-    const done = records.length < req.limit || atMark;
-    const next: Cursor = (
-      req.phase === 'incremental' && this.shape.cursorField ? { k: position } : { key: position }
+    const atMark = req.phase === 'backfill' && hwmKey != null && comparePositions(last, hwmKey) >= 0;
+    const next = (
+      req.phase === 'incremental' && this.shape.cursorField ? { k: last } : { key: last }
     ) as Cursor;
-    return { records, next, done };
+    return { next, done: count < req.limit || atMark };
   }
 
   async schema(): Promise<SourceSchema> {

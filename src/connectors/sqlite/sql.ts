@@ -45,3 +45,6 @@ export function toSqlValue(value: unknown): SqlValue {
       return JSON.stringify(value);
   }
 }
+
+/** A page of a SQLite source in its own terms: the rows after `after` up to `upTo`, in `fields` order. */
+export type SqliteRange = { fields: string[]; after: unknown[] | null; upTo: unknown[] | null };

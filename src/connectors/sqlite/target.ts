@@ -1,8 +1,18 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ConnectorError } from '../../core/errors.ts';
-import type { SourceSchema, SyncShape, Target } from '../../core/ports.ts';
-import type { Rejected, Row, WriteResult } from '../../core/types.ts';
-import { columnList, quoteIdent, type SqlValue, toSqlValue } from './sql.ts';
+import type { NativeLocation, SourceSchema, SyncShape, Target } from '../../core/ports.ts';
+import type { Json, Rejected, Row, WriteResult } from '../../core/types.ts';
+import {
+  columnList,
+  keysetAfter,
+  keysetAtMost,
+  quoteIdent,
+  type SqliteRange,
+  type SqlValue,
+  toSqlValue,
+} from './sql.ts';
+
+const SOURCE_ALIAS = 'sluice_source';
 
 export type SqliteTargetOptions = {
   table: string;
@@ -26,6 +36,9 @@ export class SqliteTarget implements Target {
   private readonly options: SqliteTargetOptions;
   private readonly key: readonly string[];
   private columns: string[] = [];
+  private readonly cursorField: string | null;
+  /** The source file attached for copies, if any. */
+  private attached: string | null = null;
   private readonly declaredTypes: ReadonlyMap<string, string>;
   private readonly statements = new Map<string, StatementSync>();
 
@@ -34,6 +47,7 @@ export class SqliteTarget implements Target {
     this.db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${options.synchronous}`);
     this.options = options;
     this.key = shape.key;
+    this.cursorField = shape.cursorField;
     this.declaredTypes = declaredTypes(shape.sourceSchema);
     this.columns = this.tableColumns();
     if (this.columns.length > 0) this.assertUniqueKey();
@@ -94,15 +108,92 @@ export class SqliteTarget implements Target {
     if (stmt) return stmt;
     const tuple = `(${fields.map(() => '?').join(', ')})`;
     const values = Array.from({ length: rows }, () => tuple).join(', ');
-    const updates = fields.filter((f) => !this.key.includes(f));
-    const conflict =
-      this.options.mode === 'insert' || updates.length === 0
-        ? 'DO NOTHING'
-        : `DO UPDATE SET ${updates.map((f) => `${quoteIdent(f)} = excluded.${quoteIdent(f)}`).join(', ')}`;
-    const sql = `INSERT INTO ${quoteIdent(this.options.table)} (${columnList(fields)}) VALUES ${values} ON CONFLICT (${columnList(this.key)}) ${conflict}`;
+    const sql = `INSERT INTO main.${quoteIdent(this.options.table)} (${columnList(fields)}) VALUES ${values} ${this.onConflict(fields)}`;
     stmt = this.db.prepare(sql);
     this.statements.set(id, stmt);
     return stmt;
+  }
+
+  /** Upsert by key, or leave existing keys alone in `insert` mode. */
+  private onConflict(fields: readonly string[]): string {
+    const updates = fields.filter((f) => !this.key.includes(f));
+    const action =
+      this.options.mode === 'insert' || updates.length === 0
+        ? 'DO NOTHING'
+        : `DO UPDATE SET ${updates.map((f) => `${quoteIdent(f)} = excluded.${quoteIdent(f)}`).join(', ')}`;
+    return `ON CONFLICT (${columnList(this.key)}) ${action}`;
+  }
+
+  /**
+   * Copies a page from a SQLite source inside SQLite (`INSERT … SELECT` from the attached source
+   * file), upserting by key as `write` does, in one transaction. A row the table refuses fails the
+   * statement: the copy answers null and the engine sends the batch the ordinary way, row by row.
+   */
+  async copyFrom(
+    location: NativeLocation,
+    range: Json,
+    req: { signal: AbortSignal },
+  ): Promise<WriteResult<Row> | null> {
+    req.signal.throwIfAborted();
+    if (
+      location.system !== 'sqlite' ||
+      typeof location.path !== 'string' ||
+      typeof location.table !== 'string'
+    )
+      return null;
+    const { fields, after, upTo } = range as SqliteRange;
+    if (!upTo) return { written: 0, rejected: [] };
+    this.attach(location.path);
+    const columns = this.copiedColumns(location.table, location.columns);
+    this.ensureColumns(columns);
+    const where = [
+      ...(typeof location.where === 'string' ? [`(${location.where})`] : []),
+      ...(after ? [keysetAfter(fields, after.length)] : []),
+      keysetAtMost(fields),
+    ];
+    const sql = `INSERT INTO main.${quoteIdent(this.options.table)} (${columnList(columns)}) SELECT ${columnList(columns)} FROM ${SOURCE_ALIAS}.${quoteIdent(location.table)} WHERE ${where.join(' AND ')} ORDER BY ${columnList(fields)} ${this.onConflict(columns)}`;
+    const values = [...(after ?? []), ...upTo] as SqlValue[];
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const written = Number(this.copyStatement(sql).run(...values).changes);
+      this.db.exec('COMMIT');
+      return { written, rejected: [] };
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      if (isRecordError(err)) return null;
+      throw err;
+    }
+  }
+
+  private copyStatement(sql: string): StatementSync {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  private attach(path: string): void {
+    if (this.attached === path) return;
+    if (this.attached !== null) this.db.exec(`DETACH DATABASE ${SOURCE_ALIAS}`);
+    this.db.prepare(`ATTACH DATABASE ? AS ${SOURCE_ALIAS}`).run(path);
+    this.attached = path;
+  }
+
+  /** The source's columns a copy takes: all of its table's, or the ones its `columns` option names. */
+  private copiedColumns(table: string, only: Json | undefined): string[] {
+    const all = this.db
+      .prepare(`SELECT name FROM ${SOURCE_ALIAS}.pragma_table_info(?) ORDER BY cid`)
+      .all(table)
+      .map((r) => String(r.name));
+    if (!Array.isArray(only)) return all;
+    const wanted = new Set([
+      ...this.key,
+      ...(this.cursorField ? [this.cursorField] : []),
+      ...only.map(String),
+    ]);
+    return all.filter((c) => wanted.has(c));
   }
 
   async write(records: Row[], req: { signal: AbortSignal }): Promise<WriteResult<Row>> {
