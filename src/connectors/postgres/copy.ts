@@ -10,17 +10,19 @@ type Encode = (value: unknown) => string;
  * cannot read fails the COPY with PostgreSQL's message, which the target turns into a reject.
  *
  * This runs for every value of every batch, so it allocates little: one encoder per column chosen
- * up front, escaping only the values that need it, and the bytes written straight into a buffer
- * reused from batch to batch (no string per row or per chunk for the garbage collector to promote).
+ * up front, escaping only the values that need it, and the bytes written into one scratch buffer
+ * reused from batch to batch (no string per row or per batch for the garbage collector to promote).
+ * The data goes out in pieces of about 64 KiB, so the server parses one while the next is encoded.
  */
 export class CopyEncoder {
-  private buffer = Buffer.allocUnsafe(1 << 20);
+  private buffer = Buffer.allocUnsafe(1 << 17);
 
-  /**
-   * The COPY data of `records`, a view of this encoder's buffer: valid until the next call, so the
-   * caller sends it (and waits for the COPY to finish) before encoding again.
-   */
-  encode(records: readonly Record<string, unknown>[], columns: readonly Column[]): Buffer {
+  /** The COPY data of `records`, piece by piece; each piece is a copy the caller may keep. */
+  *chunks(
+    records: readonly Record<string, unknown>[],
+    columns: readonly Column[],
+    chunkBytes = 1 << 16,
+  ): Generator<Buffer> {
     const names = columns.map((c) => c.name);
     const encoders = columns.map(encoderOf);
     const last = names.length - 1;
@@ -35,16 +37,12 @@ export class CopyEncoder {
         at += this.buffer.write(cell, at, 'utf8');
         this.buffer[at++] = c === last ? 0x0a : 0x09;
       }
+      if (at >= chunkBytes) {
+        yield Buffer.from(this.buffer.subarray(0, at));
+        at = 0;
+      }
     }
-    return this.buffer.subarray(0, at);
-  }
-
-  /**
-   * Forgets the buffer: after a COPY that failed part-way, the socket may still hold a view of it,
-   * so the next batch must not write over it.
-   */
-  abandon(): void {
-    this.buffer = Buffer.allocUnsafe(this.buffer.length);
+    if (at > 0) yield Buffer.from(this.buffer.subarray(0, at));
   }
 
   private grow(needed: number): void {
@@ -56,7 +54,7 @@ export class CopyEncoder {
 
 /** The COPY text of `records` as one string (tests, and callers that want text). */
 export function copyText(records: readonly Record<string, unknown>[], columns: readonly Column[]): string {
-  return new CopyEncoder().encode(records, columns).toString('utf8');
+  return Buffer.concat([...new CopyEncoder().chunks(records, columns)]).toString('utf8');
 }
 
 function encoderOf(column: Column): Encode {

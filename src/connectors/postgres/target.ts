@@ -44,7 +44,7 @@ export class PostgresTarget implements Target {
   private readonly stage: string;
   /** COPY straight into the target until a batch meets a key that exists (never for `update`). */
   private direct: boolean;
-  /** One buffer of COPY data for every batch: writes to one target run one after the other. */
+  /** One scratch buffer for the COPY data of every batch: writes to one target run one after the other. */
   private readonly encoder = new CopyEncoder();
 
   private constructor(
@@ -166,11 +166,10 @@ export class PostgresTarget implements Target {
     await query(client, 'SAVEPOINT sluice_direct');
     try {
       const copy = client.query(copyFrom(`COPY ${this.table} (${names}) FROM STDIN`));
-      await pipeline(Readable.from([this.encoder.encode(records, columns)]), copy);
+      await pipeline(Readable.from(this.encoder.chunks(records, columns)), copy);
       await query(client, 'RELEASE SAVEPOINT sluice_direct');
       return copy.rowCount;
     } catch (err) {
-      this.encoder.abandon();
       if (classifyPgError(err) !== 'record') throw pgError('writing a batch', err);
       if (sqlstateOf(err) === UNIQUE_VIOLATION) this.direct = false;
       await query(client, 'ROLLBACK TO SAVEPOINT sluice_direct; RELEASE SAVEPOINT sluice_direct');
@@ -252,7 +251,7 @@ class ChunkWriter {
     this.dirty = false;
     try {
       await pipeline(
-        Readable.from([this.encoder.encode(chunk, this.columns)]),
+        Readable.from(this.encoder.chunks(chunk, this.columns)),
         this.client.query(copyFrom(this.copy)),
       );
       const result = await this.client.query(this.statement);
@@ -260,7 +259,6 @@ class ChunkWriter {
       this.dirty = true;
       return result.rowCount ?? 0;
     } catch (err) {
-      this.encoder.abandon();
       if (classifyPgError(err) !== 'record') throw pgError('writing a batch', err);
       await query(this.client, 'ROLLBACK TO SAVEPOINT sluice_chunk; RELEASE SAVEPOINT sluice_chunk');
       if (chunk.length === 1) {
