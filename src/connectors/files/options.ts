@@ -1,7 +1,7 @@
 import { extname } from 'node:path';
 import { z } from 'zod';
 
-export const connectionSchema = z.object({
+export const connectionSchema = z.strictObject({
   /** Folder file paths are resolved against, itself relative to the config file's folder. @defaultValue '.' */
   dir: z.string({ error: 'expected a folder path' }).min(1, 'expected a folder path').default('.'),
 });
@@ -10,14 +10,14 @@ export type FilesConnection = z.output<typeof connectionSchema>;
 
 /**
  * What a source does with a line or CSV record it cannot parse. Every mode keeps the record from
- * vanishing: `record` passes it on as a row holding only `MALFORMED_FIELD`, which the target
- * rejects (so it reaches the dead letters with the engine as it is today); `reject` returns it in
- * the page's `rejected` list (for an engine that dead-letters source rejects); `fail` stops the run.
+ * vanishing: `reject` returns it in the page's `rejected` list, which the engine dead-letters with
+ * the reason; `record` passes it on as a row holding only `MALFORMED_FIELD`, for a `map` that wants
+ * to see it; `fail` stops the run at it.
  */
 export const malformedModes = ['record', 'reject', 'fail'] as const;
 export type MalformedMode = (typeof malformedModes)[number];
 
-const csvSchema = z.object({
+const csvSchema = z.strictObject({
   /** @defaultValue ',' */
   delimiter: z.string().min(1, 'expected a non-empty delimiter').default(','),
   /** @defaultValue '"' */
@@ -34,7 +34,7 @@ export type FileFormat = (typeof formats)[number];
 const byExtension: Record<string, FileFormat> = { '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.csv': 'csv' };
 
 export const sourceSchema = z
-  .object({
+  .strictObject({
     path: z.string({ error: 'expected the path of a .jsonl, .ndjson or .csv file' }).min(1),
     format: z.enum(formats, { error: 'expected "jsonl" or "csv"' }).optional(),
     csv: csvSchema.optional(),
@@ -70,7 +70,7 @@ export const sourceSchema = z
 export type FileSourceOptions = z.output<typeof sourceSchema>;
 export type CsvOptions = FileSourceOptions['csv'];
 
-export const targetSchema = z.object({
+export const targetSchema = z.strictObject({
   path: z.string({ error: 'expected the path of a .jsonl file to append to' }).min(1),
 });
 
