@@ -164,6 +164,39 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       expect(next.id).not.toBe(run.id);
     });
 
+    it('holds a lane: another sync of the bundle is refused until the run ends; other lanes go on', async () => {
+      const { store } = await open();
+      const start = (sync: string, lane: string | null) =>
+        store.startRun({
+          sync,
+          trigger: 'run',
+          phase: 'backfill',
+          holder: 'elsewhere:1',
+          leaseMs: 60_000,
+          lane,
+        });
+      const a = await start('a', 'bundle:crm');
+      expect(a.lane).toBe('bundle:crm');
+      await expect(start('b', 'bundle:crm')).rejects.toMatchObject({ code: 'LANE_BUSY' });
+      await expect(start('b', 'webhook:b')).resolves.toMatchObject({ sync: 'b', lane: 'webhook:b' });
+      await expect(start('c', null)).resolves.toMatchObject({ sync: 'c', lane: null });
+      await store.finishRun(a.id, { status: 'succeeded', more: false });
+      await expect(start('d', 'bundle:crm')).resolves.toMatchObject({ sync: 'd' });
+    });
+
+    it('keeps the first end of a run: a late end does not overwrite timed_out', async () => {
+      const { store } = await open();
+      const run = await started(store);
+      await store.finishRun(run.id, {
+        status: 'timed_out',
+        more: true,
+        errorCode: 'RUN_TIMED_OUT',
+        errorMessage: 'lane released',
+      });
+      const late = await store.finishRun(run.id, { status: 'succeeded', more: false });
+      expect(late).toMatchObject({ status: 'timed_out', errorCode: 'RUN_TIMED_OUT' });
+    });
+
     it('abandons a run whose lease expired, moving the clock rather than waiting', async () => {
       const { store, clock } = await open();
       const run = await started(store);

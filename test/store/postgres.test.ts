@@ -23,7 +23,10 @@ describe('PostgresStore migrations', () => {
       const { rows } = await client.query(
         'SELECT version, name FROM "my ""state""".migrations ORDER BY version',
       );
-      expect(rows).toEqual([{ version: 1, name: 'initial' }]);
+      expect(rows).toEqual([
+        { version: 1, name: 'initial' },
+        { version: 4, name: 'run-lanes' },
+      ]);
     } finally {
       await client.end();
     }

@@ -40,6 +40,11 @@ export async function withAdvisoryLock<T>(
   }
 }
 
+/** Takes one more advisory lock inside the transaction `withAdvisoryLock` opened. */
+export async function lockAlso(client: ClientBase, name: string): Promise<void> {
+  await client.query(advisoryXactLock, [LOCK_CLASS, name]);
+}
+
 /**
  * Applies pending migrations in one transaction under an advisory lock, re-reading the applied
  * versions once the lock is held: two processes starting at once serialise and the second finds

@@ -30,15 +30,16 @@ ON CONFLICT (sync) DO UPDATE SET phase = excluded.phase, cursor = excluded.curso
   updated_at = excluded.updated_at`,
     deleteCheckpoint: `DELETE FROM ${checkpoints} WHERE sync = $1`,
 
-    selectRunningRun: `SELECT * FROM ${runs} WHERE sync = $1 AND status = 'running' FOR UPDATE`,
+    selectRunningRuns: `SELECT * FROM ${runs} WHERE status = 'running' AND (sync = $1 OR lane = $2) FOR UPDATE`,
     abandonRun: `UPDATE ${runs} SET status = 'abandoned', ended_at = $1, error_code = 'HOLDER_GONE',
   error_message = $2 WHERE id = $3 AND status = 'running'`,
-    insertRun: `INSERT INTO ${runs} (sync, trigger, status, phase, started_at, holder, lease_until)
-  VALUES ($1, $2, 'running', $3, $4, $5, $6) RETURNING *`,
+    insertRun: `INSERT INTO ${runs} (sync, trigger, status, phase, started_at, holder, lease_until, lane)
+  VALUES ($1, $2, 'running', $3, $4, $5, $6, $7) RETURNING *`,
     addRunCounters: `UPDATE ${runs} SET batches = batches + $2, records_read = records_read + $3,
   records_written = records_written + $4, records_rejected = records_rejected + $5, lease_until = $6 WHERE id = $1`,
+    // Only a running run is finished: a late end from an aborted run does not overwrite `timed_out`.
     finishRun: `UPDATE ${runs} SET status = $1, ended_at = $2, more = $3, error_code = $4, error_message = $5
-  WHERE id = $6 RETURNING *`,
+  WHERE id = $6 AND status = 'running'`,
     selectRun: `SELECT * FROM ${runs} WHERE id = $1`,
     selectRuns: `SELECT * FROM ${runs} WHERE ($1::text IS NULL OR sync = $1) ORDER BY id DESC LIMIT $2`,
 

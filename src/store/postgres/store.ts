@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { SluiceError, SyncBusyError } from '../../core/errors.ts';
+import { LaneBusyError, SluiceError, SyncBusyError } from '../../core/errors.ts';
 import type {
   BatchCommit,
   Checkpoint,
@@ -21,7 +21,7 @@ import {
   runFromRow,
   toJsonText,
 } from '../rows.ts';
-import { migrate, withAdvisoryLock } from './migrate.ts';
+import { lockAlso, migrate, withAdvisoryLock } from './migrate.ts';
 import { type Statements, selectDatabaseIdentity, statements } from './sql.ts';
 
 export type PostgresStoreOptions = {
@@ -188,34 +188,39 @@ export class PostgresStore implements Store {
 
   async startRun(start: RunStart): Promise<RunRecord> {
     const now = this.now();
-    // The lock serialises two starts of one sync, so the second sees the first's run and refuses.
-    return this.withClient((client) =>
-      withAdvisoryLock(client, `sluice.run:${this.schema}:${start.sync}`, async () => {
-        const { rows: running } = await client.query(this.sql.selectRunningRun, [start.sync]);
-        const live = running[0];
-        if (live) {
-          const holder = String(live.holder);
-          if (!isHolderGone(holder, Number(live.lease_until), now)) {
-            throw new SyncBusyError(start.sync, Number(live.id), holder);
-          }
-          const why = `its holder ${holder} stopped without finishing it; the next run resumes from the last checkpoint`;
-          await client.query(this.sql.abandonRun, [this.iso(), why, live.id]);
+    const lane = start.lane ?? null;
+    // The locks serialise two starts of one sync (then of one lane, always in that order, so two
+    // starts never wait on each other crosswise): the second sees the first's run and refuses.
+    const start_ = async (client: pg.PoolClient): Promise<RunRecord> => {
+      if (lane !== null) await lockAlso(client, `sluice.lane:${this.schema}:${lane}`);
+      const { rows: running } = await client.query(this.sql.selectRunningRuns, [start.sync, lane]);
+      for (const live of running) {
+        const holder = String(live.holder);
+        if (!isHolderGone(holder, Number(live.lease_until), now)) {
+          if (live.sync === start.sync) throw new SyncBusyError(start.sync, Number(live.id), holder);
+          throw new LaneBusyError(lane!, String(live.sync), Number(live.id), holder);
         }
-        const { rows } = await client.query(this.sql.insertRun, [
-          start.sync,
-          start.trigger,
-          start.phase,
-          this.iso(),
-          start.holder,
-          now + start.leaseMs,
-        ]);
-        return runFromRow(rows[0]!);
-      }),
+        const why = `its holder ${holder} stopped without finishing it; the next run resumes from the last checkpoint`;
+        await client.query(this.sql.abandonRun, [this.iso(), why, live.id]);
+      }
+      const { rows } = await client.query(this.sql.insertRun, [
+        start.sync,
+        start.trigger,
+        start.phase,
+        this.iso(),
+        start.holder,
+        now + start.leaseMs,
+        lane,
+      ]);
+      return runFromRow(rows[0]!);
+    };
+    return this.withClient((client) =>
+      withAdvisoryLock(client, `sluice.run:${this.schema}:${start.sync}`, () => start_(client)),
     );
   }
 
   async finishRun(runId: number, end: RunEnd): Promise<RunRecord> {
-    const { rows } = await this.pool.query(this.sql.finishRun, [
+    await this.pool.query(this.sql.finishRun, [
       end.status,
       this.iso(),
       end.more,
@@ -223,6 +228,7 @@ export class PostgresStore implements Store {
       end.errorMessage ?? null,
       runId,
     ]);
+    const { rows } = await this.pool.query(this.sql.selectRun, [runId]);
     if (!rows[0]) throw new SluiceError('RUN_UNKNOWN', `no run ${runId} in the store`);
     return runFromRow(rows[0]);
   }
