@@ -36,6 +36,12 @@ export class HubSpotEmulator {
   private readonly byId = new Map<number, Contact>();
   private readonly byProp = new Map<string, Map<string, Contact>>([['email', new Map()]]);
   private nextId = 1;
+  /**
+   * The search endpoints' own per-second limit (documented separately from the burst limit); past
+   * it, 429 with the message HubSpot sends for it. Off by default.
+   */
+  searchRateLimit: { requests: number; windowMs: number } | null = null;
+  private searchWindow = { start: 0, count: 0 };
 
   constructor(options: HubSpotEmulatorOptions = {}) {
     const start = options.startMs ?? Date.UTC(2024, 0, 1);
@@ -176,7 +182,7 @@ export class HubSpotEmulator {
     if (path === '/_emulator/count') return { status: 200, body: { count: this.contacts.length } };
     if (path === '/crm/v3/objects/contacts' && req.method === 'GET') return this.list(req.url.searchParams);
     if (path === '/crm/v3/objects/contacts/search' && req.method === 'POST')
-      return this.search(req.body as SearchBody);
+      return this.searchLimited() ?? this.search(req.body as SearchBody);
     if (path === '/crm/v3/objects/contacts/batch/upsert' && req.method === 'POST')
       return this.upsert(req.body as UpsertBody);
     return error(404, 'OBJECT_NOT_FOUND', `Unable to route ${req.method} ${path}`);
@@ -204,6 +210,27 @@ export class HubSpotEmulator {
     return { status: 200, body };
   }
 
+  private searchLimited(): EmulatorResponse | null {
+    const limit = this.searchRateLimit;
+    if (!limit) return null;
+    const now = Date.now();
+    if (now - this.searchWindow.start >= limit.windowMs) this.searchWindow = { start: now, count: 0 };
+    this.searchWindow.count += 1;
+    if (this.searchWindow.count <= limit.requests) return null;
+    this.server.stats.rateLimited += 1;
+    return {
+      status: 429,
+      body: {
+        status: 'error',
+        message: 'You have reached your secondly limit.',
+        errorType: 'RATE_LIMIT',
+        correlationId: randomUUID(),
+        policyName: 'SECONDLY',
+      },
+      headers: { 'retry-after': '1' },
+    };
+  }
+
   private search(body: SearchBody | null): EmulatorResponse {
     const limit = Math.min(body?.limit ?? 10, 200);
     const after = Number(body?.after ?? 0);
@@ -216,6 +243,7 @@ export class HubSpotEmulator {
       );
     }
     if ((body?.sorts ?? []).length > 1) return error(400, 'VALIDATION_ERROR', 'Only one sort is supported');
+    const sort = sortOf(body?.sorts?.[0]);
     if (after + limit > SEARCH_CAP) {
       return error(
         400,
@@ -230,7 +258,6 @@ export class HubSpotEmulator {
         groups.length === 0 ||
         groups.some((g) => g.filters.every((f) => matches(value(c, f.propertyName), f))),
     );
-    const sort = body?.sorts?.[0];
     const page = firstInOrder(hits, after + limit, searchOrder(sort, value)).slice(after);
     const props = body?.properties?.length ? body.properties : DEFAULT_PROPS;
     const out: Record<string, unknown> = {
@@ -262,11 +289,16 @@ export class HubSpotEmulator {
             name: 'email',
           },
         ];
+        // A StandardError: `errors` (details) and `links` are part of its documented shape.
         errors.push({
           status: 'error',
           category: 'VALIDATION_ERROR',
           message: `Property values were not valid: ${JSON.stringify(detail)}`,
           context: { ids: [input.id] },
+          errors: [
+            { message: detail[0]!.message, code: 'INVALID_EMAIL', context: { propertyName: ['email'] } },
+          ],
+          links: {},
         });
         continue;
       }
@@ -306,15 +338,24 @@ export class HubSpotEmulator {
   }
 }
 
+type Sort = { propertyName: string; direction: string };
 type SearchBody = {
   filterGroups?: { filters: Filter[] }[];
-  sorts?: { propertyName: string; direction: string }[];
+  /** The documented object form, or a property name (the official client types sorts as strings; "-" descends). */
+  sorts?: (Sort | string)[];
   properties?: string[];
   limit?: number;
   after?: string;
 };
 type UpsertInput = { id: string; idProperty?: string; properties?: Record<string, string> };
 type UpsertBody = { inputs?: UpsertInput[] };
+
+function sortOf(sort: Sort | string | undefined): Sort | undefined {
+  if (typeof sort !== 'string') return sort;
+  return sort.startsWith('-')
+    ? { propertyName: sort.slice(1), direction: 'DESCENDING' }
+    : { propertyName: sort, direction: 'ASCENDING' };
+}
 
 /** The first `k` items in `order`: a full sort for deep pages, one pass for the top few (limit 1 over a million). */
 function firstInOrder<T>(items: T[], k: number, order: (a: T, b: T) => number): T[] {

@@ -120,6 +120,11 @@ export class SalesforceEmulator {
     if (more && req.method === 'GET') return this.chunk(version!, more[1]!, Number(more[2]), 2000);
     const upsert = /^\/composite\/sobjects\/Contact\/(\w+)$/.exec(rest!);
     if (upsert && req.method === 'PATCH') return this.upsert(upsert[1]!, req.body as UpsertBody | null);
+    const one = /^\/sobjects\/Contact\/(\w+)\/([^/]+)$/.exec(rest!);
+    if (one && req.method === 'PATCH')
+      return this.upsertOne(one[1]!, decodeURIComponent(one[2]!), req.body as UpsertRecord | null);
+    const byId = /^\/sobjects\/Contact\/(\w+)$/.exec(rest!);
+    if (byId && req.method === 'GET') return this.retrieve(version!, byId[1]!);
     return notFound(path);
   }
 
@@ -202,18 +207,7 @@ export class SalesforceEmulator {
         body: [{ message: 'Maximum number of records is 200', errorCode: 'EXCEEDED_ID_LIMIT' }],
       };
     const index = this.extIndex(field);
-    const bad = (statusCode: string, message: string, fields: string[]) => ({
-      success: false,
-      errors: [{ statusCode, message, fields }],
-    });
-    const check = records.map((r) => {
-      if (r.attributes?.type !== 'Contact') return bad('INVALID_TYPE', 'attributes.type must be Contact', []);
-      if (r[field] === undefined || r[field] === null || r[field] === '')
-        return bad('REQUIRED_FIELD_MISSING', `Required fields are missing: [${field}]`, [field]);
-      if (r.Email !== undefined && r.Email !== null && !validEmail(r.Email))
-        return bad('INVALID_EMAIL_ADDRESS', `Email: invalid email address: ${r.Email}`, ['Email']);
-      return null;
-    });
+    const check = records.map((r) => this.invalid(r, field, index));
     const failed = check.some(Boolean);
     // allOrNone: one failure rolls every record back, the others report ALL_OR_NONE_OPERATION_ROLLED_BACK.
     if (failed && body?.allOrNone) {
@@ -231,29 +225,76 @@ export class SalesforceEmulator {
       };
     }
     const now = wholeSecond(Date.now());
-    const results = records.map((r, i) => {
-      if (check[i]) return check[i];
-      const { attributes: _a, Id: _id, ...fields } = r;
-      const key = String(r[field]);
-      const existing = index.get(key);
-      if (existing) {
-        Object.assign(existing, fields, { modstamp: now });
-        return { id: existing.Id, success: true, errors: [], created: false };
-      }
-      const c = {
-        FirstName: null,
-        LastName: '',
-        Email: null,
-        ...fields,
-        Id: idFor(this.next++),
-        created: now,
-        modstamp: now,
-      } as SfContact;
-      this.contacts.push(c);
-      index.set(key, c);
-      return { id: c.Id, success: true, errors: [], created: true };
-    });
+    const results = records.map((r, i) => check[i] ?? this.save(r, field, index, now));
     return { status: 200, body: results };
+  }
+
+  /** sObject Rows by External ID: PATCH one record; 201 when created, 200 when updated, 400 with errors. */
+  private upsertOne(field: string, value: string, body: UpsertRecord | null): EmulatorResponse {
+    const index = this.extIndex(field);
+    const record = { ...(body ?? {}), attributes: { type: 'Contact' }, [field]: value } as UpsertRecord;
+    const invalid = this.invalid(record, field, index);
+    if (invalid) {
+      const e = invalid.errors[0]!;
+      return { status: 400, body: [{ message: e.message, errorCode: e.statusCode, fields: e.fields }] };
+    }
+    const saved = this.save(record, field, index, wholeSecond(Date.now()));
+    return { status: saved.created ? 201 : 200, body: saved };
+  }
+
+  private retrieve(version: string, id: string): EmulatorResponse {
+    const c = this.contacts.find((x) => x.Id === id);
+    if (!c) return notFound(`/sobjects/Contact/${id}`);
+    const fields = [
+      ...Object.keys(c).filter((k) => k !== 'created' && k !== 'modstamp'),
+      'CreatedDate',
+      'LastModifiedDate',
+      'SystemModstamp',
+    ];
+    return { status: 200, body: this.render(c, fields, version) };
+  }
+
+  /** Why Salesforce would refuse this record, or null. */
+  private invalid(r: UpsertRecord, field: string, index: Map<string, SfContact>): Failure | null {
+    if (r.attributes?.type !== 'Contact') return bad('INVALID_TYPE', 'attributes.type must be Contact', []);
+    if (r[field] === undefined || r[field] === null || r[field] === '')
+      return bad('REQUIRED_FIELD_MISSING', `Required fields are missing: [${field}]`, [field]);
+    if (r.Email !== undefined && r.Email !== null && !validEmail(r.Email))
+      return bad('INVALID_EMAIL_ADDRESS', `Email: invalid email address: ${r.Email}`, ['Email']);
+    // LastName is required on a Contact: a record that would be created needs one.
+    if (
+      !index.has(String(r[field])) &&
+      (r.LastName === undefined || r.LastName === null || r.LastName === '')
+    )
+      return bad('REQUIRED_FIELD_MISSING', 'Required fields are missing: [LastName]', ['LastName']);
+    return null;
+  }
+
+  private save(
+    r: UpsertRecord,
+    field: string,
+    index: Map<string, SfContact>,
+    now: number,
+  ): { id: string; success: true; errors: []; created: boolean } {
+    const { attributes: _a, Id: _id, ...fields } = r;
+    const key = String(r[field]);
+    const existing = index.get(key);
+    if (existing) {
+      Object.assign(existing, fields, { modstamp: now });
+      return { id: existing.Id, success: true, errors: [], created: false };
+    }
+    const c = {
+      FirstName: null,
+      LastName: '',
+      Email: null,
+      ...fields,
+      Id: idFor(this.next++),
+      created: now,
+      modstamp: now,
+    } as SfContact;
+    this.contacts.push(c);
+    index.set(key, c);
+    return { id: c.Id, success: true, errors: [], created: true };
   }
 
   private token(form: Record<string, string> | null): EmulatorResponse {
@@ -296,12 +337,19 @@ const KNOWN: Record<string, string> = {
   email: 'Email',
 };
 
-type UpsertBody = {
-  allOrNone?: boolean;
-  records?: ({ attributes?: { type?: string } } & Record<string, string | number | null | undefined> & {
-      Id?: string;
-    })[];
-};
+type UpsertRecord = { attributes?: { type?: string } } & Record<
+  string,
+  string | number | null | undefined
+> & {
+    Id?: string;
+  };
+type UpsertBody = { allOrNone?: boolean; records?: UpsertRecord[] };
+type Failure = { success: false; errors: { statusCode: string; message: string; fields: string[] }[] };
+
+const bad = (statusCode: string, message: string, fields: string[]): Failure => ({
+  success: false,
+  errors: [{ statusCode, message, fields }],
+});
 
 function notFound(path: string): EmulatorResponse {
   return {
