@@ -29,7 +29,7 @@ function parseArgs(argv: string[]): Options {
   return new Command('demo')
     .option('--contacts <n>', 'contacts in crm-a.db', count, 1_000_000)
     .option('--dir <path>', 'where the demo writes its databases and config', 'demo-output')
-    .option('--max-run-duration <d>', "each run's time box; small, so the backfill takes many runs", '1s')
+    .option('--max-run-duration <d>', "each run's time box; small, so the backfill takes many runs", '500ms')
     .option('--batch <n>', 'records per batch', count, 5000)
     .parse(argv)
     .opts<Options>();
