@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ConnectorError } from '../../core/errors.ts';
 import type { NativeLocation, SourceSchema, SyncShape, Target } from '../../core/ports.ts';
@@ -39,11 +40,13 @@ export class SqliteTarget implements Target {
   private readonly cursorField: string | null;
   /** The source file attached for copies, if any. */
   private attached: string | null = null;
+  private readonly path: string;
   private readonly declaredTypes: ReadonlyMap<string, string>;
   private readonly statements = new Map<string, StatementSync>();
 
   constructor(path: string, options: SqliteTargetOptions, shape: SyncShape) {
     this.db = new DatabaseSync(path, { timeout: 10_000 });
+    this.path = path;
     this.db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${options.synchronous}`);
     this.options = options;
     this.key = shape.key;
@@ -143,15 +146,15 @@ export class SqliteTarget implements Target {
       return null;
     const { fields, after, upTo } = range as SqliteRange;
     if (!upTo) return { written: 0, rejected: [] };
-    this.attach(location.path);
-    const columns = this.copiedColumns(location.table, location.columns);
+    const from = this.attach(location.path);
+    const columns = this.copiedColumns(from, location.table, location.columns);
     this.ensureColumns(columns);
     const where = [
       ...(typeof location.where === 'string' ? [`(${location.where})`] : []),
       ...(after ? [keysetAfter(fields, after.length)] : []),
       keysetAtMost(fields),
     ];
-    const sql = `INSERT INTO main.${quoteIdent(this.options.table)} (${columnList(columns)}) SELECT ${columnList(columns)} FROM ${SOURCE_ALIAS}.${quoteIdent(location.table)} WHERE ${where.join(' AND ')} ORDER BY ${columnList(fields)} ${this.onConflict(columns)}`;
+    const sql = `INSERT INTO main.${quoteIdent(this.options.table)} (${columnList(columns)}) SELECT ${columnList(columns)} FROM ${from}.${quoteIdent(location.table)} WHERE ${where.join(' AND ')} ORDER BY ${columnList(fields)} ${this.onConflict(columns)}`;
     const values = [...(after ?? []), ...upTo] as SqlValue[];
     this.db.exec('BEGIN IMMEDIATE');
     try {
@@ -174,17 +177,24 @@ export class SqliteTarget implements Target {
     return stmt;
   }
 
-  private attach(path: string): void {
-    if (this.attached === path) return;
-    if (this.attached !== null) this.db.exec(`DETACH DATABASE ${SOURCE_ALIAS}`);
-    this.db.prepare(`ATTACH DATABASE ? AS ${SOURCE_ALIAS}`).run(path);
-    this.attached = path;
+  /**
+   * Makes the source file readable from this connection and answers the schema name it has there:
+   * `main` when the source is this very file (a second attachment of it would lock against itself).
+   */
+  private attach(path: string): string {
+    if (sameFile(path, this.path)) return 'main';
+    if (this.attached !== path) {
+      if (this.attached !== null) this.db.exec(`DETACH DATABASE ${SOURCE_ALIAS}`);
+      this.db.prepare(`ATTACH DATABASE ? AS ${SOURCE_ALIAS}`).run(path);
+      this.attached = path;
+    }
+    return SOURCE_ALIAS;
   }
 
   /** The source's columns a copy takes: all of its table's, or the ones its `columns` option names. */
-  private copiedColumns(table: string, only: Json | undefined): string[] {
+  private copiedColumns(schema: string, table: string, only: Json | undefined): string[] {
     const all = this.db
-      .prepare(`SELECT name FROM ${SOURCE_ALIAS}.pragma_table_info(?) ORDER BY cid`)
+      .prepare(`SELECT name FROM ${schema}.pragma_table_info(?) ORDER BY cid`)
       .all(table)
       .map((r) => String(r.name));
     if (!Array.isArray(only)) return all;
@@ -321,4 +331,12 @@ function declaredTypes(schema: SourceSchema | undefined): Map<string, string> {
   for (const { name, type } of schema.columns)
     if (/^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?$/.test(type)) types.set(name, type);
   return types;
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
 }

@@ -84,3 +84,38 @@ describe('SQLite → SQLite native copy', () => {
     expect(digest(pair.targetPath)).toEqual(digest(pair.sourcePath));
   });
 });
+
+describe('SQLite native copy within one file', () => {
+  it('copies one table into another of the same database without locking against itself', async () => {
+    const dir = tempDir();
+    seedContacts(join(dir, 'one.db'), 7000);
+    const shape: SyncShape = { sync: 'copy', key: ['id'], cursorField: 'updated_at', baseDir: dir };
+    const source = await sqliteConnector.source!.open({ path: 'one.db' }, { table: 'contacts' }, shape);
+    const target = await sqliteConnector.target!.open(
+      { path: 'one.db' },
+      { table: 'contacts_copy', mode: 'upsert', synchronous: 'NORMAL' },
+      shape,
+    );
+    const hwm = await source.highWaterMark!();
+    let cursor = null;
+    let written = 0;
+    for (let done = false; !done; ) {
+      const bounds = await source.bounds!({
+        phase: 'backfill',
+        cursor,
+        limit: 3000,
+        highWaterMark: hwm,
+        signal,
+      });
+      const result = await target.copyFrom!(source.location!(), bounds.range, { signal });
+      expect(result).not.toBeNull();
+      written += result!.written;
+      cursor = bounds.next;
+      done = bounds.done;
+    }
+    await target.close!();
+    await source.close!();
+    expect(written).toBe(7000);
+    expect(digest(join(dir, 'one.db'), 'contacts_copy')).toEqual(digest(join(dir, 'one.db'), 'contacts'));
+  });
+});
