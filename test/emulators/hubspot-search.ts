@@ -21,6 +21,33 @@ function cmp(a: number | string, b: number | string): number {
   return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0;
 }
 
+/** `matches` with the filter's own value parsed once: a search over a million contacts tests it a million times. */
+export function compileFilter(f: Filter): (value: string | number | null) => boolean {
+  if (f.operator === 'HAS_PROPERTY' || f.operator === 'NOT_HAS_PROPERTY' || f.value === undefined)
+    return (value) => matches(value, f);
+  const want = comparable(f.value);
+  const test = (c: number) => {
+    switch (f.operator) {
+      case 'EQ':
+        return c === 0;
+      case 'NEQ':
+        return c !== 0;
+      case 'LT':
+        return c < 0;
+      case 'LTE':
+        return c <= 0;
+      case 'GT':
+        return c > 0;
+      case 'GTE':
+        return c >= 0;
+      default:
+        return false;
+    }
+  };
+  if (f.operator === 'IN') return (value) => matches(value, f);
+  return (value) => value !== null && test(cmp(typeof value === 'number' ? value : comparable(value), want));
+}
+
 export function matches(value: string | number | null, f: Filter): boolean {
   switch (f.operator) {
     case 'HAS_PROPERTY':

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Filter, matches, searchOrder } from './hubspot-search.ts';
+import { compileFilter, type Filter, searchOrder } from './hubspot-search.ts';
 import { type EmulatorRequest, type EmulatorResponse, EmulatorServer, validEmail } from './server.ts';
 
 /**
@@ -98,6 +98,14 @@ export class HubSpotEmulator {
     return this.server.url;
   }
 
+  /** Adds a contact with the next id, its fields made from that id (for seeding); returns it. */
+  insert(make: (id: number) => Omit<Contact, 'id'>): Contact {
+    const id = this.nextId++;
+    const c = { ...make(id), id } as Contact;
+    this.add(c);
+    return c;
+  }
+
   private add(c: Contact): void {
     this.contacts.push(c);
     this.byId.set(c.id, c);
@@ -185,6 +193,8 @@ export class HubSpotEmulator {
       return this.searchLimited() ?? this.search(req.body as SearchBody);
     if (path === '/crm/v3/objects/contacts/batch/upsert' && req.method === 'POST')
       return this.upsert(req.body as UpsertBody);
+    if (path === '/crm/v3/objects/contacts/batch/update' && req.method === 'POST')
+      return this.update(req.body as UpsertBody);
     return error(404, 'OBJECT_NOT_FOUND', `Unable to route ${req.method} ${path}`);
   }
 
@@ -253,10 +263,11 @@ export class HubSpotEmulator {
     }
     // Raw numbers for dates and ids: sorting 25,000 hits by parsed ISO text would be needlessly slow.
     const value = (c: Contact, p: string) => this.raw(c, p);
+    const compiled = groups.map((g) =>
+      g.filters.map((f) => ({ name: f.propertyName, test: compileFilter(f) })),
+    );
     const hits = this.contacts.filter(
-      (c) =>
-        groups.length === 0 ||
-        groups.some((g) => g.filters.every((f) => matches(value(c, f.propertyName), f))),
+      (c) => compiled.length === 0 || compiled.some((g) => g.every((f) => f.test(value(c, f.name)))),
     );
     const page = firstInOrder(hits, after + limit, searchOrder(sort, value)).slice(after);
     const props = body?.properties?.length ? body.properties : DEFAULT_PROPS;
@@ -306,6 +317,42 @@ export class HubSpotEmulator {
     }
     const completedAt = new Date().toISOString();
     const out: Record<string, unknown> = { status: 'COMPLETE', results, startedAt, completedAt };
+    if (errors.length === 0) return { status: 200, body: out };
+    return { status: 207, body: { ...out, numErrors: errors.length, errors } };
+  }
+
+  /** Batch update by record id (≤100): unknown ids and invalid emails come back as errors (207). */
+  private update(body: UpsertBody | null): EmulatorResponse {
+    const inputs = body?.inputs;
+    if (!Array.isArray(inputs) || inputs.length === 0)
+      return error(400, 'VALIDATION_ERROR', 'inputs must be a non-empty array');
+    if (inputs.length > 100)
+      return error(400, 'VALIDATION_ERROR', `Batch size ${inputs.length} exceeds the limit of 100`);
+    const startedAt = new Date().toISOString();
+    const results: unknown[] = [];
+    const errors: unknown[] = [];
+    for (const input of inputs) {
+      const c = this.byId.get(Number(input.id));
+      const email = input.properties?.email;
+      if (!c || (email !== undefined && !validEmail(email))) {
+        const [category, message] = !c
+          ? ['OBJECT_NOT_FOUND', `Object ${input.id} not found`]
+          : ['VALIDATION_ERROR', `Email address ${email} is invalid`];
+        errors.push({
+          status: 'error',
+          category,
+          message,
+          context: { ids: [input.id] },
+          errors: [],
+          links: {},
+        });
+        continue;
+      }
+      Object.assign(c, input.properties ?? {}, { modified: Date.now() });
+      this.index(c);
+      results.push(this.render(c, Object.keys(input.properties ?? {})));
+    }
+    const out = { status: 'COMPLETE', results, startedAt, completedAt: new Date().toISOString() };
     if (errors.length === 0) return { status: 200, body: out };
     return { status: 207, body: { ...out, numErrors: errors.length, errors } };
   }

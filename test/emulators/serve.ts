@@ -1,26 +1,59 @@
 /**
  * Runs emulators in a process of their own (for benchmarks and demos, so they do not share the
- * event loop with the code being measured). Dev-only.
+ * event loop with the code being measured). Dev-only; the emulators are not the real services.
  *
  *   node test/emulators/serve.ts --hubspot 200000 --salesforce 2
+ *   node test/emulators/serve.ts --hubspot 1000000 --realistic --per-second 500 --invalid-emails 7 \
+ *     --hubspot-rate-limit 190/10000 --search-rate-limit 4/1000
  *
- * Prints one JSON line `{ hubspot: url, salesforce: [url, …] }` once listening; exits when stdin closes.
- * Each emulator answers `GET /_emulator/count` (no token) with its number of contacts.
+ * `--realistic` seeds names, emails, companies, titles, phones and cities (test/emulators/people.ts)
+ * instead of contact1@example.com…; `--hubspot-rate-limit n/ms` answers 429 past n requests per
+ * window (fixed window, Retry-After), `--search-rate-limit n/ms` the search API's own limit.
+ * Prints one JSON line `{ hubspot: url, salesforce: [url, …], invalidEmails: [ids] }` once
+ * listening; exits when stdin closes or on SIGTERM. Each emulator answers `GET /_emulator/count`,
+ * `GET /_emulator/stats` and `PUT /_emulator/rate-limit` (no token; emulator controls, not API).
  */
 import { parseArgs } from 'node:util';
 import { startHubSpotEmulator } from './hubspot.ts';
+import { seedContacts } from './people.ts';
 import { startSalesforceEmulator } from './salesforce.ts';
+
+function limitOf(v: string | undefined): { requests: number; windowMs: number } | null {
+  if (!v) return null;
+  const m = /^(\d+)\/(\d+)$/.exec(v);
+  if (!m) throw new Error(`expected <requests>/<ms>, got ${v}`);
+  return { requests: Number(m[1]), windowMs: Number(m[2]) };
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { hubspot: { type: 'string', default: '0' }, salesforce: { type: 'string', default: '1' } },
+    options: {
+      hubspot: { type: 'string', default: '0' },
+      salesforce: { type: 'string', default: '1' },
+      realistic: { type: 'boolean', default: false },
+      'per-second': { type: 'string', default: '500' },
+      'invalid-emails': { type: 'string', default: '0' },
+      'hubspot-rate-limit': { type: 'string' },
+      'search-rate-limit': { type: 'string' },
+    },
   });
-  const hubspot = await startHubSpotEmulator({ contacts: Number(values.hubspot) });
+  const contacts = Number(values.hubspot);
+  const hubspot = await startHubSpotEmulator({ contacts: values.realistic ? 0 : contacts });
+  const invalidEmails = values.realistic
+    ? seedContacts(hubspot, contacts, {
+        perSecond: Number(values['per-second']),
+        invalidEmails: Number(values['invalid-emails']),
+      })
+    : [];
+  const burst = limitOf(values['hubspot-rate-limit']);
+  // HubSpot's 429 for the burst limit carries no Retry-After in its docs; 1 s keeps clients honest.
+  if (burst) hubspot.server.faults.rateLimit = { ...burst, retryAfterS: 1 };
+  hubspot.searchRateLimit = limitOf(values['search-rate-limit']);
   const salesforce = await Promise.all(
     Array.from({ length: Number(values.salesforce) }, () => startSalesforceEmulator()),
   );
   process.stdout.write(
-    `${JSON.stringify({ hubspot: hubspot.url, salesforce: salesforce.map((s) => s.url) })}\n`,
+    `${JSON.stringify({ hubspot: hubspot.url, salesforce: salesforce.map((s) => s.url), invalidEmails })}\n`,
   );
   const stop = async () => {
     await Promise.all([hubspot.server.close(), ...salesforce.map((s) => s.server.close())]);
@@ -30,6 +63,7 @@ async function main(): Promise<void> {
   process.stdin.on('close', () => void stop());
   process.stdin.resume();
   process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
 }
 
 void main();

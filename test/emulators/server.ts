@@ -110,16 +110,19 @@ export class EmulatorServer {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const url = new URL(req.url ?? '/', this.url);
-    this.stats.requests += 1;
-    this.stats.byPath.set(url.pathname, (this.stats.byPath.get(url.pathname) ?? 0) + 1);
-    if (this.faults.hang) {
+    const isControl = url.pathname.startsWith('/_emulator/');
+    if (!isControl) this.stats.requests += 1;
+    if (!isControl) this.stats.byPath.set(url.pathname, (this.stats.byPath.get(url.pathname) ?? 0) + 1);
+    if (this.faults.hang && !isControl) {
       this.stats.hung += 1;
       this.hung.add(res);
       return;
     }
     let reply: EmulatorResponse;
     try {
-      reply = await this.answer(req, url, Buffer.concat(chunks).toString('utf8'));
+      const raw = Buffer.concat(chunks).toString('utf8');
+      // Control endpoints of the emulator itself (not part of any emulated API): no token, no faults.
+      reply = isControl ? await this.control(req, url, raw) : await this.answer(req, url, raw);
     } catch (err) {
       // An emulator bug must show up as a 500 in the test, not as an unhandled rejection.
       reply = { status: 500, body: { message: `emulator error: ${(err as Error).message}` } };
@@ -127,6 +130,33 @@ export class EmulatorServer {
     const text = reply.body === undefined ? '' : JSON.stringify(reply.body);
     res.writeHead(reply.status, { 'content-type': 'application/json;charset=UTF-8', ...reply.headers });
     res.end(text);
+  }
+
+  /**
+   * `GET /_emulator/stats`: request counters; `PUT /_emulator/rate-limit` with
+   * `{ requests, windowMs, retryAfterS }` or `null`: switches the rate limit; anything else under
+   * `/_emulator/` goes to the emulator's handler.
+   */
+  private async control(req: IncomingMessage, url: URL, raw: string): Promise<EmulatorResponse> {
+    if (url.pathname === '/_emulator/stats' && req.method === 'GET') {
+      const { byPath, ...counters } = this.stats;
+      return { status: 200, body: { ...counters, byPath: Object.fromEntries(byPath) } };
+    }
+    if (url.pathname === '/_emulator/rate-limit' && req.method === 'PUT') {
+      const limit = parseBody(raw, 'application/json') as Partial<NonNullable<Faults['rateLimit']>> | null;
+      this.faults.rateLimit =
+        limit && typeof limit === 'object'
+          ? {
+              requests: Number(limit.requests),
+              windowMs: Number(limit.windowMs),
+              retryAfterS: limit.retryAfterS ?? 1,
+            }
+          : null;
+      this.window = { start: 0, count: 0 };
+      return { status: 200, body: { rateLimit: this.faults.rateLimit } };
+    }
+    const body = parseBody(raw, req.headers['content-type']);
+    return this.handler({ method: req.method ?? 'GET', url, headers: req.headers, body });
   }
 
   private async answer(req: IncomingMessage, url: URL, raw: string): Promise<EmulatorResponse> {
