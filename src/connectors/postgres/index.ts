@@ -3,14 +3,14 @@ import type { Connector } from '../../core/ports.ts';
 import { PostgresSource, type PostgresSourceOptions } from './source.ts';
 import { PostgresTarget, type PostgresTargetOptions } from './target.ts';
 
-const connection = z.object({
+const connection = z.strictObject({
   /** `postgres://user:password@host:5432/db`; a secret can come from `{ $env: 'NAME' }`. */
   url: z
     .string({ error: 'expected a PostgreSQL URL, e.g. postgres://user@host:5432/db' })
     .regex(/^postgres(ql)?:\/\//, { error: 'expected a URL starting with postgres:// or postgresql://' }),
 });
 
-const sourceOptions = z.object({
+const sourceOptions = z.strictObject({
   table: z.string({ error: 'expected a table name' }).min(1),
   /** @defaultValue 'public' */
   schema: z.string().min(1).optional(),
@@ -19,7 +19,7 @@ const sourceOptions = z.object({
   where: z.string().optional(),
 });
 
-const targetOptions = z.object({
+const targetOptions = z.strictObject({
   table: z.string({ error: 'expected a table name' }).min(1),
   /** @defaultValue 'public' */
   schema: z.string().min(1).optional(),

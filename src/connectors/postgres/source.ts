@@ -1,11 +1,11 @@
 import type pg from 'pg';
 import { ConnectorError } from '../../core/errors.ts';
 import { compareValues, orderFields, positionOf, rewindPosition } from '../../core/keyset.ts';
-import type { ReadRequest, Source, SyncShape } from '../../core/ports.ts';
-import type { Cursor, Page, Phase, Row } from '../../core/types.ts';
+import type { NativeLocation, PageBounds, ReadRequest, Source, SyncShape } from '../../core/ports.ts';
+import type { Cursor, Json, Page, Phase, Row } from '../../core/types.ts';
 import { type Column, createPool, describeTable, withClient } from './client.ts';
 import { pgError } from './errors.ts';
-import { columnList, keysetAfter, keysetAtMost, qualified, quoteIdent } from './sql.ts';
+import { columnList, keysetAfter, keysetAtMost, type PostgresRange, qualified, quoteIdent } from './sql.ts';
 
 export type PostgresSourceOptions = {
   table: string;
@@ -38,9 +38,19 @@ export class PostgresSource implements Source {
   private readonly table: string;
   private readonly selectList: string;
   private readonly types: ReadonlyMap<string, string>;
+  private readonly url: string;
+  /** The columns `read` selects, in table order. */
+  private readonly columns: string[];
 
-  private constructor(pool: pg.Pool, options: PostgresSourceOptions, shape: SyncShape, columns: Column[]) {
+  private constructor(
+    pool: pg.Pool,
+    url: string,
+    options: PostgresSourceOptions,
+    shape: SyncShape,
+    columns: Column[],
+  ) {
     this.pool = pool;
+    this.url = url;
     this.options = options;
     this.shape = shape;
     this.table = qualified(options.schema ?? 'public', options.table);
@@ -50,6 +60,10 @@ export class PostgresSource implements Source {
           ...new Set([...shape.key, ...(shape.cursorField ? [shape.cursorField] : []), ...options.columns]),
         ])
       : '*';
+    const wanted = options.columns
+      ? new Set([...shape.key, ...(shape.cursorField ? [shape.cursorField] : []), ...options.columns])
+      : null;
+    this.columns = columns.map((c) => c.name).filter((c) => !wanted || wanted.has(c));
   }
 
   static async open(url: string, options: PostgresSourceOptions, shape: SyncShape): Promise<PostgresSource> {
@@ -73,7 +87,7 @@ export class PostgresSource implements Source {
           );
         }
       }
-      return new PostgresSource(pool, options, shape, columns);
+      return new PostgresSource(pool, url, options, shape, columns);
     } catch (err) {
       await pool.end();
       throw err instanceof ConnectorError ? err : pgError('opening the source', err);
@@ -114,10 +128,13 @@ export class PostgresSource implements Source {
     doing: string,
     sql: string,
     values: unknown[],
+    arrays = false,
   ): Promise<pg.QueryResult<T>> {
     return withClient(this.pool, doing, async (client) => {
       try {
-        return await client.query<T>(sql, values);
+        return arrays
+          ? await client.query<T>({ text: sql, values, rowMode: 'array' } as pg.QueryConfig)
+          : await client.query<T>(sql, values);
       } catch (err) {
         throw pgError(`${doing} ${this.table}`, err);
       }
@@ -126,22 +143,69 @@ export class PostgresSource implements Source {
 
   async read(req: ReadRequest): Promise<Page<Row>> {
     req.signal.throwIfAborted();
+    const { text, values } = this.pageQuery(req, this.selectList);
+    const { rows } = await this.query<Row>('reading', text, values);
+    const last = rows.at(-1);
+    return {
+      records: rows,
+      ...this.pageEnd(req, rows.length, last ? positionOf(last, this.fields(req.phase)) : null),
+    };
+  }
+
+  /**
+   * The page `read` would return, reading only its keys (its order fields): for a target in the
+   * same system that copies the rows itself. `range` bounds the page as the target's query needs it.
+   */
+  async bounds(req: ReadRequest): Promise<PageBounds> {
+    req.signal.throwIfAborted();
+    const fields = this.fields(req.phase);
+    const { text, values } = this.pageQuery(req, columnList(fields));
+    const { rows } = await this.query<unknown[]>('reading the keys of', text, values, true);
+    const last = rows.at(-1) ?? null;
+    const after = this.positionIn(req.phase, req.cursor as SqlCursor | null);
+    const range: PostgresRange = {
+      phase: req.phase,
+      fields,
+      after: after && after.length > 0 ? after : null,
+      upTo: last,
+    };
+    return { count: rows.length, ...this.pageEnd(req, rows.length, last), range: range as unknown as Json };
+  }
+
+  /** What a PostgreSQL target needs to reach these rows itself. The URL may hold a password: never log it. */
+  location(): NativeLocation {
+    return {
+      system: 'postgres',
+      url: this.url,
+      schema: this.options.schema ?? 'public',
+      table: this.options.table,
+      columns: this.columns,
+      where: this.options.where ?? null,
+    };
+  }
+
+  /** One page of `req` in keyset order, selecting `select`: the query and its values. */
+  private pageQuery(req: ReadRequest, select: string): { text: string; values: unknown[] } {
     const { sql, values } = this.predicate(
       req.phase,
       req.cursor as SqlCursor | null,
       req.highWaterMark as SqlCursor | null,
     );
-    const fields = this.fields(req.phase);
-    const text = `SELECT ${this.selectList} FROM ${this.table} ${sql} ORDER BY ${columnList(fields)} LIMIT $${values.length + 1}`;
-    const { rows } = await this.query<Row>('reading', text, [...values, req.limit]);
-    const last = rows.at(-1);
-    const done = rows.length < req.limit;
-    if (!last) return { records: rows, next: req.cursor ?? req.highWaterMark ?? {}, done };
-    const position = positionOf(last, fields);
+    const order = columnList(this.fields(req.phase));
+    return {
+      text: `SELECT ${select} FROM ${this.table} ${sql} ORDER BY ${order} LIMIT $${values.length + 1}`,
+      values: [...values, req.limit],
+    };
+  }
+
+  /** Where a page of `count` rows ending at position `last` leaves the read, and whether the phase is done. */
+  private pageEnd(req: ReadRequest, count: number, last: unknown[] | null): { next: Cursor; done: boolean } {
+    const done = count < req.limit;
+    if (!last) return { next: req.cursor ?? req.highWaterMark ?? {}, done };
     const next = (
-      req.phase === 'incremental' && this.shape.cursorField ? { k: position } : { key: position }
+      req.phase === 'incremental' && this.shape.cursorField ? { k: last } : { key: last }
     ) as Cursor;
-    return { records: rows, next, done };
+    return { next, done };
   }
 
   async highWaterMark(): Promise<Cursor> {

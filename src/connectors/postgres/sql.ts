@@ -19,19 +19,58 @@ const params = (count: number, first: number): string =>
 /**
  * `(a, b) > ($1, $2)` for a full position; a position shorter than the fields means "at or after
  * these leading values" (`(a) >= ($1)`), used where the key part was dropped (a lookback).
- * `first` is the number of the first parameter.
+ * `first` is the number of the first parameter, or the values themselves as SQL literals.
  */
-export function keysetAfter(fields: readonly string[], width: number, first: number): string {
-  if (width < fields.length) {
-    const head = fields.slice(0, width);
-    return `(${columnList(head)}) >= (${params(width, first)})`;
-  }
-  return `(${columnList(fields)}) > (${params(fields.length, first)})`;
+export function keysetAfter(
+  fields: readonly string[],
+  width: number,
+  first: number | readonly string[],
+): string {
+  const op = width < fields.length ? '>=' : '>';
+  const head = fields.slice(0, Math.min(width, fields.length));
+  return `(${columnList(head)}) ${op} (${rhs(head.length, first)})`;
 }
 
-export function keysetAtMost(fields: readonly string[], first: number): string {
-  return `(${columnList(fields)}) <= (${params(fields.length, first)})`;
+export function keysetAtMost(fields: readonly string[], first: number | readonly string[]): string {
+  return `(${columnList(fields)}) <= (${rhs(fields.length, first)})`;
 }
+
+const rhs = (count: number, first: number | readonly string[]): string =>
+  typeof first === 'number' ? params(count, first) : first.slice(0, count).join(', ');
+
+/**
+ * A cursor value as an SQL literal, for statements that take no parameters (`COPY (SELECT …)`).
+ * Untyped, like a parameter: it takes the type of the column it is compared with.
+ */
+export function literal(value: unknown): string {
+  if (value === null || value === undefined) return 'NULL';
+  const text =
+    typeof value === 'string'
+      ? value
+      : typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean'
+        ? String(value)
+        : value instanceof Date
+          ? value.toISOString()
+          : JSON.stringify(value);
+  return escapeLiteral(text);
+}
+
+/** `'…'` with quotes doubled; `E'…'` with backslashes doubled too where there are any (as pg's escapeLiteral). */
+function escapeLiteral(text: string): string {
+  const quoted = text.replaceAll("'", "''");
+  return text.includes('\\') ? ` E'${quoted.replaceAll('\\', '\\\\')}'` : `'${quoted}'`;
+}
+
+/**
+ * One page of a keyset read, as a source's `bounds` gives it to a target that copies it: rows after
+ * `after` (null: from the start) up to and including `upTo` (null: an empty page), in `fields` order.
+ */
+export type PostgresRange = {
+  phase: 'backfill' | 'incremental';
+  fields: string[];
+  after: unknown[] | null;
+  upTo: unknown[] | null;
+};
 
 /** The database's identity, the same for every URL that reaches it, and the same as the PostgreSQL store's. */
 export const selectDatabaseIdentity =
@@ -53,3 +92,9 @@ FROM pg_index i
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
 WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
 GROUP BY i.indexrelid`;
+
+/** Schemas holding a Sluice store (its checkpoints, runs, dead letters and migrations tables). */
+export const selectStoreSchemas = `
+SELECT n.nspname AS schema FROM pg_namespace n
+WHERE (SELECT count(*) FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
+       AND c.relname IN ('checkpoints', 'runs', 'dead_letters', 'migrations')) = 4`;

@@ -2,14 +2,24 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { ConnectorError } from '../../core/errors.ts';
-import type { StoreTransaction, SyncShape, Target } from '../../core/ports.ts';
-import type { Rejected, Row, WriteResult } from '../../core/types.ts';
+import type { NativeLocation, StoreTransaction, SyncShape, Target } from '../../core/ports.ts';
+import type { Json, Rejected, Row, WriteResult } from '../../core/types.ts';
 import { type Column, createPool, databaseIdentity, describeTable, withClient } from './client.ts';
 import { CopyEncoder } from './copy.ts';
 import { classifyPgError, describePgError, pgError, sqlstateOf } from './errors.ts';
-import { columnList, qualified, quoteIdent, selectUniqueKeys } from './sql.ts';
+import {
+  columnList,
+  keysetAfter,
+  keysetAtMost,
+  literal,
+  type PostgresRange,
+  qualified,
+  quoteIdent,
+  selectStoreSchemas,
+  selectUniqueKeys,
+} from './sql.ts';
 
 export type PostgresTargetOptions = {
   table: string;
@@ -46,14 +56,23 @@ export class PostgresTarget implements Target {
   private direct: boolean;
   /** One scratch buffer for the COPY data of every batch: writes to one target run one after the other. */
   private readonly encoder = new CopyEncoder();
+  private readonly sync: string;
+  /** Pools on source databases this target copies from, by URL; closed with the target. */
+  private readonly sources = new Map<string, pg.Pool>();
+  /** Per source table: the columns a copy takes, or why copies from it are declined. */
+  private readonly plans = new Map<string, Promise<CopyPlan | null>>();
+  /** Whether a Sluice store with this sync's checkpoint lives in this database (asked once). */
+  private storeHere: Promise<boolean> | undefined;
 
   private constructor(
     pool: pg.Pool,
     database: string,
     options: PostgresTargetOptions,
-    key: readonly string[],
+    shape: SyncShape,
     columns: Column[],
   ) {
+    const key = shape.key;
+    this.sync = shape.sync;
     this.pool = pool;
     this.database = database;
     this.options = options;
@@ -89,7 +108,7 @@ export class PostgresTarget implements Target {
             );
           }
         }
-        return new PostgresTarget(pool, await databaseIdentity(client), options, shape.key, columns);
+        return new PostgresTarget(pool, await databaseIdentity(client), options, shape, columns);
       });
     } catch (err) {
       await pool.end();
@@ -177,6 +196,158 @@ export class PostgresTarget implements Target {
     }
   }
 
+  /**
+   * Copies one page straight from a PostgreSQL source: `COPY (SELECT … ) TO STDOUT` on the source
+   * database piped, bytes unparsed, into this target's COPY-in path (direct into the table while no
+   * key exists, else the stage and its `INSERT … ON CONFLICT`), in one target transaction. Answers
+   * null — and the engine reads and writes the page the ordinary way — for another system, a column
+   * whose type differs between the two tables, a source column the target lacks, a row the table
+   * refuses (the copy is rolled back), and where the store lives in this database (see `storeLivesHere`).
+   */
+  async copyFrom(
+    location: NativeLocation,
+    range: Json,
+    req: { signal: AbortSignal },
+  ): Promise<WriteResult<Row> | null> {
+    req.signal.throwIfAborted();
+    const from = sourceOf(location);
+    if (!from) return null;
+    if (await this.storeLivesHere()) return null;
+    const { fields, after, upTo } = range as unknown as PostgresRange;
+    if (!upTo) return { written: 0, rejected: [] };
+    const plan = await this.plan(from);
+    if (!plan) return null;
+    const where = [
+      ...(from.where ? [`(${from.where})`] : []),
+      ...(after ? [keysetAfter(fields, after.length, after.map(literal))] : []),
+      keysetAtMost(fields, upTo.map(literal)),
+    ];
+    const names = columnList(plan.columns);
+    const select = `COPY (SELECT ${names} FROM ${qualified(from.schema, from.table)} WHERE ${where.join(' AND ')} ORDER BY ${columnList(fields)}) TO STDOUT`;
+    const pool = this.sourcePool(from.url);
+    const pipe = (client: pg.ClientBase, into: string) =>
+      pipeFromSource(client, pool, select, into, req.signal);
+    return withClient(this.pool, 'copying', async (client) => {
+      await query(client, 'BEGIN');
+      try {
+        const written = await this.copyOn(client, plan.columns, pipe);
+        if (written === null) {
+          await query(client, 'ROLLBACK');
+          return null;
+        }
+        await query(client, 'COMMIT');
+        return { written, rejected: [] };
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  /** The copy inside the open transaction: rows written, or null when some row was refused. */
+  private async copyOn(
+    client: pg.ClientBase,
+    columns: readonly string[],
+    pipe: (client: pg.ClientBase, into: string) => Promise<number>,
+  ): Promise<number | null> {
+    const names = columnList(columns);
+    if (this.direct) {
+      await query(client, 'SAVEPOINT sluice_direct');
+      try {
+        const written = await pipe(client, `COPY ${this.table} (${names}) FROM STDIN`);
+        await query(client, 'RELEASE SAVEPOINT sluice_direct');
+        return written;
+      } catch (err) {
+        if (classifyPgError(err) !== 'record') throw pgError('copying a batch', err);
+        await query(client, 'ROLLBACK TO SAVEPOINT sluice_direct; RELEASE SAVEPOINT sluice_direct');
+        // Only a key that exists sends the copy to the stage; any other refused row declines it.
+        if (sqlstateOf(err) !== UNIQUE_VIOLATION) return null;
+        this.direct = false;
+      }
+    }
+    await query(
+      client,
+      `CREATE TEMP TABLE IF NOT EXISTS ${this.stage} ON COMMIT DELETE ROWS AS SELECT * FROM ${this.table} WITH NO DATA; DELETE FROM ${this.stage}`,
+    );
+    try {
+      await pipe(client, `COPY ${this.stage} (${names}) FROM STDIN`);
+      const result = await client.query(this.statement(columns));
+      return result.rowCount ?? 0;
+    } catch (err) {
+      if (classifyPgError(err) !== 'record') throw pgError('copying a batch', err);
+      return null;
+    }
+  }
+
+  /**
+   * The columns a copy from `from` takes: the target's columns the source selects, in the target's
+   * order (the same list in both statements). Null (decline) where a column's type differs between
+   * the two tables: a cast in the source's SELECT could give another value than the ordinary path,
+   * which parses the source's text and writes it as the target column's input, so a batch's values
+   * would depend on whether it was copied or fell back. Null too where the source selects a column
+   * the target lacks: the ordinary path then fails with the configuration error that names it.
+   */
+  private plan(from: SourceRef): Promise<CopyPlan | null> {
+    const id = JSON.stringify([from.url, from.schema, from.table, from.columns]);
+    let plan = this.plans.get(id);
+    if (!plan) {
+      plan = withClient(this.sourcePool(from.url), 'describing the copy source', (c) =>
+        describeTable(c, from.schema, from.table),
+      ).then((sourceColumns) => {
+        const source = new Map(sourceColumns.map((c) => [c.name, c]));
+        const selected = from.columns ?? sourceColumns.map((c) => c.name);
+        if (selected.some((name) => !this.columns.has(name))) return null;
+        const columns: string[] = [];
+        for (const column of this.columns.values()) {
+          const theirs = source.get(column.name);
+          if (!theirs || !selected.includes(column.name)) continue;
+          if (theirs.type !== column.type) return null;
+          columns.push(column.name);
+        }
+        return { columns };
+      });
+      // A failure (source unreachable) is not kept: the next batch asks again.
+      plan.catch(() => this.plans.delete(id));
+      this.plans.set(id, plan);
+    }
+    return plan;
+  }
+
+  private sourcePool(url: string): pg.Pool {
+    let pool = this.sources.get(url);
+    if (!pool) {
+      pool = createPool(url, 2);
+      this.sources.set(url, pool);
+    }
+    return pool;
+  }
+
+  /**
+   * Where this target's database holds a Sluice store that keeps this sync's checkpoint, a batch and
+   * its checkpoint must commit in one transaction (the engine's writeIn path). A copy commits on
+   * its own, so it is declined there. The port gives a target no sight of the store, so the target
+   * looks for one: any schema with the store's tables and a checkpoint row for this sync (the
+   * engine saves one before the first batch). Unreadable counts as present: declining is only slower.
+   */
+  private storeLivesHere(): Promise<boolean> {
+    this.storeHere ??= withClient(this.pool, 'looking for the store', async (client) => {
+      const { rows } = await client.query<{ schema: string }>(selectStoreSchemas);
+      for (const { schema } of rows) {
+        try {
+          const found = await client.query(
+            `SELECT 1 FROM ${qualified(schema, 'checkpoints')} WHERE sync = $1 LIMIT 1`,
+            [this.sync],
+          );
+          if (found.rowCount) return true;
+        } catch {
+          return true;
+        }
+      }
+      return false;
+    });
+    return this.storeHere;
+  }
+
   /** The target columns the batch has values for, in table order; a field the table lacks is a config error. */
   private columnsOf(records: readonly Row[]): Column[] {
     const seen = new Set<string>();
@@ -210,7 +381,68 @@ export class PostgresTarget implements Target {
   }
 
   async close(): Promise<void> {
+    const sources = [...this.sources.values()];
+    this.sources.clear();
+    await Promise.all(sources.map((p) => (p.ended ? undefined : p.end())));
     if (!this.pool.ended) await this.pool.end();
+  }
+}
+
+type SourceRef = {
+  url: string;
+  schema: string;
+  table: string;
+  columns: string[] | null;
+  where: string | null;
+};
+type CopyPlan = { columns: string[] };
+
+/** A PostgreSQL source's location, or null for another system's (or one this target cannot read). */
+function sourceOf(location: NativeLocation): SourceRef | null {
+  const { system, url, schema, table, columns, where } = location;
+  if (system !== 'postgres' || typeof url !== 'string' || typeof table !== 'string') return null;
+  if (typeof schema !== 'string' || (where !== null && where !== undefined && typeof where !== 'string'))
+    return null;
+  if (columns !== null && columns !== undefined && !Array.isArray(columns)) return null;
+  return {
+    url,
+    schema,
+    table,
+    columns: Array.isArray(columns) ? columns.map(String) : null,
+    where: typeof where === 'string' ? where : null,
+  };
+}
+
+/**
+ * A function that pipes the source's `COPY … TO STDOUT` into `into` (a `COPY … FROM STDIN`) on a
+ * target client, bytes as they come, with backpressure; it answers the rows the target took. A
+ * source connection left mid-COPY by a failure is discarded, not returned to its pool.
+ */
+async function pipeFromSource(
+  client: pg.ClientBase,
+  pool: pg.Pool,
+  select: string,
+  into: string,
+  signal: AbortSignal,
+): Promise<number> {
+  let source: pg.PoolClient;
+  try {
+    source = await pool.connect();
+  } catch (err) {
+    throw pgError('copying from the source: cannot connect', err);
+  }
+  let failed: Error | undefined;
+  try {
+    const out = source.query(copyTo(select));
+    const sink = client.query(copyFrom(into));
+    await pipeline(out, sink, { signal });
+    return sink.rowCount;
+  } catch (err) {
+    failed = err as Error;
+    if (signal.aborted) throw signal.reason;
+    throw err;
+  } finally {
+    source.release(failed);
   }
 }
 
