@@ -2,7 +2,7 @@
  * PostgreSQL → PostgreSQL backfill benchmark: Sluice beside what a user would otherwise reach for.
  *
  *   node bench/pg.ts [--rows 1000000] [--batch 10000] [--run-ms 15000] [--offset-seconds 60] [--keep]
- *                    [--worker-flags "--max-semi-space-size=2"]
+ *                    [--worker-flags "--max-semi-space-size=16"]  (default: the flags bin/sluice.js uses)
  *
  * Generates the contacts in one database, then on the same server times: Sluice backfilling them
  * into another database (through `executeRun`, run after run, in a child process whose peak RSS is
@@ -210,7 +210,8 @@ async function main(): Promise<void> {
       'run-ms': { type: 'string', default: '15000' },
       'offset-seconds': { type: 'string', default: '60' },
       keep: { type: 'boolean', default: false },
-      'worker-flags': { type: 'string', default: '' },
+      // The flags `bin/sluice.js` runs node with, so the figures are what users get.
+      'worker-flags': { type: 'string', default: '--max-semi-space-size=16' },
     },
   });
   const rows = Number(values.rows.replaceAll('_', ''));

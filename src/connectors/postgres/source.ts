@@ -160,8 +160,17 @@ export class PostgresSource implements Source {
     req.signal.throwIfAborted();
     const fields = this.fields(req.phase);
     const { text, values } = this.pageQuery(req, columnList(fields));
-    const { rows } = await this.query<unknown[]>('reading the keys of', text, values, true);
-    const last = rows.at(-1) ?? null;
+    // The page's keys stay on the server: one row comes back, its last position and its count.
+    const desc = fields.map((f) => `${quoteIdent(f)} DESC`).join(', ');
+    const { rows } = await this.query<unknown[]>(
+      'reading the keys of',
+      `WITH page AS (${text}) SELECT l.*, c.n FROM (SELECT count(*)::int AS n FROM page) c LEFT JOIN LATERAL (SELECT * FROM page ORDER BY ${desc} LIMIT 1) l ON true`,
+      values,
+      true,
+    );
+    const row = rows[0] ?? [];
+    const count = Number(row.at(-1) ?? 0);
+    const last = count > 0 ? row.slice(0, -1) : null;
     const after = this.positionIn(req.phase, req.cursor as SqlCursor | null);
     const range: PostgresRange = {
       phase: req.phase,
@@ -169,7 +178,7 @@ export class PostgresSource implements Source {
       after: after && after.length > 0 ? after : null,
       upTo: last,
     };
-    return { count: rows.length, ...this.pageEnd(req, rows.length, last), range: range as unknown as Json };
+    return { count, ...this.pageEnd(req, count, last), range: range as unknown as Json };
   }
 
   /** What a PostgreSQL target needs to reach these rows itself. The URL may hold a password: never log it. */
