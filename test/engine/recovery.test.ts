@@ -81,59 +81,6 @@ describe('crash recovery', () => {
     expect(written.flat()).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
     expect(digest(pair.targetPath)).toEqual(digest(pair.sourcePath));
   });
-
-  it('refuses a second live run of one sync and takes over from a dead holder', async () => {
-    const dir = tempDir();
-    let clock = 1_000_000;
-    const store = SqliteStore.open(join(dir, 'state.db'), { now: () => clock });
-    const run = await store.startRun({
-      sync: 's',
-      trigger: 'run',
-      phase: 'backfill',
-      holder: 'elsewhere:1',
-      leaseMs: 60_000,
-    });
-    await expect(
-      store.startRun({ sync: 's', trigger: 'run', phase: 'backfill', holder: 'here:2', leaseMs: 60_000 }),
-    ).rejects.toMatchObject({
-      code: 'SYNC_BUSY',
-    });
-    clock += 60_001;
-    const next = await store.startRun({
-      sync: 's',
-      trigger: 'run',
-      phase: 'backfill',
-      holder: 'here:2',
-      leaseMs: 60_000,
-    });
-    expect(next.id).toBeGreaterThan(run.id);
-    expect(await store.getRun(run.id)).toMatchObject({ status: 'abandoned', errorCode: 'HOLDER_GONE' });
-    await store.close();
-  });
-
-  it('refuses a run of another sync in the same lane (bundle), whoever started the first', async () => {
-    const store = SqliteStore.open(join(tempDir(), 'state.db'));
-    const start = (sync: string, lane: string | null) =>
-      store.startRun({
-        sync,
-        trigger: 'run',
-        phase: 'backfill',
-        holder: 'elsewhere:1',
-        leaseMs: 60_000,
-        lane,
-      });
-    const a = await start('a', 'bundle:crm');
-    await expect(start('b', 'bundle:crm')).rejects.toMatchObject({
-      code: 'LANE_BUSY',
-      message: expect.stringMatching(/run \d+ of sync "a"/),
-    });
-    // A webhook run of b has a lane of its own, and a sync outside the bundle is not held up.
-    await expect(start('b', 'webhook:b')).resolves.toMatchObject({ sync: 'b', lane: 'webhook:b' });
-    await expect(start('c', 'sync:c')).resolves.toMatchObject({ sync: 'c' });
-    await store.finishRun(a.id, { status: 'succeeded', more: false });
-    await expect(start('d', 'bundle:crm')).resolves.toMatchObject({ sync: 'd', lane: 'bundle:crm' });
-    await store.close();
-  });
 });
 
 describe('changes during a backfill', () => {
