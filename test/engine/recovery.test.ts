@@ -1,7 +1,5 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Store, Target } from '../../src/core/ports.ts';
-import { SqliteStore } from '../../src/store/sqlite/store.ts';
 import { digest, execSql, seedContacts } from '../support/contacts.ts';
 import { recordingSource, sqlitePair } from '../support/harness.ts';
 import { tempDir } from '../support/tmp.ts';
