@@ -4,7 +4,6 @@ import type {
   BatchCommit,
   Checkpoint,
   NativeLocation,
-  NewDeadLetter,
   RunContext,
   RunRecord,
   Source,
