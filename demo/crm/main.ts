@@ -74,7 +74,7 @@ function parseArgs(argv: string[]): Options {
   return new Command('demo')
     .option('--contacts <n>', 'contacts in the HubSpot emulator', count, 1_000_000)
     .option('--dir <path>', 'where the demo writes its config and store', 'demo-output/crm')
-    .option('--max-run-duration <d>', "each run's time box; small, so the backfill takes many runs", '3s')
+    .option('--max-run-duration <d>', "each run's time box; small, so the backfill takes many runs", '5s')
     .option('--batch <n>', 'records per batch', count, 1000)
     .option(
       '--invalid-emails <n>',
@@ -177,7 +177,9 @@ export default defineConfig({
       source: { connection: 'hubspot', properties: [...HUBSPOT_PROPERTIES], searchPageSize: 200 },
       target: { connection: 'salesforce', object: 'Contact', externalIdField: EXTERNAL_ID },
       key: 'id',
-      cursor: { field: 'lastmodifieddate', lookback: '2s' },
+      // Each incremental run re-reads this much before its checkpoint; a run must be able to read
+      // more than the window holds (here ~1,900 changes/s at most vs ~800 search results/s).
+      cursor: { field: 'lastmodifieddate', lookback: '1s' },
       batch: { size: ${options.batch} },
       maxRunDuration: '${options.maxRunDuration}',
       map: (contact) => toSalesforceContact(contact),
@@ -362,15 +364,18 @@ async function main(): Promise<void> {
     info(`${n(changed.updated)} updated, ${n(changed.created)} created`);
 
     say(
-      `sluice run contacts (incremental: the changes plus the 2 s lookback; again while a run ends with work left)`,
+      `sluice run contacts (incremental: the changes plus the 1 s lookback; again while a run ends with work left)`,
     );
     const beforeRun = await stats(urls.hubspot);
     t = Date.now();
     const c = { runs: 0, batches: 0, read: 0, written: 0, rejected: 0 };
     // Each run is time-boxed like the backfill's, and the search API allows a few calls a second,
     // so 1% of a million takes several runs: run again while the last one says work is left.
+    let lastCursor = '';
+    let stalled = 0;
     for (let more = true; more && c.runs < 1_000; ) {
       const outcome = JSON.parse(sluice(dir, ['run', 'contacts', '--json'], true)) as {
+        checkpoint: { cursor: unknown };
         run: {
           id: number;
           more: boolean | null;
@@ -384,6 +389,13 @@ async function main(): Promise<void> {
       c.written += r.written;
       c.rejected += r.rejected;
       more = outcome.run.more === true;
+      // Each run starts a lookback earlier than its checkpoint: if that window holds more records
+      // than one run can read, the checkpoint stops moving. Say so rather than loop.
+      const cursor = JSON.stringify(outcome.checkpoint.cursor);
+      stalled = cursor === lastCursor ? stalled + 1 : 0;
+      lastCursor = cursor;
+      if (more && stalled >= 3)
+        throw new Error('incremental runs make no progress: the lookback window holds more than a run reads');
       info(
         `run ${outcome.run.id}: ${r.batches} batches, ${n(r.read)} read, ${n(r.written)} written, ${r.rejected} rejected${more ? ', work left' : ', caught up'}`,
       );
