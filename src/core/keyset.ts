@@ -74,3 +74,35 @@ export function comparePositions(a: Position, b: Position): number {
   }
   return a.length - b.length;
 }
+
+/**
+ * The cursor SQL sources keep: `{ key: [...] }` is a position in key order (backfill, and
+ * incremental without a cursor field); `{ k: [cursor, ...key] }` a position in `(cursor, key)`
+ * order, where `{ k: [cursor] }` alone means "at or after this cursor value". The high-water mark
+ * holds both: `key` bounds the backfill, `k` is where incremental starts.
+ */
+export type KeysetCursor = { key?: unknown[] | null; k?: unknown[] };
+
+/** The position a keyset cursor holds for `phase`: `k` in incremental with a cursor field, else `key`. */
+export function positionIn(cursor: KeysetCursor | null, incremental: boolean): unknown[] | null {
+  if (!cursor) return null;
+  return incremental ? (cursor.k ?? null) : (cursor.key ?? null);
+}
+
+/**
+ * Where a page of `count` rows ending at position `last` leaves a keyset read, and whether its
+ * phase is done: a short page, or, in backfill, a page that reached the high-water mark's key (so no
+ * empty read follows it). `compare` orders key positions as the source's system does.
+ */
+export function keysetPageEnd(
+  req: { phase: 'backfill' | 'incremental'; cursor: unknown; highWaterMark: unknown; limit: number },
+  count: number,
+  last: unknown[] | null,
+  incremental: boolean,
+  compare: (a: Position, b: Position) => number = comparePositions,
+): { next: KeysetCursor; done: boolean } {
+  if (!last) return { next: (req.cursor ?? req.highWaterMark ?? {}) as KeysetCursor, done: true };
+  const hwmKey = (req.highWaterMark as KeysetCursor | null)?.key;
+  const atMark = req.phase === 'backfill' && hwmKey != null && compare(last, hwmKey) >= 0;
+  return { next: incremental ? { k: last } : { key: last }, done: count < req.limit || atMark };
+}

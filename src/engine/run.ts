@@ -148,8 +148,13 @@ class RunLoop {
     };
     this.skip = options.skipFirstBatch ?? null;
     const { source, target, spec } = options;
-    // Records must pass through Sluice when a map changes them; otherwise the target may copy them.
-    this.native = !spec.map && source.location && source.bounds && target.copyFrom ? source.location() : null;
+    // Records must pass through Sluice when a map changes them; otherwise the target may copy them,
+    // unless it shares the store's database, where batch and checkpoint commit in one transaction.
+    const sharesStore = options.store.database !== undefined && target.database === options.store.database;
+    this.native =
+      !spec.map && !sharesStore && source.location && source.bounds && target.copyFrom
+        ? source.location()
+        : null;
   }
 
   async execute(existing: Checkpoint | null): Promise<Checkpoint> {
@@ -199,7 +204,9 @@ class RunLoop {
         this.read(phase, readFrom, checkpoint.highWaterMark, this.signal));
       this.readAhead = null;
       const { switching, nextFrom, last } = this.whatNext(page, checkpoint);
-      if (!last && !this.options.stop?.aborted && !this.budgetSpent()) {
+      // With native copy on, the next batch tries it again rather than being read ahead: one refused
+      // row sends its own batch the ordinary way, not the rest of the run.
+      if (!this.native && !last && !this.options.stop?.aborted && !this.budgetSpent()) {
         const cancel = new AbortController();
         const signal = AbortSignal.any([this.signal, cancel.signal]);
         const ahead = this.read(

@@ -1,6 +1,14 @@
 import type pg from 'pg';
 import { ConnectorError } from '../../core/errors.ts';
-import { compareValues, orderFields, positionOf, rewindPosition } from '../../core/keyset.ts';
+import {
+  compareValues,
+  type KeysetCursor,
+  keysetPageEnd,
+  orderFields,
+  positionIn,
+  positionOf,
+  rewindPosition,
+} from '../../core/keyset.ts';
 import type { NativeLocation, PageBounds, ReadRequest, Source, SyncShape } from '../../core/ports.ts';
 import type { Cursor, Json, Page, Phase, Row } from '../../core/types.ts';
 import { type Column, createPool, describeTable, withClient } from './client.ts';
@@ -15,15 +23,6 @@ export type PostgresSourceOptions = {
   where?: string | undefined;
 };
 
-/**
- * Cursors (the same as the SQLite source's): `{ key: [...] }` is a position in key order
- * (backfill, and incremental without a cursor field); `{ k: [cursor, ...key] }` a position in
- * `(cursor, key)` order, where `{ k: [cursor] }` alone means "at or after this cursor value". The
- * high-water mark holds both: `key` bounds the backfill, `k` is where incremental starts.
- * Values are exact: timestamptz as ISO text with microseconds, bigint and numeric as strings.
- */
-type SqlCursor = { key?: unknown[] | null; k?: unknown[] };
-
 const TIME_TYPES = new Set(['timestamptz', 'timestamp', 'date']);
 const INTEGER_TYPES = new Set(['int2', 'int4', 'int8']);
 
@@ -31,6 +30,7 @@ const INTEGER_TYPES = new Set(['int2', 'int4', 'int8']);
  * Reads a table in keyset order, one `LIMIT`ed query per batch: memory holds one batch, and each
  * query starts at an index position rather than skipping rows like OFFSET.
  */
+/** Cursors are core/keyset's `KeysetCursor`: `{ key }` in key order, `{ k }` in (cursor, key) order. */
 export class PostgresSource implements Source {
   private readonly pool: pg.Pool;
   private readonly shape: SyncShape;
@@ -98,16 +98,15 @@ export class PostgresSource implements Source {
     return orderFields(this.shape.key, this.shape.cursorField, phase === 'incremental');
   }
 
-  private positionIn(phase: Phase, cursor: SqlCursor | null): unknown[] | null {
-    if (!cursor) return null;
-    return phase === 'incremental' && this.shape.cursorField ? (cursor.k ?? null) : (cursor.key ?? null);
+  private positionIn(phase: Phase, cursor: KeysetCursor | null): unknown[] | null {
+    return positionIn(cursor, this.incremental(phase));
   }
 
   /** The WHERE clause and its values for reading `phase` after `cursor`, bounded by the high-water mark. */
   private predicate(
     phase: Phase,
-    cursor: SqlCursor | null,
-    hwm: SqlCursor | null,
+    cursor: KeysetCursor | null,
+    hwm: KeysetCursor | null,
   ): { sql: string; values: unknown[] } {
     const parts: string[] = [];
     const values: unknown[] = [];
@@ -171,7 +170,7 @@ export class PostgresSource implements Source {
     const row = rows[0] ?? [];
     const count = Number(row.at(-1) ?? 0);
     const last = count > 0 ? row.slice(0, -1) : null;
-    const after = this.positionIn(req.phase, req.cursor as SqlCursor | null);
+    const after = this.positionIn(req.phase, req.cursor as KeysetCursor | null);
     const range: PostgresRange = {
       phase: req.phase,
       fields,
@@ -197,8 +196,8 @@ export class PostgresSource implements Source {
   private pageQuery(req: ReadRequest, select: string): { text: string; values: unknown[] } {
     const { sql, values } = this.predicate(
       req.phase,
-      req.cursor as SqlCursor | null,
-      req.highWaterMark as SqlCursor | null,
+      req.cursor as KeysetCursor | null,
+      req.highWaterMark as KeysetCursor | null,
     );
     const order = columnList(this.fields(req.phase));
     return {
@@ -209,12 +208,14 @@ export class PostgresSource implements Source {
 
   /** Where a page of `count` rows ending at position `last` leaves the read, and whether the phase is done. */
   private pageEnd(req: ReadRequest, count: number, last: unknown[] | null): { next: Cursor; done: boolean } {
-    const done = count < req.limit;
-    if (!last) return { next: req.cursor ?? req.highWaterMark ?? {}, done };
-    const next = (
-      req.phase === 'incremental' && this.shape.cursorField ? { k: last } : { key: last }
-    ) as Cursor;
-    return { next, done };
+    const end = keysetPageEnd(req, count, last, this.incremental(req.phase), (a, b) =>
+      this.comparePositions(this.shape.key, a, b),
+    );
+    return { next: end.next as Cursor, done: end.done };
+  }
+
+  private incremental(phase: Phase): boolean {
+    return phase === 'incremental' && this.shape.cursorField !== null;
   }
 
   async highWaterMark(): Promise<Cursor> {
@@ -245,8 +246,8 @@ export class PostgresSource implements Source {
     if (req.phase !== 'backfill') return null;
     const { sql, values } = this.predicate(
       'backfill',
-      req.cursor as SqlCursor | null,
-      req.highWaterMark as SqlCursor | null,
+      req.cursor as KeysetCursor | null,
+      req.highWaterMark as KeysetCursor | null,
     );
     const { rows } = await this.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(
       'estimating',
@@ -258,7 +259,7 @@ export class PostgresSource implements Source {
   }
 
   rewind(cursor: Cursor, lookbackMs: number): Cursor {
-    const k = (cursor as SqlCursor).k;
+    const k = (cursor as KeysetCursor).k;
     const field = this.shape.cursorField;
     if (!field || !k || k.length === 0) return cursor;
     const type = this.types.get(field) ?? '';
@@ -276,8 +277,17 @@ export class PostgresSource implements Source {
 
   compare(a: Cursor, b: Cursor): number {
     const fields = this.shape.cursorField ? [this.shape.cursorField, ...this.shape.key] : [...this.shape.key];
-    const pa = (a as SqlCursor).k ?? (a as SqlCursor).key ?? [];
-    const pb = (b as SqlCursor).k ?? (b as SqlCursor).key ?? [];
+    const pa = (a as KeysetCursor).k ?? (a as KeysetCursor).key ?? [];
+    const pb = (b as KeysetCursor).k ?? (b as KeysetCursor).key ?? [];
+    return this.comparePositions(fields, pa, pb);
+  }
+
+  /** Orders two positions over `fields`; a shorter one that is a prefix of the other sorts first. */
+  private comparePositions(
+    fields: readonly string[],
+    pa: readonly unknown[],
+    pb: readonly unknown[],
+  ): number {
     const n = Math.min(pa.length, pb.length);
     for (let i = 0; i < n; i++) {
       const c = this.compareField(fields[i], pa[i], pb[i]);

@@ -1,6 +1,14 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ConnectorError } from '../../core/errors.ts';
-import { comparePositions, orderFields, positionOf, rewindPosition } from '../../core/keyset.ts';
+import {
+  comparePositions,
+  type KeysetCursor,
+  keysetPageEnd,
+  orderFields,
+  positionIn,
+  positionOf,
+  rewindPosition,
+} from '../../core/keyset.ts';
 import type {
   NativeLocation,
   PageBounds,
@@ -18,14 +26,7 @@ export type SqliteSourceOptions = {
   where?: string | undefined;
 };
 
-/**
- * Cursors: `{ key: [...] }` is a position in key order (backfill, and incremental without a cursor
- * field); `{ k: [cursor, ...key] }` a position in `(cursor, key)` order, where `{ k: [cursor] }`
- * alone means "at or after this cursor value". The high-water mark holds both: `key` bounds the
- * backfill, `k` is where incremental starts.
- */
-type SqlCursor = { key?: unknown[] | null; k?: unknown[] };
-
+/** Cursors are core/keyset's `KeysetCursor`: `{ key }` in key order, `{ k }` in (cursor, key) order. */
 export class SqliteSource implements Source {
   private readonly db: DatabaseSync;
   private readonly path: string;
@@ -88,8 +89,8 @@ export class SqliteSource implements Source {
   /** The WHERE clause and its values for reading `phase` after `cursor`, bounded by the high-water mark. */
   private predicate(
     phase: Phase,
-    cursor: SqlCursor | null,
-    hwm: SqlCursor | null,
+    cursor: KeysetCursor | null,
+    hwm: KeysetCursor | null,
   ): { sql: string; values: SqlValue[] } {
     const parts: string[] = [];
     const values: SqlValue[] = [];
@@ -107,9 +108,8 @@ export class SqliteSource implements Source {
     return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', values };
   }
 
-  private positionIn(phase: Phase, cursor: SqlCursor | null): unknown[] | null {
-    if (!cursor) return null;
-    return phase === 'incremental' && this.shape.cursorField ? (cursor.k ?? null) : (cursor.key ?? null);
+  private positionIn(phase: Phase, cursor: KeysetCursor | null): unknown[] | null {
+    return positionIn(cursor, this.incremental(phase));
   }
 
   async read(req: ReadRequest): Promise<Page<Row>> {
@@ -132,7 +132,7 @@ export class SqliteSource implements Source {
     const keys = this.statement(query.sql).stmt.all(...query.values) as unknown as unknown[][];
     const last = keys.at(-1) ?? null;
     const end = this.pageEnd(req, keys.length, last);
-    const after = this.positionIn(req.phase, req.cursor as SqlCursor | null);
+    const after = this.positionIn(req.phase, req.cursor as KeysetCursor | null);
     const range: SqliteRange = { fields, after: after && after.length > 0 ? after : null, upTo: last };
     return { count: keys.length, ...end, range: range as Json };
   }
@@ -152,8 +152,8 @@ export class SqliteSource implements Source {
   private pageQuery(req: ReadRequest, select: string): { sql: string; values: SqlValue[] } {
     const { sql, values } = this.predicate(
       req.phase,
-      req.cursor as SqlCursor | null,
-      req.highWaterMark as SqlCursor | null,
+      req.cursor as KeysetCursor | null,
+      req.highWaterMark as KeysetCursor | null,
     );
     const order = columnList(this.fields(req.phase));
     return {
@@ -164,14 +164,12 @@ export class SqliteSource implements Source {
 
   /** Where a page of `count` rows ending at `last` leaves the read, and whether the phase is done. */
   private pageEnd(req: ReadRequest, count: number, last: unknown[] | null): { next: Cursor; done: boolean } {
-    if (!last) return { next: req.cursor ?? req.highWaterMark ?? {}, done: true };
-    // A full page that ends on the high-water mark's key is the backfill's last: no empty read after it.
-    const hwmKey = (req.highWaterMark as SqlCursor | null)?.key;
-    const atMark = req.phase === 'backfill' && hwmKey != null && comparePositions(last, hwmKey) >= 0;
-    const next = (
-      req.phase === 'incremental' && this.shape.cursorField ? { k: last } : { key: last }
-    ) as Cursor;
-    return { next, done: count < req.limit || atMark };
+    const end = keysetPageEnd(req, count, last, this.incremental(req.phase), comparePositions);
+    return { next: end.next as Cursor, done: end.done };
+  }
+
+  private incremental(phase: Phase): boolean {
+    return phase === 'incremental' && this.shape.cursorField !== null;
   }
 
   async schema(): Promise<SourceSchema> {
@@ -206,8 +204,8 @@ export class SqliteSource implements Source {
     if (req.phase !== 'backfill') return null;
     const { sql, values } = this.predicate(
       'backfill',
-      req.cursor as SqlCursor | null,
-      req.highWaterMark as SqlCursor | null,
+      req.cursor as KeysetCursor | null,
+      req.highWaterMark as KeysetCursor | null,
     );
     const row = this.statement(`SELECT count(*) AS n FROM ${quoteIdent(this.options.table)} ${sql}`).stmt.get(
       ...values,
@@ -216,15 +214,15 @@ export class SqliteSource implements Source {
   }
 
   rewind(cursor: Cursor, lookbackMs: number): Cursor {
-    const k = (cursor as SqlCursor).k;
+    const k = (cursor as KeysetCursor).k;
     if (!this.shape.cursorField || !k || k.length === 0) return cursor;
     const rewound = rewindPosition(k, lookbackMs);
     return rewound ? ({ ...(cursor as object), k: rewound } as Cursor) : cursor;
   }
 
   compare(a: Cursor, b: Cursor): number {
-    const pa = (a as SqlCursor).k ?? (a as SqlCursor).key ?? [];
-    const pb = (b as SqlCursor).k ?? (b as SqlCursor).key ?? [];
+    const pa = (a as KeysetCursor).k ?? (a as KeysetCursor).key ?? [];
+    const pb = (b as KeysetCursor).k ?? (b as KeysetCursor).key ?? [];
     return comparePositions(pa, pb);
   }
 
