@@ -165,8 +165,9 @@ class RunLoop {
     // never move the saved checkpoint behind where this run started.
     const floor = checkpoint.phase === 'incremental' ? checkpoint.cursor : null;
     let readFrom = checkpoint.cursor;
-    if (floor !== null && spec.lookbackMs > 0 && source.rewind)
+    if (floor !== null && spec.lookbackMs > 0 && source.rewind && (await this.previousCaughtUp())) {
       readFrom = source.rewind(floor, spec.lookbackMs);
+    }
 
     try {
       return await this.loop(checkpoint, floor, readFrom);
@@ -328,6 +329,16 @@ class RunLoop {
     });
     this.tally(counters, advanced);
     return { checkpoint: advanced, nextFrom, last };
+  }
+
+  /**
+   * Whether the sync's previous run ended caught up. After a run its budget cut short, the next one
+   * goes on from the checkpoint without re-reading the lookback window: a window holding more than
+   * one run can read would otherwise be re-read by every run, and the sync would never move on.
+   */
+  private async previousCaughtUp(): Promise<boolean> {
+    const [, previous] = await this.options.store.listRuns({ sync: this.options.spec.name, limit: 2 });
+    return !(previous?.status === 'succeeded' && previous.more === true);
   }
 
   /** The first batch always starts, so every run moves the sync forward, however small its budget. */

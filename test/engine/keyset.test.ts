@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Target } from '../../src/core/ports.ts';
 import { digest, execSql, iso, seedContacts } from '../support/contacts.ts';
 import { recordingSource, sqlitePair } from '../support/harness.ts';
 import { tempDir } from '../support/tmp.ts';
@@ -38,6 +39,33 @@ describe('keyset cursors across batch boundaries', () => {
     const again: { cursor: unknown; ids: unknown[] }[] = [];
     await pair.run({ wrapSource: (s) => recordingSource(s, again) });
     expect(again.flatMap((p) => p.ids)).toEqual([]);
+  });
+
+  it('moves on when the lookback window holds more than one run can read', async () => {
+    const pair = sqlitePair(tempDir(), { batchSize: 100, maxRunDurationMs: 2500, lookbackMs: 60_000 });
+    // 1,000 rows share the high-water second, all inside the window every caught-up run re-reads.
+    seedContacts(pair.sourcePath, 2000, { perSecond: 1000 });
+    await pair.backfill();
+    execSql(
+      pair.sourcePath,
+      `UPDATE contacts SET company = 'later', updated_at = '${iso(Date.UTC(2025, 0, 1))}' WHERE id <= 50`,
+    );
+    // A clock that advances one second per batch written: three batches a run.
+    let clock = 0;
+    const tick = (t: Target): Target => ({
+      write: (records, req) => ((clock += 1000), t.write(records, req)),
+    });
+    const outcomes = [];
+    for (let i = 0; i < 12; i++) {
+      const outcome = await pair.run({ now: () => clock, wrapTarget: tick });
+      outcomes.push(outcome.more);
+      if (!outcome.more) break;
+    }
+    // The first run re-reads 300 rows of the window and is cut short; the next ones go on from the
+    // checkpoint instead of re-reading the same window again.
+    expect(outcomes.at(-1)).toBe(false);
+    expect(outcomes.length).toBeLessThanOrEqual(6);
+    expect(digest(pair.targetPath)).toEqual(digest(pair.sourcePath));
   });
 
   it('re-reads the lookback window to catch a row committed late with an older updated_at', async () => {
