@@ -190,14 +190,33 @@ export default defineConfig({
   );
 }
 
+/**
+ * fetch, once more after a network error (a pooled keep-alive connection the server closed as it
+ * was reused); the cause is kept in the message.
+ */
+async function call(url: string, init?: RequestInit): Promise<Response> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch(url, init);
+    } catch (err) {
+      const cause = (err as { cause?: { message?: string; code?: string } }).cause;
+      if (attempt >= 3)
+        throw new Error(
+          `${init?.method ?? 'GET'} ${url}: ${(err as Error).message}: ${cause?.code ?? ''} ${cause?.message ?? ''}`,
+        );
+      await sleep(200 * attempt);
+    }
+  }
+}
+
 async function stats(url: string): Promise<Stats> {
-  return (await (await fetch(`${url}/_emulator/stats`)).json()) as Stats;
+  return (await (await call(`${url}/_emulator/stats`)).json()) as Stats;
 }
 
 /** A HubSpot API call from the demo itself, waiting out 429s (Retry-After) a bounded number of times. */
 async function hubspotCall(url: string, path: string, body: unknown): Promise<Response> {
   for (let attempt = 0; attempt < 30; attempt++) {
-    const res = await fetch(`${url}${path}`, {
+    const res = await call(`${url}${path}`, {
       method: 'POST',
       headers: { authorization: `Bearer ${HUBSPOT_TOKEN}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
@@ -263,7 +282,7 @@ async function hubspotSide(
   const props = HUBSPOT_PROPERTIES.join(',');
   for (let page = 0; page < 1_000_000; page++) {
     const q = `limit=${LIST_PAGE}&properties=${props}${after ? `&after=${after}` : ''}`;
-    const res = await fetch(`${url}/crm/v3/objects/contacts?${q}`, {
+    const res = await call(`${url}/crm/v3/objects/contacts?${q}`, {
       headers: { authorization: `Bearer ${HUBSPOT_TOKEN}` },
     });
     if (!res.ok) throw new Error(`HubSpot list answered ${res.status}`);
@@ -286,7 +305,7 @@ async function hubspotSide(
 /** Every Salesforce Contact by its external id: key → content hash. */
 async function salesforceSide(url: string): Promise<Map<string, string>> {
   const token = (await (
-    await fetch(`${url}/services/oauth2/token`, {
+    await call(`${url}/services/oauth2/token`, {
       method: 'POST',
       body: new URLSearchParams({
         grant_type: 'client_credentials',
@@ -300,7 +319,7 @@ async function salesforceSide(url: string): Promise<Map<string, string>> {
   let next: string | undefined = `/services/data/v60.0/query?q=${encodeURIComponent(soql)}`;
   const out = new Map<string, string>();
   for (let chunk = 0; next && chunk < 1_000_000; chunk++) {
-    const res = await fetch(`${token.instance_url}${next}`, { headers });
+    const res = await call(`${token.instance_url}${next}`, { headers });
     if (!res.ok) throw new Error(`Salesforce query answered ${res.status}`);
     const body = (await res.json()) as {
       done: boolean;
@@ -405,7 +424,7 @@ async function main(): Promise<void> {
 
     say('Verifying: every HubSpot contact in Salesforce, mapped, by key and content hash');
     // The demo's own reads should not wait on the burst limit: lift it on the emulator first.
-    await fetch(`${urls.hubspot}/_emulator/rate-limit`, { method: 'PUT', body: 'null' });
+    await call(`${urls.hubspot}/_emulator/rate-limit`, { method: 'PUT', body: 'null' });
     t = Date.now();
     const [hs, sf] = await Promise.all([hubspotSide(urls.hubspot), salesforceSide(urls.salesforce[0]!)]);
     const invalid = new Set(urls.invalidEmails.map(String));
