@@ -53,7 +53,10 @@ describe('keyset cursors across batch boundaries', () => {
     // A clock that advances one second per batch written: three batches a run.
     let clock = 0;
     const tick = (t: Target): Target => ({
-      write: (records, req) => ((clock += 1000), t.write(records, req)),
+      write: (records, req) => {
+        clock += 1000;
+        return t.write(records, req);
+      },
     });
     const outcomes = [];
     for (let i = 0; i < 12; i++) {
