@@ -9,8 +9,8 @@ import { tempDir } from '../support/tmp.ts';
 describe('sluice backfill under SIGKILL', () => {
   it('ends with source and target equal by key and content after kills at random moments', async () => {
     const dir = tempDir();
-    seedContacts(join(dir, 'a.db'), 60_000, { perSecond: 5_000 });
-    writeContactsConfig(dir, { batch: 700, maxRunDuration: '150ms' });
+    seedContacts(join(dir, 'a.db'), 300_000, { perSecond: 5_000 });
+    writeContactsConfig(dir, { batch: 2000, maxRunDuration: '150ms' });
     const delays: number[] = [];
     for (let i = 0; i < 6; i++) {
       const child = sluiceChild(dir, 'backfill', 'contacts');
@@ -28,7 +28,7 @@ describe('sluice backfill under SIGKILL', () => {
     const finish = sluice(dir, 'backfill', 'contacts');
     expect(finish.status, `kills after ${delays.join(', ')} ms: ${finish.stderr}`).toBe(0);
     const target = digest(join(dir, 'b.db'));
-    expect(target.keys).toBe(60_000);
+    expect(target.keys).toBe(300_000);
     expect(target, `kills after ${delays.join(', ')} ms`).toEqual(digest(join(dir, 'a.db')));
 
     // Every killed run was closed as abandoned by the next start, none left running.
