@@ -26,9 +26,10 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { HUBSPOT_TOKEN } from '../../test/emulators/hubspot.ts';
 import { SF_CLIENT } from '../../test/emulators/salesforce.ts';
+import { count } from '../options.ts';
 import {
   EXTERNAL_ID,
   HUBSPOT_PROPERTIES,
@@ -66,11 +67,6 @@ type Urls = { hubspot: string; salesforce: string[]; invalidEmails: number[] };
 type Stats = { requests: number; rateLimited: number; failed: number };
 
 function parseArgs(argv: string[]): Options {
-  const count = (v: string) => {
-    const n = Number(v.replaceAll('_', ''));
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
-    return n;
-  };
   return new Command('demo')
     .option('--contacts <n>', 'contacts in the HubSpot emulator', count, 1_000_000)
     .option('--dir <path>', 'where the demo writes its config and store', 'demo-output/crm')

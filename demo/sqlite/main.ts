@@ -12,8 +12,9 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { generateContacts } from '../../bench/support/contacts.ts';
+import { count } from '../options.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/sluice.js', import.meta.url));
 const SRC_INDEX = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
@@ -21,11 +22,6 @@ const SRC_INDEX = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 type Options = { contacts: number; dir: string; maxRunDuration: string; batch: number };
 
 function parseArgs(argv: string[]): Options {
-  const count = (v: string) => {
-    const n = Number(v.replaceAll('_', ''));
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
-    return n;
-  };
   return new Command('demo')
     .option('--contacts <n>', 'contacts in crm-a.db', count, 1_000_000)
     .option('--dir <path>', 'where the demo writes its databases and config', 'demo-output')
