@@ -26,26 +26,9 @@ export function compileFilter(f: Filter): (value: string | number | null) => boo
   if (f.operator === 'HAS_PROPERTY' || f.operator === 'NOT_HAS_PROPERTY' || f.value === undefined)
     return (value) => matches(value, f);
   const want = comparable(f.value);
-  const test = (c: number) => {
-    switch (f.operator) {
-      case 'EQ':
-        return c === 0;
-      case 'NEQ':
-        return c !== 0;
-      case 'LT':
-        return c < 0;
-      case 'LTE':
-        return c <= 0;
-      case 'GT':
-        return c > 0;
-      case 'GTE':
-        return c >= 0;
-      default:
-        return false;
-    }
-  };
   if (f.operator === 'IN') return (value) => matches(value, f);
-  return (value) => value !== null && test(cmp(typeof value === 'number' ? value : comparable(value), want));
+  return (value) =>
+    value !== null && holds(f.operator, cmp(typeof value === 'number' ? value : comparable(value), want));
 }
 
 export function matches(value: string | number | null, f: Filter): boolean {
@@ -58,8 +41,12 @@ export function matches(value: string | number | null, f: Filter): boolean {
       return value !== null && (f.values ?? []).some((v) => cmp(comparable(value), comparable(v)) === 0);
   }
   if (value === null || f.value === undefined) return false;
-  const c = cmp(comparable(value), comparable(f.value));
-  switch (f.operator) {
+  return holds(f.operator, cmp(comparable(value), comparable(f.value)));
+}
+
+/** Whether a comparison result `c` (negative, zero, positive) satisfies a comparing operator. */
+function holds(operator: Filter['operator'], c: number): boolean {
+  switch (operator) {
     case 'EQ':
       return c === 0;
     case 'NEQ':
