@@ -1,0 +1,85 @@
+/**
+ * JSON text to values and back without changing a number on the way. `JSON.parse` rounds every
+ * number to a double, so `9007199254740993` would come back as `…992` and a key could silently
+ * become another record's key. Here:
+ *
+ * - an integer beyond ±(2^53 − 1) becomes a `bigint`, exact;
+ * - any other number a double cannot write back as it was written (`0.10000000000000000001`,
+ *   `1e400`) keeps its text, as a `JSON.rawJSON` value that `JSON.stringify` writes verbatim;
+ * - everything else is what `JSON.parse` gives.
+ *
+ * `stringifyJson` writes a `bigint` as its digits (a JSON number), so the two round-trip.
+ */
+
+type RawJson = (text: string) => unknown;
+const rawJSON = (JSON as unknown as { rawJSON: RawJson }).rawJSON;
+
+export function parseJson(text: string): unknown {
+  // The reviver costs several times a plain parse; most documents hold only numbers that round-trip.
+  if (numbersRoundTrip(text)) return JSON.parse(text);
+  return JSON.parse(text, exactNumber);
+}
+
+function exactNumber(_key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value !== 'number' || context?.source === undefined) return value;
+  const source = context.source;
+  if (String(value) === source) return value;
+  if (/^-?\d+$/.test(source)) {
+    // An integer written with more digits than a double holds: exact as a bigint, unless it is safe.
+    const big = BigInt(source);
+    return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(big)
+      : big;
+  }
+  return rawJSON(source);
+}
+
+/** `JSON.stringify` that writes a bigint as a JSON number; undefined for undefined, like it. */
+export function stringifyJson(value: unknown, space?: number): string {
+  return JSON.stringify(value, bigintAsNumber, space);
+}
+
+function bigintAsNumber(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? rawJSON(value.toString()) : value;
+}
+
+/**
+ * True when every number in the JSON `text` is one that `String(JSON.parse(n))` writes back exactly:
+ * an integer or decimal of at most 15 digits, no exponent, no leading zero, no trailing fraction
+ * zero, not `-0`, not below 1e-6. Strings are skipped. False sends the text to the exact reviver.
+ */
+export function numbersRoundTrip(text: string): boolean {
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) {
+      // A string: skip to its closing quote, stepping over escapes.
+      for (i++; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 92) i++;
+        else if (d === 34) break;
+      }
+    } else if (c === 45 || (c >= 48 && c <= 57)) {
+      const start = c === 45 ? i + 1 : i;
+      let j = start;
+      while (j < n && isDigit(text.charCodeAt(j))) j++;
+      const intDigits = j - start;
+      const zeroInt = text.charCodeAt(start) === 48;
+      if (zeroInt && intDigits > 1) return false;
+      let digits = intDigits;
+      if (text.charCodeAt(j) === 46) {
+        const fraction = ++j;
+        while (j < n && isDigit(text.charCodeAt(j))) j++;
+        digits += j - fraction;
+        if (text.charCodeAt(j - 1) === 48) return false;
+        if (zeroInt && text.startsWith('000000', fraction)) return false;
+      } else if (zeroInt && c === 45) return false;
+      const e = text.charCodeAt(j);
+      if (e === 101 || e === 69 || digits > 15) return false;
+      i = j - 1;
+    }
+  }
+  return true;
+}
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
