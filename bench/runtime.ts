@@ -6,6 +6,11 @@
  * Beside it, in the same process and store: the same 20 syncs run round-robin by a bare loop of
  * `executeRun` (no queue, no lanes) — the engine's own floor.
  *
+ * Then one sync alone, whose triggered backfill never ends: the idle gap between a run's end and the
+ * start of the successor it enqueued (p50, p99, max). The runtime polls its queue every second, so a
+ * gap near a second means a successor was found by polling rather than woken. The runtime conformance
+ * test checks the waking itself; the figures live here, where a loaded machine cannot fail a build.
+ *
  *   npx node bench/runtime.ts [--seconds 10] [--syncs 20] [--json]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -30,8 +35,10 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function workspace(dir: string): Promise<Workspace> {
-  const names = Array.from({ length: opts.syncs }, (_, i) => `s${String(i + 1).padStart(2, '0')}`);
+const POLL_MS = 1000;
+
+async function workspace(dir: string, count = opts.syncs): Promise<Workspace> {
+  const names = Array.from({ length: count }, (_, i) => `s${String(i + 1).padStart(2, '0')}`);
   const syncs = Object.fromEntries(
     names.map((n) => [
       n,
@@ -48,8 +55,8 @@ async function workspace(dir: string): Promise<Workspace> {
     {
       connections: { none: { type: 'noop' } },
       syncs,
-      bundles: { all: { syncs: names } },
-      runtime: { concurrency: 4, poll: '1s' },
+      bundles: count > 1 ? { all: { syncs: names } } : {},
+      runtime: { concurrency: 4, poll: POLL_MS },
     },
     dir,
     { connectors: [noopConnector] },
@@ -87,6 +94,32 @@ async function viaRuntime(): Promise<ReturnType<typeof summarize>> {
   return result;
 }
 
+/** One sync's triggered chain: the gaps between each run's end and its successor's start. */
+async function chainGaps() {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-chain-'));
+  const ws = await workspace(dir, 1);
+  const runtime = new LocalRuntime(ws);
+  await runtime.start();
+  await new Promise((r) => setTimeout(r, opts.seconds * 1000));
+  await runtime.stop();
+  const done = (await ws.store.listRuns({ limit: 10_000_000 })).filter((r) => r.endedAt);
+  done.sort((a, b) => a.id - b.id);
+  const gaps: number[] = [];
+  for (let i = 1; i < done.length; i++)
+    gaps.push(Date.parse(done[i]!.startedAt) - Date.parse(done[i - 1]!.endedAt!));
+  gaps.sort((a, b) => a - b);
+  await ws.close();
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    runs: done.length,
+    gapP50Ms: percentile(gaps, 50),
+    gapP99Ms: percentile(gaps, 99),
+    gapMaxMs: gaps.at(-1) ?? Number.NaN,
+    // A successor that waited for the poll rather than being woken shows as a gap near the interval.
+    gapsNearPollMs: gaps.filter((g) => g >= POLL_MS / 2).length,
+  };
+}
+
 async function viaBareLoop(): Promise<ReturnType<typeof summarize>> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-loop-'));
   const ws = await workspace(dir);
@@ -112,8 +145,9 @@ async function viaBareLoop(): Promise<ReturnType<typeof summarize>> {
 
 const runtime = await viaRuntime();
 const loop = await viaBareLoop();
+const chain = await chainGaps();
 if (opts.json) {
-  console.log(JSON.stringify({ syncs: opts.syncs, seconds: opts.seconds, runtime, loop }, null, 2));
+  console.log(JSON.stringify({ syncs: opts.syncs, seconds: opts.seconds, runtime, loop, chain }, null, 2));
 } else {
   const row = (name: string, r: ReturnType<typeof summarize>) =>
     `${name.padEnd(34)} ${String(r.runsPerSecond).padStart(9)} ${r.handoverP50Ms.toFixed(1).padStart(12)} ${r.handoverP99Ms.toFixed(1).padStart(12)} ${String(r.overlaps).padStart(9)}`;
@@ -125,5 +159,10 @@ if (opts.json) {
   console.log(row('bare executeRun loop (no runtime)', loop));
   console.log(
     `runtime throughput: ${((runtime.runsPerSecond / loop.runsPerSecond) * 100).toFixed(0)}% of the bare loop`,
+  );
+  console.log(
+    `triggered chain of one sync, ${opts.seconds} s, queue polled every ${POLL_MS} ms: ${chain.runs} runs, ` +
+      `idle gap p50 ${chain.gapP50Ms} ms, p99 ${chain.gapP99Ms} ms, max ${chain.gapMaxMs} ms ` +
+      `(${chain.gapsNearPollMs} gaps of half the poll interval or more)`,
   );
 }

@@ -181,21 +181,25 @@ export function runtimeConformance(name: string, factory: RuntimeFactory): void 
       }
     });
 
-    it('chains triggered runs through a backfill with no idle gap over 100 ms', async () => {
+    it('chains triggered runs through a backfill by waking each successor, not by polling for it', async () => {
       // Writes take 3 ms a batch, so each 15 ms run moves a few batches and the backfill takes many runs.
       const t = await setUp(factory, {
         big: { rows: 6000, batch: 100, maxRunDuration: '15ms', target: { delayMs: 3 } },
       });
+      // The queue is polled once an hour: a successor found only by polling waits an hour, so the chain
+      // ends within the bound only if each run's end wakes its successor. The bound is generous for a
+      // loaded machine (the chain takes about a second); the idle gap figures are in bench/runtime.ts.
+      t.ws.config.config.runtime.poll = 3_600_000;
+      const runtime = factory(t.ws);
       try {
-        await t.runtime.start();
-        await until('backfill done', () => t.done('big'));
+        await runtime.start();
+        await until('the backfill to finish with the queue polled once an hour', () => t.done('big'), 45_000);
         const runs = (await t.runs('big')).filter((r) => r.phase === 'backfill');
         expect(runs.length).toBeGreaterThan(5);
-        const gaps = runs.slice(1).map((r, i) => Date.parse(r.startedAt) - Date.parse(runs[i]!.endedAt!));
-        expect(Math.max(...gaps), `gaps: ${gaps.join(', ')} ms`).toBeLessThanOrEqual(100);
         expect(runs.slice(1).every((r) => r.trigger === 'rerun')).toBe(true);
         t.equal('big');
       } finally {
+        await runtime.stop({ timeoutMs: 5_000 });
         await t.close();
       }
     });
