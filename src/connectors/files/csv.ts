@@ -1,5 +1,6 @@
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
+import type { FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { type CsvError, type Info, type Options, parse } from 'csv-parse';
 import { ConnectorError } from '../../core/errors.ts';
 import type { Row } from '../../core/types.ts';
@@ -31,14 +32,14 @@ const NEWLINE = 0x0a;
 
 /**
  * Reads CSV records from `offset` to `end` with csv-parse, streaming. Each record's end offset
- * comes from csv-parse's `info.bytes`; a record csv-parse refuses (bad quoting) is reported as
- * malformed and parsing goes on from the next record it can read.
+ * comes from csv-parse's `info.bytes`; a record csv-parse refuses (bad quoting) or whose bytes are
+ * not UTF-8 is reported as malformed and parsing goes on from the next record it can read.
  */
 export async function scanCsv(req: CsvScanRequest, csv: CsvOptions): Promise<CsvScanResult> {
-  const start = req.offset === 0 ? await startOf(req.path) : req.offset;
+  const start = req.offset === 0 ? await bodyStart(req.fh) : req.offset;
   const result: CsvScanResult = { items: [], offset: start, line: req.line, exhausted: true, skip: 0 };
   if (start >= req.end) return result;
-  const terminated = await endsWithNewline(req.path, req.end);
+  const terminated = await endsWithNewline(req.fh, req.end);
   const skips: Skip[] = [];
   const parser = parse({
     ...parserOptions(csv),
@@ -49,9 +50,9 @@ export async function scanCsv(req: CsvScanRequest, csv: CsvOptions): Promise<Csv
   // csv-parse reads its live `info` in on_skip; set after construction because it is the parser's own.
   const info = parser.info;
   function skipOf(error: CsvError | undefined, raw: string | undefined): Skip {
-    return { after: info.records, error: error as CsvError, raw: raw ?? '' };
+    return { after: info.records, error: error as CsvError, raw: fromLatin1(raw ?? '') };
   }
-  const input = createReadStream(req.path, { start, end: req.end - 1, highWaterMark: req.chunkSize });
+  const input = byteRange(req.fh, start, req.end, req.chunkSize);
   input.on('error', (err) => parser.destroy(err));
   input.pipe(parser);
   let skipToDrop = req.skip;
@@ -84,7 +85,7 @@ export async function scanCsv(req: CsvScanRequest, csv: CsvOptions): Promise<Csv
     result.line = addLine(result.line, 1);
     result.items.push({
       malformed: {
-        reason: `${first.error.message}${more}`,
+        reason: `${fromLatin1(first.error.message)}${more}`,
         offset: result.offset,
         line: result.line,
         raw: region.at(-1)!.raw,
@@ -130,8 +131,12 @@ export async function scanCsv(req: CsvScanRequest, csv: CsvOptions): Promise<Csv
 
 function parserOptions(csv: CsvOptions): Options {
   return {
-    delimiter: csv.delimiter,
-    quote: csv.quote,
+    // One character per byte: a record's text is its bytes, checked as UTF-8 before it is decoded
+    // (csv-parse's own UTF-8 decoding turns invalid bytes into U+FFFD without a word). So the
+    // delimiter and quote are given as their UTF-8 bytes.
+    encoding: 'latin1',
+    delimiter: Buffer.from(csv.delimiter),
+    quote: Buffer.from(csv.quote),
     // Fixed rather than guessed: parsing resumes mid-file, where a guess could differ from the first one.
     record_delimiter: ['\r\n', '\n'],
     relax_column_count: true,
@@ -143,17 +148,13 @@ function parserOptions(csv: CsvOptions): Options {
 }
 
 function toItem(parsed: Parsed, columns: readonly string[], offset: number, line: number | null): Item {
-  const values = parsed.record;
-  if (values.length !== columns.length) {
-    return {
-      malformed: {
-        reason: `expected ${columns.length} fields (${columns.join(', ')}), got ${values.length}`,
-        offset,
-        line,
-        raw: parsed.raw.replace(/\r?\n?$/, ''),
-      },
-    };
-  }
+  const bad = (reason: string): Item => ({
+    malformed: { reason, offset, line, raw: fromLatin1(parsed.raw).replace(/\r?\n?$/, '') },
+  });
+  const values = decodeRecord(parsed);
+  if (values === null) return bad('invalid UTF-8');
+  if (values.length !== columns.length)
+    return bad(`expected ${columns.length} fields (${columns.join(', ')}), got ${values.length}`);
   const row: Row = {};
   columns.forEach((name, i) => {
     row[name] = values[i];
@@ -161,25 +162,44 @@ function toItem(parsed: Parsed, columns: readonly string[], offset: number, line
   return { row };
 }
 
+const NON_ASCII = /[\x80-\xff]/;
+
+/** The record's fields as UTF-8 text; null when its bytes are not UTF-8. */
+function decodeRecord(parsed: Parsed): string[] | null {
+  // ASCII reads the same in latin1 and UTF-8: most records need no second decoding.
+  if (!NON_ASCII.test(parsed.raw)) return parsed.record;
+  if (!isUtf8(Buffer.from(parsed.raw, 'latin1'))) return null;
+  // Fields are the record's bytes less ASCII (or whole-character) quotes and delimiters: UTF-8 too.
+  return parsed.record.map((field) =>
+    NON_ASCII.test(field) ? Buffer.from(field, 'latin1').toString('utf8') : field,
+  );
+}
+
+/** latin1 text (bytes as characters) read as UTF-8, invalid bytes as U+FFFD: for messages and raw text. */
+function fromLatin1(text: string): string {
+  return NON_ASCII.test(text) ? Buffer.from(text, 'latin1').toString('utf8') : text;
+}
+
 /** The header: the first record's fields and where the data after it starts; null while incomplete. */
 export async function readHeader(
-  path: string,
+  file: { path: string; fh: FileHandle },
   end: number,
   tailComplete: boolean,
   csv: CsvOptions,
 ): Promise<{ columns: string[]; offset: number } | null> {
-  const start = await startOf(path);
+  const { path, fh } = file;
+  const start = await bodyStart(fh);
   if (start >= end) return null;
-  const terminated = await endsWithNewline(path, end);
+  const terminated = await endsWithNewline(fh, end);
   // Skips are reported as csv-parse meets them, ahead of the records it queued: count those before the header.
   const skips: string[] = [];
   const parser = parse({
     ...parserOptions(csv),
     on_skip: (error) => {
-      if (parser.info.records === 0) skips.push(error?.message ?? 'unreadable');
+      if (parser.info.records === 0) skips.push(fromLatin1(error?.message ?? 'unreadable'));
     },
   });
-  const input = createReadStream(path, { start, end: end - 1, highWaterMark: 16_384 });
+  const input = byteRange(fh, start, end, 16_384);
   input.on('error', (err) => parser.destroy(err));
   input.pipe(parser);
   try {
@@ -187,7 +207,14 @@ export async function readHeader(
       if (skips.length > 0) break;
       const after = start + parsed.info.bytes;
       if (after >= end && !terminated && !tailComplete) return null;
-      return { columns: parsed.record.map((name, i) => name || `column${i + 1}`), offset: after };
+      const names = decodeRecord(parsed);
+      if (names === null) {
+        throw new ConnectorError(
+          'SOURCE_HEADER_INVALID',
+          `the header of CSV file ${path} is not valid UTF-8: save the file as UTF-8`,
+        );
+      }
+      return { columns: names.map((name, i) => name || `column${i + 1}`), offset: after };
     }
     if (skips.length === 0 || (!tailComplete && !terminated)) return null;
     throw new ConnectorError(
@@ -200,23 +227,28 @@ export async function readHeader(
   }
 }
 
-async function startOf(path: string): Promise<number> {
-  const fh = await open(path, 'r');
-  try {
-    return await bodyStart(fh);
-  } finally {
-    await fh.close();
+/**
+ * The bytes from `start` to `end` of the open file, as a stream for csv-parse. Read through the
+ * handle the identity check used: a path could meanwhile name another file. (Node's fd and
+ * FileHandle read streams close the handle when they end, which the next read still needs.)
+ */
+function byteRange(fh: FileHandle, start: number, end: number, chunkSize: number): Readable {
+  return Readable.from(chunks(fh, start, end, chunkSize), { objectMode: false });
+}
+
+async function* chunks(fh: FileHandle, start: number, end: number, size: number): AsyncGenerator<Buffer> {
+  for (let pos = start; pos < end; ) {
+    const buf = Buffer.allocUnsafe(Math.min(size, end - pos));
+    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    if (bytesRead === 0) return; // the file shrank under us; what was read stands
+    yield buf.subarray(0, bytesRead);
+    pos += bytesRead;
   }
 }
 
-async function endsWithNewline(path: string, end: number): Promise<boolean> {
+async function endsWithNewline(fh: FileHandle, end: number): Promise<boolean> {
   if (end === 0) return false;
-  const fh = await open(path, 'r');
-  try {
-    const last = Buffer.alloc(1);
-    const { bytesRead } = await fh.read(last, 0, 1, end - 1);
-    return bytesRead === 1 && last[0] === NEWLINE;
-  } finally {
-    await fh.close();
-  }
+  const last = Buffer.alloc(1);
+  const { bytesRead } = await fh.read(last, 0, 1, end - 1);
+  return bytesRead === 1 && last[0] === NEWLINE;
 }

@@ -20,7 +20,8 @@ export const filesConnector: Connector<FilesConnection, FileSourceOptions, FileT
   connection: connectionSchema,
   source: {
     options: sourceSchema,
-    open: async (conn, options, shape) => new FileSource(pathOf(conn, options.path, shape.baseDir), options),
+    open: async (conn, options, shape) =>
+      new FileSource(pathOf(conn, options.path, shape.baseDir), options, shape.sync),
   },
   target: {
     options: targetSchema,

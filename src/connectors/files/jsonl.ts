@@ -1,4 +1,3 @@
-import { open } from 'node:fs/promises';
 import type { Row } from '../../core/types.ts';
 import { addLine, bodyStart, type Item, type Malformed, type ScanRequest, type ScanResult } from './scan.ts';
 
@@ -13,49 +12,45 @@ const lenient = new TextDecoder('utf-8', { ignoreBOM: true });
  * multi-byte character split between two chunks decodes intact.
  */
 export async function scanJsonl(req: ScanRequest): Promise<ScanResult> {
-  const fh = await open(req.path, 'r');
-  try {
-    let offset = req.offset === 0 ? await bodyStart(fh) : req.offset;
-    let line = req.line;
-    const items: Item[] = [];
-    const chunk = Buffer.allocUnsafe(Math.min(req.chunkSize, Math.max(1, req.end - offset)));
-    let parts: Buffer[] = [];
-    let pos = offset; // where the next chunk is read
-    while (pos < req.end && items.length < req.limit) {
-      req.signal.throwIfAborted();
-      const { bytesRead } = await fh.read(chunk, 0, Math.min(chunk.length, req.end - pos), pos);
-      if (bytesRead === 0) break; // the file shrank under us; what was read stands
-      let from = 0;
-      while (items.length < req.limit) {
-        const nl = chunk.indexOf(NEWLINE, from);
-        if (nl === -1 || nl >= bytesRead) break;
-        parts.push(chunk.subarray(from, nl));
-        const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-        parts = [];
-        line = addLine(line, 1);
-        const item = parseLine(bytes, offset, line);
-        if (item) items.push(item);
-        offset = pos + nl + 1;
-        from = nl + 1;
-      }
-      // Copied: the chunk buffer is reused by the next read.
-      if (items.length < req.limit && from < bytesRead)
-        parts.push(Buffer.from(chunk.subarray(from, bytesRead)));
-      pos += bytesRead;
-    }
-    const tail = parts.length > 0 && items.length < req.limit && pos >= req.end;
-    if (tail && req.tailComplete) {
+  const { fh } = req;
+  let offset = req.offset === 0 ? await bodyStart(fh) : req.offset;
+  let line = req.line;
+  const items: Item[] = [];
+  const chunk = Buffer.allocUnsafe(Math.min(req.chunkSize, Math.max(1, req.end - offset)));
+  let parts: Buffer[] = [];
+  let pos = offset; // where the next chunk is read
+  while (pos < req.end && items.length < req.limit) {
+    req.signal.throwIfAborted();
+    const { bytesRead } = await fh.read(chunk, 0, Math.min(chunk.length, req.end - pos), pos);
+    if (bytesRead === 0) break; // the file shrank under us; what was read stands
+    let from = 0;
+    while (items.length < req.limit) {
+      const nl = chunk.indexOf(NEWLINE, from);
+      if (nl === -1 || nl >= bytesRead) break;
+      parts.push(chunk.subarray(from, nl));
+      const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      parts = [];
       line = addLine(line, 1);
-      const item = parseLine(Buffer.concat(parts), offset, line);
+      const item = parseLine(bytes, offset, line);
       if (item) items.push(item);
-      offset = req.end;
+      offset = pos + nl + 1;
+      from = nl + 1;
     }
-    // A partial last line is left for when its newline arrives: the tail is caught up without it.
-    const exhausted = offset >= req.end || (tail && !req.tailComplete);
-    return { items, offset, line, exhausted };
-  } finally {
-    await fh.close();
+    // Copied: the chunk buffer is reused by the next read.
+    if (items.length < req.limit && from < bytesRead)
+      parts.push(Buffer.from(chunk.subarray(from, bytesRead)));
+    pos += bytesRead;
   }
+  const tail = parts.length > 0 && items.length < req.limit && pos >= req.end;
+  if (tail && req.tailComplete) {
+    line = addLine(line, 1);
+    const item = parseLine(Buffer.concat(parts), offset, line);
+    if (item) items.push(item);
+    offset = req.end;
+  }
+  // A partial last line is left for when its newline arrives: the tail is caught up without it.
+  const exhausted = offset >= req.end || (tail && !req.tailComplete);
+  return { items, offset, line, exhausted };
 }
 
 /** One line: null when blank, a row when it is a JSON object, malformed otherwise. */

@@ -17,6 +17,15 @@ export type FilesConnection = z.output<typeof connectionSchema>;
 export const malformedModes = ['record', 'reject', 'fail'] as const;
 export type MalformedMode = (typeof malformedModes)[number];
 
+/**
+ * What a source does when its file was replaced since the saved position was read: renamed over,
+ * rewritten in place, or cut shorter, so that position means nothing in it. `fail` stops the sync
+ * until someone decides (`sluice reset <sync>` reads the new file from its start); `restart` reads
+ * the new file from its start by itself. Records read from the old file stay in the target.
+ */
+export const replaceModes = ['fail', 'restart'] as const;
+export type ReplaceMode = (typeof replaceModes)[number];
+
 const csvSchema = z.strictObject({
   /** @defaultValue ',' */
   delimiter: z.string().min(1, 'expected a non-empty delimiter').default(','),
@@ -42,6 +51,8 @@ export const sourceSchema = z
     malformed: z.enum(malformedModes, { error: 'expected "record", "reject" or "fail"' }).default('reject'),
     /** Bytes read from the file at a time. @defaultValue 65536 */
     chunkSize: z.number().int().min(1, 'expected a positive number of bytes').default(65_536),
+    /** When the file was replaced (another inode, other bytes before the saved position, or shorter): stop the sync with SOURCE_FILE_REPLACED (fail) or read the new file from its start (restart). @defaultValue 'fail' */
+    onReplace: z.enum(replaceModes, { error: 'expected "fail" or "restart"' }).default('fail'),
   })
   .superRefine((o, ctx) => {
     if (!o.format && !byExtension[extname(o.path).toLowerCase()]) {
@@ -65,6 +76,7 @@ export const sourceSchema = z
     csv: o.csv ?? csvSchema.parse({}),
     malformed: o.malformed,
     chunkSize: o.chunkSize,
+    onReplace: o.onReplace,
   }));
 
 export type FileSourceOptions = z.output<typeof sourceSchema>;

@@ -16,7 +16,9 @@ export type Item = { row: Row } | { malformed: Malformed };
 
 /** Where a scan reads: from `offset` to `end` bytes, stopping after `limit` items. */
 export type ScanRequest = {
+  /** For messages; the bytes come from `fh`, the file whose identity the read checked. */
   path: string;
+  fh: FileHandle;
   offset: number;
   /** Records (or lines) before `offset`, when known, to number what follows. */
   line: number | null;

@@ -1,8 +1,9 @@
-import { stat } from 'node:fs/promises';
+import { type FileHandle, open, stat } from 'node:fs/promises';
 import { ConnectorError } from '../../core/errors.ts';
 import type { ReadRequest, Source } from '../../core/ports.ts';
 import type { Cursor, Json, Page, Phase, Rejected, Row } from '../../core/types.ts';
 import { readHeader, scanCsv } from './csv.ts';
+import { differs, type FileIdentity, identify, type OpenFile, otherFile, shorter } from './identity.ts';
 import { scanJsonl } from './jsonl.ts';
 import type { FileSourceOptions } from './options.ts';
 import { countNewlines, type Malformed, malformedJson, type ScanResult } from './scan.ts';
@@ -11,9 +12,19 @@ import { countNewlines, type Malformed, malformedJson, type ScanResult } from '.
  * A file cursor: `offset` is the byte after the last record returned, `line` the lines (JSONL) or
  * records (CSV) before it, null where unknown (the high-water mark is taken without counting).
  * CSV cursors carry the header's `columns`, so a resumed read never goes back to the header, and
- * `skip` (see `CsvScanResult.skip`).
+ * `skip` (see `CsvScanResult.skip`). `file` says which file the offset belongs to (absent in
+ * cursors saved before it was kept: the next read adopts the file it finds). `generation` counts
+ * the times the file was found replaced and read again from its start (`onReplace: 'restart'`),
+ * so a position in the new file orders after every position in the old one.
  */
-export type FileCursor = { offset: number; line: number | null; columns?: string[] | null; skip?: number };
+export type FileCursor = {
+  offset: number;
+  line: number | null;
+  columns?: string[] | null;
+  skip?: number;
+  file?: FileIdentity;
+  generation?: number;
+};
 
 /** The one field of a row that stands for a malformed record in `malformed: 'record'` mode. */
 export const MALFORMED_FIELD = '_sluice_malformed';
@@ -27,32 +38,53 @@ export type FilePage = Page<Row> & { rejected: Rejected<Json>[] };
  * newline for a later read, since its writer may not have finished it. A final line without a
  * newline at the high-water mark counts as complete: if a writer was caught mid-line at that very
  * instant, both halves of its line are reported malformed rather than lost.
+ *
+ * Every read first checks that the file is still the one its cursor was taken from (see
+ * `FileIdentity`), and reads through the handle it checked.
  */
 export class FileSource implements Source {
   private readonly path: string;
   private readonly options: FileSourceOptions;
+  /** The sync's name, for the way out of a replaced file (`sluice reset <sync>`). */
+  private readonly sync: string;
 
-  constructor(path: string, options: FileSourceOptions) {
+  constructor(path: string, options: FileSourceOptions, sync: string) {
     this.path = path;
     this.options = options;
+    this.sync = sync;
   }
 
   async read(req: ReadRequest): Promise<FilePage> {
     req.signal.throwIfAborted();
-    const size = await this.size();
-    const cursor = (req.cursor as FileCursor | null) ?? { offset: 0, line: 0 };
-    if (cursor.offset > size) {
-      throw new ConnectorError(
-        'SOURCE_FILE_SHRANK',
-        `${this.path} is ${size} bytes, shorter than the saved position (byte ${cursor.offset}): it was truncated or replaced; reset the sync to read it again`,
-      );
+    const file = await this.openFile();
+    try {
+      return await this.readFile(file, req);
+    } finally {
+      await file.fh.close();
     }
+  }
+
+  private async readFile(file: OpenFile, req: ReadRequest): Promise<FilePage> {
     const backfill = req.phase === 'backfill';
-    const hwm = req.highWaterMark as FileCursor | null;
-    const end = backfill ? Math.min(hwm?.offset ?? size, size) : size;
-    const scan = await this.scan(cursor, end, backfill, req.limit, req.signal);
-    if (scan === null) return { records: [], rejected: [], next: cursor as Json, done: true };
-    const page: FilePage = { records: [], rejected: [], next: scan.next as Json, done: scan.exhausted };
+    const hwm = backfill ? (req.highWaterMark as FileCursor | null) : null;
+    const saved = req.cursor as FileCursor | null;
+    let cursor = saved ?? { offset: 0, line: 0 };
+    const why = await this.replacedBecause(file, saved, hwm);
+    if (why !== null) {
+      const fresh = await this.startOver(file, why, saved, hwm);
+      // The backfill ends on an empty page; incremental, finding the mark's file replaced, starts over.
+      if (fresh === null) return { records: [], rejected: [], next: hwm as Json, done: true };
+      cursor = fresh;
+    }
+    const end = hwm ? Math.min(hwm.offset, file.size) : file.size;
+    const scan = await this.scan(file, cursor, end, backfill, req.limit, req.signal);
+    // A checked identity's head no longer changes past 4 KiB: one read saved per page.
+    const known = why === null && saved?.file ? { offset: saved.offset, id: saved.file } : undefined;
+    const next = scan?.next ?? cursor;
+    const mark: FileCursor = { ...next, file: await identify(file, next.offset, known) };
+    if (cursor.generation) mark.generation = cursor.generation;
+    if (scan === null) return { records: [], rejected: [], next: mark as Json, done: true };
+    const page: FilePage = { records: [], rejected: [], next: mark as Json, done: scan.exhausted };
     for (const item of scan.items) {
       if ('row' in item) page.records.push(item.row);
       else this.malformed(item.malformed, page);
@@ -60,14 +92,65 @@ export class FileSource implements Source {
     return page;
   }
 
+  /**
+   * Why the saved position, or in backfill the high-water mark, does not belong to this file; null
+   * when nothing says so. A stat and at most two small reads: once the cursor's file is checked,
+   * the mark's inode and size are enough.
+   */
+  private async replacedBecause(
+    file: OpenFile,
+    saved: FileCursor | null,
+    hwm: FileCursor | null,
+  ): Promise<string | null> {
+    // A cursor saved before identities were kept: only its size can tell.
+    const why = saved?.file
+      ? await differs(file, saved.offset, saved.file)
+      : saved
+        ? shorter(file, saved.offset)
+        : null;
+    if (why !== null || !hwm) return why;
+    if (!hwm.file) return shorter(file, hwm.offset);
+    if (saved?.file) return otherFile(file, hwm.file) ?? shorter(file, hwm.offset);
+    return differs(file, hwm.offset, hwm.file);
+  }
+
+  /**
+   * Where to read a replaced file from under `onReplace`: its start, one generation on; or null
+   * where the backfill must end first, because its high-water mark was taken from the old file
+   * and cannot say where the new one's backfill would end. Throws under 'fail'.
+   */
+  private async startOver(
+    file: OpenFile,
+    why: string,
+    saved: FileCursor | null,
+    hwm: FileCursor | null,
+  ): Promise<FileCursor | null> {
+    if (this.options.onReplace === 'fail') throw this.replaced(why, saved, hwm);
+    if (hwm?.file && (await differs(file, hwm.offset, hwm.file)) !== null) return null;
+    return { offset: 0, line: 0, generation: (saved?.generation ?? 0) + 1 };
+  }
+
+  private replaced(why: string, saved: FileCursor | null, hwm: FileCursor | null): ConnectorError {
+    const since = saved
+      ? `sync "${this.sync}" read it up to byte ${saved.offset}`
+      : `the backfill of sync "${this.sync}" began (it was ${hwm?.offset} bytes then)`;
+    return new ConnectorError(
+      'SOURCE_FILE_REPLACED',
+      `source file ${this.path} was replaced since ${since}: ${why}. Reading on from there would skip or split the new file's records. ` +
+        `Run \`sluice reset ${this.sync}\` to read the file from its start (what was written from the old file stays in the target), or set the source option onReplace: 'restart' to do so by itself.`,
+    );
+  }
+
   private async scan(
+    file: OpenFile,
     cursor: FileCursor,
     end: number,
     tailComplete: boolean,
     limit: number,
     signal: AbortSignal,
   ): Promise<(ScanResult & { next: FileCursor }) | null> {
-    const base = { path: this.path, end, tailComplete, limit, chunkSize: this.options.chunkSize, signal };
+    const { path, fh } = file;
+    const base = { path, fh, end, tailComplete, limit, chunkSize: this.options.chunkSize, signal };
     if (this.options.format === 'jsonl') {
       const scan = await scanJsonl({ ...base, offset: cursor.offset, line: cursor.line });
       return { ...scan, next: { offset: scan.offset, line: scan.line } };
@@ -75,7 +158,7 @@ export class FileSource implements Source {
     let { offset, line } = cursor;
     let columns = cursor.columns ?? this.options.csv.columns ?? null;
     if (this.options.csv.header && !cursor.columns) {
-      const header = await readHeader(this.path, end, tailComplete, this.options.csv);
+      const header = await readHeader(file, end, tailComplete, this.options.csv);
       if (!header) return null;
       columns = this.options.csv.columns ?? header.columns;
       if (offset < header.offset) [offset, line] = [header.offset, 0];
@@ -104,17 +187,24 @@ export class FileSource implements Source {
     }
   }
 
-  /** The file's size now; for CSV with a header, also the columns, so incremental never re-reads it. */
+  /**
+   * The file's size now, with its identity, so a file replaced before the backfill reads it is
+   * caught; for CSV with a header, also the columns, so incremental never re-reads it.
+   */
   async highWaterMark(): Promise<Cursor> {
-    const size = await this.size();
-    const mark: FileCursor = { offset: size, line: null };
-    if (this.options.format === 'csv') {
-      const header = this.options.csv.header
-        ? await readHeader(this.path, size, true, this.options.csv)
-        : null;
-      mark.columns = this.options.csv.columns ?? header?.columns ?? null;
+    const file = await this.openFile();
+    try {
+      const mark: FileCursor = { offset: file.size, line: null, file: await identify(file, file.size) };
+      if (this.options.format === 'csv') {
+        const header = this.options.csv.header
+          ? await readHeader(file, file.size, true, this.options.csv)
+          : null;
+        mark.columns = this.options.csv.columns ?? header?.columns ?? null;
+      }
+      return mark as Json;
+    } finally {
+      await file.fh.close();
     }
-    return mark as Json;
   }
 
   /** Bytes left divided by the bytes per record so far (or, at the start, in the first 64 KiB). */
@@ -133,22 +223,44 @@ export class FileSource implements Source {
     return sample === 0 ? 1 : Math.round(((end - offset) * sample) / Math.min(end, 65_536));
   }
 
+  /** A position in a file read again after it was replaced comes after every one in the old file. */
   compare(a: Cursor, b: Cursor): number {
     const ca = a as FileCursor;
     const cb = b as FileCursor;
-    return ca.offset - cb.offset || (ca.skip ?? 0) - (cb.skip ?? 0);
+    return (
+      (ca.generation ?? 0) - (cb.generation ?? 0) || ca.offset - cb.offset || (ca.skip ?? 0) - (cb.skip ?? 0)
+    );
   }
 
   private async size(): Promise<number> {
     try {
       return (await stat(this.path)).size;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new ConnectorError('SOURCE_FILE_MISSING', `source file ${this.path} does not exist`, {
-          cause: err,
-        });
-      }
+      throw this.missing(err);
+    }
+  }
+
+  /** The file open for one read, with its `fstat`: the inode checked is the one read. */
+  private async openFile(): Promise<OpenFile> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.path, 'r');
+    } catch (err) {
+      throw this.missing(err);
+    }
+    try {
+      const stats = await fh.stat({ bigint: true });
+      return { path: this.path, fh, stats, size: Number(stats.size) };
+    } catch (err) {
+      await fh.close();
       throw err;
     }
+  }
+
+  private missing(err: unknown): unknown {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return err;
+    return new ConnectorError('SOURCE_FILE_MISSING', `source file ${this.path} does not exist`, {
+      cause: err,
+    });
   }
 }

@@ -1,6 +1,8 @@
 import { appendFileSync, closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MALFORMED_FIELD } from '../../../src/connectors/files/source.ts';
+import type { Json } from '../../../src/core/types.ts';
 import { tempDir } from '../../support/tmp.ts';
 import { openSource, readAll, request } from './helpers.ts';
 
@@ -44,10 +46,11 @@ describe('files source: CSV', () => {
     writeSync(fd, 'ab,cdef,ghij', 0);
     closeSync(fd);
     const second = await openSource(dir, { path: 'a.csv' });
-    const rest = await readAll(second, 'backfill', 2, {
-      cursor: JSON.parse(JSON.stringify(page.next)),
-      highWaterMark: hwm,
-    });
+    // Without the file's identity (as cursors saved before it was kept): with it, the rewritten
+    // header would rightly count as a replaced file.
+    const { file: _identity, ...saved } = JSON.parse(JSON.stringify(page.next));
+    const { file: _hwmIdentity, ...mark } = hwm as { [field: string]: Json };
+    const rest = await readAll(second, 'backfill', 2, { cursor: saved, highWaterMark: mark });
     expect([...page.records, ...rest.records]).toEqual(tricky);
   });
 
@@ -133,5 +136,76 @@ describe('files source: CSV', () => {
       expect.stringMatching(/Quote Not Closed/),
     ]);
     expect(cursor).toMatchObject({ offset: (hwm as { offset: number }).offset });
+  });
+
+  // Record 2 holds a lone 0xFF, record 4 a cut two-byte sequence inside quotes; record 3 is valid
+  // multi-byte text and record 5 a real U+FFFD (EF BF BD), which must not be taken for a bad byte.
+  const badUtf8 = Buffer.concat([
+    Buffer.from(`${header}1,a,b\n2,b`),
+    Buffer.from([0xff]),
+    Buffer.from('c,d\n3,é日,x\n4,"q'),
+    Buffer.from([0xc3]),
+    Buffer.from('(",y\n5,\uFFFD,z\n'),
+  ]);
+  const offsetOf = (record: number) => badUtf8.indexOf(`\n${record},`) + 1;
+
+  it('treats a record that is not valid UTF-8 as malformed: rejected with its record and byte, at any chunk size', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'a.csv'), badUtf8);
+    for (const chunkSize of [1, 2, 5, 4096]) {
+      const source = await openSource(dir, { path: 'a.csv', chunkSize, malformed: 'reject' });
+      const { pages, records } = await readAll(source, 'backfill', 2, {
+        cursor: null,
+        highWaterMark: await source.highWaterMark(),
+      });
+      expect(records, `chunkSize ${chunkSize}`).toEqual([
+        { id: '1', name: 'a', note: 'b' },
+        { id: '3', name: 'é日', note: 'x' },
+        { id: '5', name: '\uFFFD', note: 'z' },
+      ]);
+      expect(pages.flatMap((p) => p.rejected)).toEqual([
+        {
+          record: { reason: 'invalid UTF-8', offset: offsetOf(2), line: 2, raw: '2,b\uFFFDc,d' },
+          reason: 'malformed record: invalid UTF-8',
+        },
+        {
+          record: { reason: 'invalid UTF-8', offset: offsetOf(4), line: 4, raw: '4,"q\uFFFD(",y' },
+          reason: 'malformed record: invalid UTF-8',
+        },
+      ]);
+    }
+  });
+
+  it('passes a record that is not valid UTF-8 on as marked in "record" mode, and stops at it in "fail" mode', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'a.csv'), badUtf8);
+    const marking = await openSource(dir, { path: 'a.csv', malformed: 'record' });
+    const hwm = await marking.highWaterMark();
+    const { records } = await readAll(marking, 'backfill', 10, { cursor: null, highWaterMark: hwm });
+    expect(records.map((r) => r.id ?? (r[MALFORMED_FIELD] as { reason: string }).reason)).toEqual([
+      '1',
+      'invalid UTF-8',
+      '3',
+      'invalid UTF-8',
+      '5',
+    ]);
+    const failing = await openSource(dir, { path: 'a.csv', malformed: 'fail' });
+    await expect(failing.read(request('backfill', null, 10, hwm))).rejects.toMatchObject({
+      code: 'SOURCE_RECORD_MALFORMED',
+      message: `${join(dir, 'a.csv')}, record 2, byte ${offsetOf(2)}: invalid UTF-8`,
+    });
+  });
+
+  it('refuses a header that is not valid UTF-8 rather than naming columns after replacement characters', async () => {
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, 'a.csv'),
+      Buffer.concat([Buffer.from('id,n'), Buffer.from([0xe9]), Buffer.from('\n1,x\n')]),
+    );
+    const source = await openSource(dir, { path: 'a.csv' });
+    await expect(source.highWaterMark()).rejects.toMatchObject({
+      code: 'SOURCE_HEADER_INVALID',
+      message: expect.stringContaining('is not valid UTF-8'),
+    });
   });
 });

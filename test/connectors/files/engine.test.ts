@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, expect, it } from 'vitest';
@@ -130,5 +130,41 @@ describe('files source through the engine into SQLite', () => {
     ]);
     expect(letters.every((l) => l.reason.startsWith('malformed record: ') && l.key === null)).toBe(true);
     await sync.store.close();
+  }, 60_000);
+
+  it('a JSON Lines file renamed over by a larger one between runs fails the run and keeps the checkpoint; with onReplace "restart" every new record arrives', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'a.jsonl');
+    const lines = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => `${JSON.stringify({ id: from + i, name: `p${from + i}` })}\n`).join(
+        '',
+      );
+    writeFileSync(path, lines(1, 1000));
+    const failing = filesToSqlite(dir, { path: 'a.jsonl' }, { batchSize: 100, maxRunDurationMs: 0 });
+    for (let i = 0; i < 3; i++) await failing.run(true);
+    const before = await failing.store.getCheckpoint('people');
+    expect(before?.totals.read).toBe(300);
+    writeFileSync(`${path}.new`, lines(5001, 2000));
+    renameSync(`${path}.new`, path);
+    await expect(failing.run(true)).rejects.toMatchObject({
+      code: 'SOURCE_FILE_REPLACED',
+      message: expect.stringContaining('sluice reset people'),
+    });
+    expect(await failing.store.getCheckpoint('people')).toEqual(before);
+    expect(tableRows(dir)).toHaveLength(300);
+    await failing.store.close();
+
+    const restarting = filesToSqlite(dir, { path: 'a.jsonl', onReplace: 'restart' }, { batchSize: 100 });
+    for (let i = 0; i < 5; i++) {
+      const outcome = await restarting.run();
+      if (!outcome.more && outcome.checkpoint.phase === 'incremental') break;
+    }
+    const rows = tableRows(dir);
+    expect(rows.map((r) => r.id)).toEqual([
+      ...Array.from({ length: 300 }, (_, i) => i + 1),
+      ...Array.from({ length: 2000 }, (_, i) => 5001 + i),
+    ]);
+    expect(rows.at(-1)).toEqual({ id: 7000, name: 'p7000' });
+    await restarting.store.close();
   }, 60_000);
 });

@@ -152,7 +152,7 @@ describe('files source: JSON Lines', () => {
     expect(await source.estimate({ phase: 'incremental', cursor: hwm, highWaterMark: hwm })).toBeNull();
   });
 
-  it('refuses a cursor past the end of a file that was truncated', async () => {
+  it('refuses a cursor past the end of a file that was truncated, naming the file and the way out', async () => {
     const dir = tempDir();
     const path = join(dir, 'a.jsonl');
     writeFileSync(path, `${lines(rows(10)).join('\n')}\n`);
@@ -161,7 +161,12 @@ describe('files source: JSON Lines', () => {
     const page = await source.read(request('backfill', null, 8, hwm));
     truncateSync(path, 20);
     await expect(source.read(request('backfill', page.next, 8, hwm))).rejects.toMatchObject({
-      code: 'SOURCE_FILE_SHRANK',
+      code: 'SOURCE_FILE_REPLACED',
+      message: expect.stringMatching(
+        new RegExp(
+          `^source file ${path.replaceAll('.', '\\.')} was replaced .*shorter than the saved position.*sluice reset s`,
+        ),
+      ),
     });
   });
 });
