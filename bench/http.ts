@@ -153,6 +153,7 @@ async function sluice(urls: Urls, target: string): Promise<number> {
     const spec = {
       name: 'bench',
       key: ['id'],
+      cursorField: null,
       batchSize: BATCH,
       maxRunDurationMs: 3_600_000,
       lookbackMs: 0,

@@ -35,6 +35,7 @@ async function main(): Promise<void> {
   const spec = {
     name: 'contacts',
     key: shape.key,
+    cursorField: shape.cursorField,
     batchSize: job.batchSize,
     maxRunDurationMs: job.maxRunDurationMs,
     lookbackMs: 0,

@@ -1,4 +1,5 @@
 import prettyMs from 'pretty-ms';
+import { stringifyJson } from '../core/json.ts';
 
 /** Plain-text tables and figures for the CLI; `--json` output bypasses all of this. */
 
@@ -22,5 +23,5 @@ export const percent = (ratio: number | null): string =>
   ratio === null ? '-' : `${(ratio * 100).toFixed(1)}%`;
 
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${stringifyJson(value, { space: 2 })}\n`);
 }

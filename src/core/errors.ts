@@ -4,10 +4,17 @@
  */
 export class SluiceError extends Error {
   readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  /**
+   * The failure is momentary (a dropped connection, a busy database, a 5xx): the same run started
+   * again a little later from the checkpoint may well succeed. False for what a retry cannot fix
+   * (bad credentials, a missing table, a bad config).
+   */
+  readonly transient: boolean;
+  constructor(code: string, message: string, options?: { cause?: unknown; transient?: boolean }) {
     super(message, options);
     this.name = 'SluiceError';
     this.code = code;
+    this.transient = options?.transient ?? false;
   }
 }
 
@@ -48,19 +55,67 @@ export class LaneBusyError extends SluiceError {
   }
 }
 
+/** A run that no longer holds its sync (timed out, taken over by another process) tried to save. */
+export class RunFencedError extends SluiceError {
+  constructor(sync: string, runId: number, what: string) {
+    super(
+      'RUN_FENCED',
+      `run ${runId} of sync "${sync}" no longer holds it (it timed out or another process took it over); ${what} was not saved, and the run that holds it now goes on from the checkpoint`,
+    );
+    this.name = 'RunFencedError';
+  }
+}
+
+/** A checkpoint save that does not follow the saved version: another run saved since this one read it. */
+export class CheckpointConflictError extends SluiceError {
+  constructor(sync: string, version: number) {
+    super(
+      'CHECKPOINT_CONFLICT',
+      `the checkpoint of sync "${sync}" was saved by another run since this one read it (this save would be version ${version}); nothing was saved, so it never moves backwards`,
+    );
+    this.name = 'CheckpointConflictError';
+  }
+}
+
 export class ConnectorError extends SluiceError {
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: string, message: string, options?: { cause?: unknown; transient?: boolean }) {
     super(code, message, options);
     this.name = 'ConnectorError';
   }
 }
 
+// Socket errors Node reports by errno code, wherever they come from: worth another try.
+const NETWORK_CODES: ReadonlySet<string> = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+// SQLITE_BUSY (5) and SQLITE_LOCKED (6): another connection holds the file for now.
+const SQLITE_BUSY_CODES: ReadonlySet<number> = new Set([5, 6]);
+
+/** Whether `err` is worth another try from the checkpoint (see `SluiceError.transient`). */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof SluiceError) return err.transient;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  const errcode = (err as { errcode?: unknown } | null)?.errcode;
+  return typeof errcode === 'number' && SQLITE_BUSY_CODES.has(errcode & 0xff);
+}
+
 /** Wraps anything thrown into a SluiceError, keeping a known code and the original as `cause`. */
 export function asSluiceError(err: unknown, fallbackCode = 'INTERNAL'): SluiceError {
   if (err instanceof SluiceError) return err;
+  const transient = isTransient(err);
   if (err instanceof Error) {
     if (err.name === 'AbortError') return new SluiceError('ABORTED', err.message, { cause: err });
-    return new SluiceError(fallbackCode, err.message, { cause: err });
+    const code = (err as { code?: unknown }).code;
+    const known = typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code) ? code : fallbackCode;
+    return new SluiceError(known, err.message, { cause: err, transient });
   }
-  return new SluiceError(fallbackCode, String(err), { cause: err });
+  return new SluiceError(fallbackCode, String(err), { cause: err, transient });
 }

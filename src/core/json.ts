@@ -34,9 +34,20 @@ function exactNumber(_key: string, value: unknown, context?: { source?: string }
   return rawJSON(source);
 }
 
-/** `JSON.stringify` that writes a bigint as a JSON number; undefined for undefined, like it. */
-export function stringifyJson(value: unknown, space?: number): string {
-  return JSON.stringify(value, bigintAsNumber, space);
+type Replacer = (key: string, value: unknown) => unknown;
+
+/**
+ * `JSON.stringify` that writes a bigint as a JSON number. `replacer` runs first (after `toJSON`);
+ * like `JSON.stringify`, it answers undefined for undefined.
+ */
+export function stringifyJson(value: unknown, options: { space?: number; replacer?: Replacer } = {}): string {
+  const { replacer, space } = options;
+  const write: Replacer = replacer
+    ? function (this: unknown, key, v) {
+        return bigintAsNumber(key, replacer.call(this, key, v));
+      }
+    : bigintAsNumber;
+  return JSON.stringify(value, write, space);
 }
 
 function bigintAsNumber(_key: string, value: unknown): unknown {

@@ -1,3 +1,4 @@
+import { stringifyJson } from './json.ts';
 import type { Row } from './types.ts';
 
 /**
@@ -50,7 +51,11 @@ function formatLike(example: string, ms: number): string {
   return iso;
 }
 
-/** Orders two scalar values the way SQL does for one column: NULL first, numbers, then text. */
+/**
+ * Orders two scalar values roughly as SQL does for one column: NULL first, numbers, then text by
+ * code unit. Only for values an API hands over (the newest timestamp in a page, say): never for a
+ * database's own order, which follows its collation and types (see `keysetPageEnd`).
+ */
 export function compareValues(a: unknown, b: unknown): number {
   if (a === b) return 0;
   if (a === null || a === undefined) return -1;
@@ -65,14 +70,29 @@ export function compareValues(a: unknown, b: unknown): number {
   return sa < sb ? -1 : sa > sb ? 1 : 0;
 }
 
-/** Orders positions; a shorter position is a prefix that sorts before every longer one it starts. */
-export function comparePositions(a: Position, b: Position): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const c = compareValues(a[i], b[i]);
-    if (c !== 0) return c;
+/**
+ * Whether two positions hold the same values. Equality, unlike order, needs no collation: a
+ * position read back from the same row is the same text, number or bytes.
+ */
+export function samePosition(a: Position, b: Position): boolean {
+  return a.length === b.length && stringifyJson(a) === stringifyJson(b);
+}
+
+/**
+ * A cursor value as epoch milliseconds where it is a time: ISO-8601 text, a Date, or an epoch number
+ * (seconds below 1e11, milliseconds above, as `rewindPosition` reads them); null otherwise.
+ */
+export function timeOfValue(value: unknown): number | null {
+  if (typeof value === 'string') {
+    // An epoch in text (a bigint column read as a string) is a number, not a date for Date.parse.
+    if (/^-?\d+$/.test(value)) return timeOfValue(Number(value));
+    const t = Date.parse(value);
+    return Number.isNaN(t) ? null : t;
   }
-  return a.length - b.length;
+  if (typeof value === 'bigint') return timeOfValue(Number(value));
+  if (typeof value === 'number') return Number.isFinite(value) ? (value < 1e11 ? value * 1000 : value) : null;
+  if (value instanceof Date) return value.getTime();
+  return null;
 }
 
 /**
@@ -91,18 +111,34 @@ export function positionIn(cursor: KeysetCursor | null, incremental: boolean): u
 
 /**
  * Where a page of `count` rows ending at position `last` leaves a keyset read, and whether its
- * phase is done: a short page, or, in backfill, a page that reached the high-water mark's key (so no
- * empty read follows it). `compare` orders key positions as the source's system does.
+ * phase is done: a short page, or a page whose last row is the read's bound — the high-water mark's
+ * key in backfill, `until` in a lookback sweep — so no empty read follows it. The bound is matched
+ * by equality, never by a JavaScript comparison: the database alone decides order (its collation,
+ * its numeric types), and a page that stops short of the bound only costs one more, empty, read.
  */
 export function keysetPageEnd(
-  req: { phase: 'backfill' | 'incremental'; cursor: unknown; highWaterMark: unknown; limit: number },
+  req: {
+    phase: 'backfill' | 'incremental';
+    cursor: unknown;
+    highWaterMark: unknown;
+    until?: unknown;
+    limit: number;
+  },
   count: number,
   last: unknown[] | null,
   incremental: boolean,
-  compare: (a: Position, b: Position) => number = comparePositions,
 ): { next: KeysetCursor; done: boolean } {
   if (!last) return { next: (req.cursor ?? req.highWaterMark ?? {}) as KeysetCursor, done: true };
-  const hwmKey = (req.highWaterMark as KeysetCursor | null)?.key;
-  const atMark = req.phase === 'backfill' && hwmKey != null && compare(last, hwmKey) >= 0;
-  return { next: incremental ? { k: last } : { key: last }, done: count < req.limit || atMark };
+  const bound = boundOf(req, incremental);
+  const atBound = bound !== null && samePosition(last, bound);
+  return { next: incremental ? { k: last } : { key: last }, done: count < req.limit || atBound };
+}
+
+/** The last position a keyset read may return: the high-water key in backfill, `until` in a sweep. */
+export function boundOf(
+  req: { phase: 'backfill' | 'incremental'; highWaterMark: unknown; until?: unknown },
+  incremental: boolean,
+): unknown[] | null {
+  if (req.phase === 'backfill') return (req.highWaterMark as KeysetCursor | null)?.key ?? null;
+  return positionIn((req.until ?? null) as KeysetCursor | null, incremental);
 }

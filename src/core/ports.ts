@@ -19,8 +19,18 @@ export type ReadRequest = {
   limit: number;
   /** The high-water mark taken when the backfill started; backfill reads stop there. */
   highWaterMark: Cursor | null;
+  /**
+   * Incremental reads only: the last position this read may return, inclusive. A lookback sweep
+   * re-reads the window behind the checkpoint and ends there; `done` then means it got there. A
+   * source may return records up to the end of `until`'s cursor value (its ties), never fewer.
+   * Sources that have `rewind` honour it; absent or null, the read is unbounded.
+   */
+  until?: Cursor | null;
   signal: AbortSignal;
 };
+
+/** How many records are left to read, and whether that is a count or a guess. */
+export type Estimate = { records: number; exact: boolean };
 
 export interface Source<R extends Row = Row> {
   read(req: ReadRequest): Promise<Page<R>>;
@@ -31,11 +41,22 @@ export interface Source<R extends Row = Row> {
     phase: Phase;
     cursor: Cursor | null;
     highWaterMark: Cursor | null;
-  }): Promise<number | null>;
-  /** Moves an incremental cursor back by the lookback window, to re-read rows committed late. */
+  }): Promise<Estimate | null>;
+  /**
+   * Where a lookback sweep behind the incremental cursor starts: `lookbackMs` earlier, before every
+   * record at that cursor value. A source that has it honours `ReadRequest.until`.
+   */
   rewind?(cursor: Cursor, lookbackMs: number): Cursor;
-  /** Orders two cursors of one phase (negative: a is before b); required with `rewind`. */
-  compare?(a: Cursor, b: Cursor): number;
+  /**
+   * The cursor field's value at `cursor` as epoch milliseconds, where it is a time (or a number);
+   * null otherwise. Lets the engine tell which records a lookback window will read again.
+   */
+  timeOf?(cursor: Cursor): number | null;
+  /**
+   * The records with these keys as the source holds them now (absent: gone, or filtered out), for a
+   * dead-letter retry that must send the current version, not the copy kept in the letter.
+   */
+  readByKeys?(keys: readonly (readonly Json[])[], req: { signal: AbortSignal }): Promise<Row[]>;
   /** The source object's columns as its system declares them, for a target that creates its table. */
   schema?(): Promise<SourceSchema>;
   /** Where the rows live as their system addresses them, for a target there that copies batches itself. */
@@ -59,14 +80,24 @@ export type PageBounds = {
 /** A store transaction a target can join; `handle` is the store's own client, known to both. */
 export type StoreTransaction = { readonly database: string; readonly handle: unknown };
 
+export type WriteRequest = {
+  signal: AbortSignal;
+  /**
+   * The batch's identity: the same for a batch written again because its checkpoint was never saved
+   * (a crash between the target's confirmation and the store's commit). A target that cannot absorb
+   * a replay by key (an append-only file) replaces its earlier write of the same batch instead.
+   */
+  batch: string;
+};
+
 export interface Target<R extends Row = Row> {
   /** Idempotent by the target key. Per-record rejects come back in the result, never thrown. */
-  write(records: R[], req: { signal: AbortSignal }): Promise<WriteResult<R>>;
+  write(records: R[], req: WriteRequest): Promise<WriteResult<R>>;
   /**
    * Where the target lives in the store's own database (`database` names it), it can write inside the
    * store's transaction so the batch and its checkpoint commit together: exactly once.
    */
-  writeIn?(tx: StoreTransaction, records: R[], req: { signal: AbortSignal }): Promise<WriteResult<R>>;
+  writeIn?(tx: StoreTransaction, records: R[], req: WriteRequest): Promise<WriteResult<R>>;
   /**
    * Copies one page straight from a source in the same system (no map configured), without the
    * records passing through Sluice. Answers null when it cannot — another system, or a row the table
@@ -104,16 +135,32 @@ export type SyncShape = {
 export type Checkpoint = {
   sync: string;
   phase: Phase;
+  /**
+   * Where reading goes on: in backfill, after the last key moved; in incremental, after the furthest
+   * position read (it never moves back).
+   */
   cursor: Cursor | null;
+  /**
+   * Incremental only: the position of a lookback sweep under way, re-reading the window behind
+   * `cursor` across as many runs as it takes; null when none is.
+   */
+  sweep: Cursor | null;
   highWaterMark: Cursor | null;
   /** Totals since the sync started (or was last reset). */
   totals: Counters;
   /** Records the backfill has moved, and its estimate of the whole, for progress. */
   backfillDone: number;
   backfillEstimate: number | null;
+  /** False while the estimate is a guess (a planner's row count, bytes per record so far). */
+  backfillEstimateExact: boolean;
   backfillStartedAt: string | null;
   backfillEndedAt: string | null;
   updatedAt: string;
+  /**
+   * Counts the checkpoint's saves. A save names the version it follows and is refused otherwise, so
+   * a checkpoint never moves backwards, whoever writes it.
+   */
+  version: number;
 };
 
 export type RunRecord = {
@@ -150,24 +197,45 @@ export type DeadLetter = {
   attempts: number;
   createdAt: string;
   lastFailedAt: string;
-  retriedAt: string | null;
+  /** When the letter was closed (its record written, or gone from the source); null while open. */
+  closedAt: string | null;
+  /** The run that closed it. */
+  closedByRun: number | null;
+  /** Why it was closed: `written by run 12`, `retried by run 14`, `gone from the source`. */
+  resolution: string | null;
 };
 
 export type NewDeadLetter = { key: Json | null; record: Json | null; reason: string };
 
+/** A hash of the last version of a record written to the target, by the record's key. */
+export type Fingerprint = {
+  /** The key values as JSON text (`stringifyJson`), as dead letters name records. */
+  key: string;
+  hash: string;
+  /** The record's cursor value as epoch ms, where it is a time: fingerprints behind the window are pruned. */
+  cursorMs: number | null;
+};
+
 export type BatchCommit = {
   sync: string;
   runId: number;
+  /** The run's holder: a run that lost its hold (timed out, taken over) can no longer commit. */
+  holder: string;
   batch: number;
   cursorFrom: Cursor | null;
-  checkpoint: Checkpoint;
+  /** The checkpoint after the batch, its `version` one past the saved one; null leaves it as it is. */
+  checkpoint: Checkpoint | null;
   /** This batch's counts, added to the run's. */
   counters: Counters;
   deadLetters: NewDeadLetter[];
   /** The run's lease is extended by this much from now, in the same transaction. */
   leaseMs: number;
-  /** Dead letters this batch retried: closed before this batch's own dead letters are added. */
-  retried?: readonly number[];
+  /** Fingerprints of the records this batch wrote. */
+  fingerprints?: readonly Fingerprint[];
+  /** Open letters to close, by record key (their record was written or found unchanged) or by id. */
+  resolved?: { keys?: readonly string[]; ids?: readonly number[]; resolution: string }[];
+  /** Added to the saved checkpoint's totals where `checkpoint` is null (a dead-letter retry). */
+  totals?: Counters;
 };
 
 export type RunStart = {
@@ -181,6 +249,8 @@ export type RunStart = {
 };
 
 export type RunEnd = {
+  /** The run's holder: only the process that holds a run ends it. */
+  holder: string;
   status: Exclude<RunStatus, 'running'>;
   more: boolean | null;
   errorCode?: string | undefined;
@@ -203,19 +273,33 @@ export interface Store {
   transaction?<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T>;
   getCheckpoint(sync: string): Promise<Checkpoint | null>;
   listCheckpoints(): Promise<Checkpoint[]>;
-  /** Saves a confirmed batch: checkpoint, run counters and dead letters, in one transaction. */
+  /**
+   * Saves a confirmed batch: checkpoint, run counters, dead letters and fingerprints, in one
+   * transaction. Refused (`RUN_FENCED`, nothing saved) unless the run is still running under its
+   * holder and the checkpoint follows the saved version.
+   */
   commitBatch(commit: BatchCommit, tx?: StoreTransaction): Promise<void>;
-  /** Saves a checkpoint with no batch (a phase switch with nothing read). */
+  /** Saves a checkpoint with no batch (a backfill's start); fenced by version like a batch's. */
   saveCheckpoint(checkpoint: Checkpoint): Promise<void>;
+  /** The stored fingerprints of these record keys (JSON text of the key values). */
+  fingerprints(sync: string, keys: readonly string[]): Promise<Map<string, string>>;
+  /** Forgets fingerprints whose cursor time is before `beforeMs`: no lookback window reads them again. */
+  pruneFingerprints(sync: string, beforeMs: number): Promise<void>;
+  /** How many of the sync's dead letters are open. */
+  countOpenDeadLetters(sync: string): Promise<number>;
   /**
    * Opens a run, refusing when another run of the sync holds a live lease. A run whose holder is
    * gone (its lease expired, or its process on this host is dead) is closed as `abandoned` first.
    */
   startRun(start: RunStart): Promise<RunRecord>;
+  /**
+   * Ends a run that is still running under `end.holder`. A run already ended (timed out, abandoned
+   * by another process) keeps its first end; the record returned says which end stands.
+   */
   finishRun(runId: number, end: RunEnd): Promise<RunRecord>;
   listRuns(query: { sync?: string; limit?: number }): Promise<RunRecord[]>;
   getRun(runId: number): Promise<RunRecord | null>;
-  listDeadLetters(query: { sync?: string; limit?: number; includeRetried?: boolean }): Promise<DeadLetter[]>;
+  listDeadLetters(query: { sync?: string; limit?: number; includeClosed?: boolean }): Promise<DeadLetter[]>;
   /**
    * Records `nonce` until `expiresAt` (epoch ms); true the first time, false while it is remembered.
    * Webhooks use it to refuse a replayed request.
@@ -223,7 +307,7 @@ export interface Store {
   claimNonce?(nonce: string, expiresAt: number): Promise<boolean>;
   /** The durable queue of requested runs, where this store keeps one. */
   readonly queue?: RunQueue;
-  /** Forgets a sync's checkpoint and dead letters; run history stays. */
+  /** Forgets a sync's checkpoint, dead letters and fingerprints; run history stays. */
   resetSync(sync: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -262,7 +346,7 @@ export type RunRequest = {
   trigger: RunTrigger;
   payload: Json | null;
   /** Set when the batch at the checkpoint failed too often: the run dead-letters it and moves on. */
-  skipReason: string | null;
+  setAsideReason: string | null;
   /** 1 for a first try, 2 and up for retries of a failing run. */
   attempt: number;
   status: RequestStatus;
@@ -281,7 +365,7 @@ export type NewRunRequest = {
   lane: string;
   trigger: RunTrigger;
   payload?: Json | null;
-  skipReason?: string | null;
+  setAsideReason?: string | null;
   attempt?: number;
   /** Epoch ms; defaults to now. */
   notBefore?: number;
@@ -306,6 +390,8 @@ export interface RunQueue {
       runId?: number | null;
       errorCode?: string;
       errorMessage?: string;
+      /** The failure's attempt at the batch, where it differs from the request's (see `RunRequest.attempt`). */
+      attempt?: number;
     },
   ): Promise<RunRequest>;
   /** Puts a running request back in the queue (its run could not start), due at `notBefore`. */

@@ -1,7 +1,11 @@
 /** A record as it travels between connectors: a flat or nested JSON-like object. */
 export type Row = Record<string, unknown>;
 
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+/**
+ * A JSON value as Sluice keeps it: `bigint` stands for an integer beyond ±(2^53 − 1), written as a
+ * JSON number by `stringifyJson` (core/json.ts) and read back exactly by `parseJson`.
+ */
+export type Json = null | boolean | number | bigint | string | Json[] | { [key: string]: Json };
 
 /** Opaque to everyone but the source that made it; persisted in checkpoints as JSON. */
 export type Cursor = Json;
@@ -49,16 +53,22 @@ export type Counters = {
   batches: number;
   read: number;
   written: number;
+  /**
+   * Read again (by a lookback sweep, say) and found equal to the version Sluice last wrote, so not
+   * written again.
+   */
+  unchanged: number;
   rejected: number;
 };
 
-export const zeroCounters = (): Counters => ({ batches: 0, read: 0, written: 0, rejected: 0 });
+export const zeroCounters = (): Counters => ({ batches: 0, read: 0, written: 0, unchanged: 0, rejected: 0 });
 
 export function addCounters(a: Counters, b: Counters): Counters {
   return {
     batches: a.batches + b.batches,
     read: a.read + b.read,
     written: a.written + b.written,
+    unchanged: a.unchanged + b.unchanged,
     rejected: a.rejected + b.rejected,
   };
 }

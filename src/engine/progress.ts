@@ -9,6 +9,8 @@ export type Progress = {
   /** Records the backfill has read across all its runs, and its estimate of the whole. */
   backfillDone: number;
   backfillEstimate: number | null;
+  /** False while the estimate is a guess: progress and ETA are then shown as approximate. */
+  estimateExact: boolean;
   /** Records read per second in this run. */
   rate: number;
   /** Milliseconds until the backfill is done at this run's rate; null when unknown or not in backfill. */

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { asSluiceError } from '../core/errors.ts';
+import { parseJson, stringifyJson } from '../core/json.ts';
 import type { NewDeadLetter, RunContext } from '../core/ports.ts';
 import type { Json, Row } from '../core/types.ts';
 import type { RunSpec } from './run.ts';
@@ -29,13 +31,50 @@ export async function mapRecords(
   return { mapped, origin, deadLetters };
 }
 
+/**
+ * The first key field a record lacks: absent, null or empty text. Such a record cannot be written by
+ * key (an empty key is a fragment, not a record), so it is set aside rather than written.
+ */
+export function missingKey(record: Row, key: readonly string[]): string | undefined {
+  for (const k of key) {
+    const v = record[k];
+    if (v === null || v === undefined || v === '') return k;
+  }
+  return undefined;
+}
+
+/** A record's key values as the JSON text dead letters and fingerprints name it by. */
+export function keyText(record: Row, key: readonly string[]): string {
+  return stringifyJson(key.map((k) => record[k] ?? null));
+}
+
+/** A hash of a record as written, to tell a re-read record that has not changed since. */
+export function fingerprintOf(record: Row): string {
+  return createHash('sha1')
+    .update(stringifyJson(record, { replacer: bytesAsBuffer }))
+    .digest('base64');
+}
+
 /** A dead letter for a source record, named by its key values. */
 export function deadLetter(record: Row, key: readonly string[], reason: string): NewDeadLetter {
   const values = key.map((k) => record[k] ?? null);
-  return { key: values.every((v) => v === null) ? null : toJson(values), record: toJson(record), reason };
+  return {
+    key: values.every((v) => v === null) ? null : (toJson(values) as Json),
+    record: toJson(record),
+    reason,
+  };
 }
 
-/** Records are stored in dead letters as JSON; values JSON cannot hold become strings. */
-function toJson(record: unknown): Json {
-  return JSON.parse(JSON.stringify(record, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) as Json;
+/**
+ * Records are kept in dead letters as JSON: integers beyond 2^53 stay exact, bytes are kept as
+ * `{ type: 'Buffer', data }` (as a Buffer writes itself), and what JSON cannot hold at all is dropped.
+ */
+function toJson(value: unknown): Json {
+  return parseJson(stringifyJson(value, { replacer: bytesAsBuffer })) as Json;
+}
+
+function bytesAsBuffer(_key: string, value: unknown): unknown {
+  return value instanceof Uint8Array && !Buffer.isBuffer(value)
+    ? Buffer.from(value.buffer, value.byteOffset, value.byteLength).toJSON()
+    : value;
 }

@@ -1,24 +1,44 @@
+import { createHash } from 'node:crypto';
 import { asSluiceError, SluiceError } from '../core/errors.ts';
-import type { RunRecord, Store, Target } from '../core/ports.ts';
-import type { Row } from '../core/types.ts';
-import { deadLetter, mapRecords } from './records.ts';
+import { stringifyJson } from '../core/json.ts';
+import type { DeadLetter, RunRecord, Source, Store, Target } from '../core/ports.ts';
+import { type Counters, type Json, type Row, zeroCounters } from '../core/types.ts';
+import { type FingerprintScope, prepareBatch, settleBatch } from './batch.ts';
+import { keyText } from './records.ts';
 import type { RunSpec } from './run.ts';
 
-export type RetryOutcome = { run: RunRecord; retried: number; written: number; rejectedAgain: number };
+export type RetryOutcome = {
+  run: RunRecord;
+  /** Open letters taken up. */
+  retried: number;
+  written: number;
+  /** Letters whose record failed again: they stay open, their attempts counted. */
+  rejectedAgain: number;
+  /** Letters closed because their record is no longer in the source (deleted, or filtered out). */
+  gone: number;
+  /** Letters with no key (input the source could not read): nothing to send until the source is fixed. */
+  unkeyed: number;
+};
 
 /**
- * Sends a sync's dead letters through `map` and the target again, as a run of its own (so it never
- * overlaps a regular run). Each retried letter is marked retried; one that fails again becomes a
- * new dead letter with the new reason, so nothing is dropped.
+ * Sends a sync's open dead letters to the target again, as a run of its own (so it never overlaps a
+ * regular run). Each record goes as the source holds it now, re-read by key where the source can:
+ * the copy kept in the letter may be older than what the source (and, since, the target) has. The
+ * kept copy is sent only where the source cannot re-read, and then never over a newer write, since
+ * a later run that writes the key closes its letter. A letter whose record is written is closed;
+ * one that fails again stays open with one attempt more. The checkpoint is not touched; its totals
+ * follow: written up, rejected down.
  */
 export async function retryDeadLetters(options: {
   spec: RunSpec;
+  source: Source;
   target: Target;
   store: Store;
   holder: string;
+  lane?: string | null;
   limit?: number;
 }): Promise<RetryOutcome> {
-  const { spec, target, store } = options;
+  const { spec, source, target, store, holder } = options;
   const checkpoint = await store.getCheckpoint(spec.name);
   if (!checkpoint)
     throw new SluiceError('NOTHING_TO_RETRY', `sync "${spec.name}" has not run yet; it has no dead letters`);
@@ -27,49 +47,73 @@ export async function retryDeadLetters(options: {
     sync: spec.name,
     trigger: 'retry',
     phase: checkpoint.phase,
-    holder: options.holder,
+    holder,
     leaseMs,
+    lane: options.lane ?? null,
   });
   const ctx = { sync: spec.name, runId: run.id, phase: checkpoint.phase, data: store.data, payload: null };
   const signal = AbortSignal.timeout(leaseMs);
-  let retried = 0;
-  let written = 0;
-  let rejectedAgain = 0;
+  // Written records get fingerprints as in a run, so a later lookback sweep does not send them again.
+  const scope: FingerprintScope = spec.lookbackMs > 0 && source.rewind ? { backfillFromMs: null } : null;
+  const outcome = { retried: 0, written: 0, rejectedAgain: 0, gone: 0, unkeyed: 0 };
   try {
     const letters = await store.listDeadLetters({ sync: spec.name, limit: options.limit ?? 100_000 });
-    for (let i = 0; i < letters.length; i += spec.batchSize) {
-      const chunk = letters.slice(i, i + spec.batchSize);
-      const records = chunk.map((l) => (l.record ?? {}) as Row);
-      const { mapped, origin, deadLetters } = await mapRecords(records, spec, ctx);
-      const result = mapped.length ? await target.write(mapped, { signal }) : { written: 0, rejected: [] };
-      for (const r of result.rejected)
-        deadLetters.push(deadLetter(origin.get(r.record) ?? r.record, spec.key, r.reason));
-      const counters = {
+    const keyed = letters.filter((l) => l.key !== null);
+    outcome.unkeyed = letters.length - keyed.length;
+    for (let i = 0, batch = 1; i < keyed.length; i += spec.batchSize, batch++) {
+      const chunk = keyed.slice(i, i + spec.batchSize);
+      const { records, gone } = await currentRecords(chunk, source, spec, signal);
+      const prepared = await prepareBatch({ records }, checkpoint.phase, ctx, {
+        spec,
+        store,
+        scope,
+        setAside: null,
+      });
+      const result = prepared.toWrite.length
+        ? await target.write(prepared.toWrite, { signal, batch: batchId(chunk) })
+        : { written: 0, rejected: [] };
+      const settled = settleBatch(prepared, result, spec, true);
+      const closed = new Set([
+        ...settled.resolvedKeys,
+        ...gone.map((l) => keyText(keyRow(l, spec), spec.key)),
+      ]);
+      const counters: Counters = {
+        ...zeroCounters(),
         batches: 1,
         read: chunk.length,
         written: result.written,
-        rejected: deadLetters.length,
+        unchanged: prepared.unchangedKeys.length,
+        rejected: settled.deadLetters.length,
       };
       await store.commitBatch({
         sync: spec.name,
         runId: run.id,
-        batch: i / spec.batchSize + 1,
-        cursorFrom: checkpoint.cursor,
-        checkpoint: { ...checkpoint, updatedAt: new Date().toISOString() },
+        holder,
+        batch,
+        cursorFrom: null,
+        checkpoint: null,
+        // The sync's totals: what is written now is no longer set aside.
+        totals: { ...zeroCounters(), written: result.written, rejected: -closed.size },
         counters,
-        deadLetters,
+        deadLetters: settled.deadLetters,
+        fingerprints: settled.fingerprints,
+        resolved: [
+          { keys: settled.resolvedKeys, resolution: `retried by run ${run.id}` },
+          { ids: gone.map((l) => l.id), resolution: `gone from the source (run ${run.id}); not written` },
+        ],
         leaseMs,
-        retried: chunk.map((l) => l.id),
       });
-      retried += chunk.length;
-      written += result.written;
-      rejectedAgain += deadLetters.length;
+      outcome.retried += chunk.length;
+      outcome.written += result.written;
+      outcome.rejectedAgain += settled.deadLetters.length;
+      outcome.gone += gone.length;
     }
-    const finished = await store.finishRun(run.id, { status: 'succeeded', more: false });
-    return { run: finished, retried, written, rejectedAgain };
+    const finished = await store.finishRun(run.id, { holder, status: 'succeeded', more: false });
+    return { run: finished, ...outcome };
   } catch (err) {
     const error = asSluiceError(err);
     await store.finishRun(run.id, {
+      holder,
       status: 'failed',
       more: true,
       errorCode: error.code,
@@ -77,4 +121,36 @@ export async function retryDeadLetters(options: {
     });
     throw error;
   }
+}
+
+/** The letters' records as the source holds them now, and the letters whose record is gone. */
+async function currentRecords(
+  letters: DeadLetter[],
+  source: Source,
+  spec: RunSpec,
+  signal: AbortSignal,
+): Promise<{ records: Row[]; gone: DeadLetter[] }> {
+  if (!source.readByKeys) return { records: letters.map((l) => (l.record ?? {}) as Row), gone: [] };
+  const keys = letters.map((l) => l.key as Json[]);
+  const current = new Map((await source.readByKeys(keys, { signal })).map((r) => [keyText(r, spec.key), r]));
+  const records: Row[] = [];
+  const gone: DeadLetter[] = [];
+  for (const letter of letters) {
+    const record = current.get(keyText(keyRow(letter, spec), spec.key));
+    if (record) records.push(record);
+    else gone.push(letter);
+  }
+  return { records, gone };
+}
+
+/** The letter's key values as a record of the key fields, to name it as records are named. */
+function keyRow(letter: DeadLetter, spec: RunSpec): Row {
+  const values = letter.key as Json[];
+  return Object.fromEntries(spec.key.map((k, i) => [k, values[i] ?? null]));
+}
+
+/** The same letters retried again after a crash give the same batch id (an append target replaces it). */
+function batchId(letters: DeadLetter[]): string {
+  const ids = stringifyJson(letters.map((l) => l.id));
+  return `retry#${createHash('sha1').update(ids).digest('hex')}`;
 }

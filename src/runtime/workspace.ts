@@ -6,6 +6,7 @@ import { ConnectorError, UnknownSyncError } from '../core/errors.ts';
 import type { Checkpoint, Connector, RunRecord, Source, Store, SyncShape, Target } from '../core/ports.ts';
 import type { Json, RunTrigger } from '../core/types.ts';
 import type { Progress } from '../engine/progress.ts';
+import { type RetryOutcome, retryDeadLetters } from '../engine/retry.ts';
 import { executeRun, type RunOutcome } from '../engine/run.ts';
 import { currentHolder } from '../store/holder.ts';
 import { openStore } from '../store/open.ts';
@@ -18,9 +19,16 @@ export type RunParams = {
   stop?: AbortSignal;
   stopAfterBackfill?: boolean;
   onProgress?: (progress: Progress) => void;
+  /** Called once the run is recorded, with its id. */
+  onStart?: (run: RunRecord) => void;
   payload?: Json | null;
-  skipFirstBatch?: { reason: string };
+  setAside?: { reason: string };
   graceMs?: number;
+  /**
+   * The run has been given up on (it overran its deadline and lost its lane): its source and target
+   * are closed at once, so a run stuck in a connector lets go of its connections and can write no more.
+   */
+  abandon?: AbortSignal;
 };
 
 export type WorkspaceOptions = {
@@ -35,6 +43,10 @@ export type SyncStatus = {
   backfillEstimate: number | null;
   /** Backfill progress from 0 to 1; 1 once incremental; null before the first run. */
   progress: number | null;
+  /** False while the backfill's estimate (and so progress and ETA) is a guess. */
+  estimateExact: boolean;
+  /** Dead letters still open. */
+  deadLetters: number;
   totals: Checkpoint['totals'] | null;
   lastRun: RunRecord | null;
   /**
@@ -100,9 +112,12 @@ export class Workspace {
     });
   }
 
-  /** One run of a sync, with its source and target opened for it and closed after. */
-  async run(name: string, request: RunParams): Promise<RunOutcome> {
-    const sync = this.sync(name);
+  /** The sync's source and target, opened for `fn` and closed after (or when `abandon` fires). */
+  private async withEndpoints<T>(
+    name: string,
+    fn: (source: Source, target: Target) => Promise<T>,
+    abandon?: AbortSignal,
+  ): Promise<T> {
     const source = await openEndpoint(() => this.openSource(name), name, 'source');
     let target: Target;
     try {
@@ -111,25 +126,56 @@ export class Workspace {
       await source.close?.();
       throw err;
     }
+    let closing: Promise<unknown> | null = null;
+    const close = () => (closing ??= Promise.allSettled([source.close?.(), target.close?.()]));
+    abandon?.addEventListener('abort', close, { once: true });
     try {
-      return await executeRun({
+      return await fn(source, target);
+    } finally {
+      abandon?.removeEventListener('abort', close);
+      await close();
+    }
+  }
+
+  /** One run of a sync, with its source and target opened for it and closed after. */
+  async run(name: string, request: RunParams): Promise<RunOutcome> {
+    const sync = this.sync(name);
+    return this.withEndpoints(
+      name,
+      (source, target) =>
+        executeRun({
+          spec: sync,
+          source,
+          target,
+          store: this.store,
+          trigger: request.trigger,
+          holder: currentHolder(),
+          lane: laneOf(name, bundleIndex(this.config.config.bundles), request.trigger),
+          ...(request.stop ? { stop: request.stop } : {}),
+          ...(request.stopAfterBackfill ? { stopAfterBackfill: true } : {}),
+          ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+          ...(request.onStart ? { onStart: request.onStart } : {}),
+          ...(request.payload !== undefined ? { payload: request.payload } : {}),
+          ...(request.setAside ? { setAside: request.setAside } : {}),
+          graceMs: request.graceMs ?? this.config.config.runtime.grace,
+        }),
+      request.abandon,
+    );
+  }
+
+  /** Sends the sync's open dead letters again (see `retryDeadLetters`), holding its lane. */
+  async retryDeadLetters(name: string): Promise<RetryOutcome> {
+    const sync = this.sync(name);
+    return this.withEndpoints(name, (source, target) =>
+      retryDeadLetters({
         spec: sync,
         source,
         target,
         store: this.store,
-        trigger: request.trigger,
         holder: currentHolder(),
-        lane: laneOf(name, bundleIndex(this.config.config.bundles), request.trigger),
-        ...(request.stop ? { stop: request.stop } : {}),
-        ...(request.stopAfterBackfill ? { stopAfterBackfill: true } : {}),
-        ...(request.onProgress ? { onProgress: request.onProgress } : {}),
-        ...(request.payload !== undefined ? { payload: request.payload } : {}),
-        ...(request.skipFirstBatch ? { skipFirstBatch: request.skipFirstBatch } : {}),
-        graceMs: request.graceMs ?? this.config.config.runtime.grace,
-      });
-    } finally {
-      await Promise.allSettled([source.close?.(), target.close?.()]);
-    }
+        lane: laneOf(name, bundleIndex(this.config.config.bundles), 'retry'),
+      }),
+    );
   }
 
   async status(now = Date.now()): Promise<SyncStatus[]> {
@@ -149,6 +195,8 @@ export class Workspace {
         backfillDone: cp?.backfillDone ?? 0,
         backfillEstimate: cp?.backfillEstimate ?? null,
         progress: progressOf(cp),
+        estimateExact: cp?.backfillEstimateExact ?? false,
+        deadLetters: await this.store.countOpenDeadLetters(name),
         totals: cp?.totals ?? null,
         lastRun: last,
         state,

@@ -14,6 +14,7 @@ export function createMetrics(ws: Workspace, runtime: Runtime): Registry {
     });
   const read = records('read');
   const written = records('written');
+  const unchanged = records('unchanged');
   const rejected = records('rejected');
   const runs = new Counter({
     name: 'sluice_runs_total',
@@ -57,6 +58,17 @@ export function createMetrics(ws: Workspace, runtime: Runtime): Registry {
     },
   });
 
+  new Gauge({
+    name: 'sluice_dead_letters_open',
+    help: 'Dead letters not yet resolved, by sync',
+    labelNames: ['sync'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const status of await ws.status()) this.set({ sync: status.sync }, status.deadLetters);
+    },
+  });
+
   runtime.on('run:start', ({ request, laneWaitMs }) =>
     laneWait.observe({ lane: request.lane }, laneWaitMs / 1000),
   );
@@ -68,6 +80,7 @@ export function createMetrics(ws: Workspace, runtime: Runtime): Registry {
     if (end.counters) {
       read.inc({ sync }, end.counters.read);
       written.inc({ sync }, end.counters.written);
+      unchanged.inc({ sync }, end.counters.unchanged);
       rejected.inc({ sync }, end.counters.rejected);
     }
   });

@@ -1,5 +1,6 @@
+import { parseJson, stringifyJson } from '../core/json.ts';
 import type { Checkpoint, DeadLetter, RequestStatus, RunRecord, RunRequest } from '../core/ports.ts';
-import type { Cursor, Json, Phase, RunStatus, RunTrigger } from '../core/types.ts';
+import type { Counters, Cursor, Json, Phase, RunStatus, RunTrigger } from '../core/types.ts';
 
 /** Maps between store rows (snake_case, JSON as text) and the port's types; shared by every store. */
 
@@ -7,46 +8,63 @@ type DbRow = Record<string, unknown>;
 
 const num = (v: unknown): number => Number(v ?? 0);
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+// JSON through the store keeps integers beyond 2^53 exact: a cursor or a key may hold one.
 const json = (v: unknown): Json | null =>
-  v === null || v === undefined ? null : (JSON.parse(String(v)) as Json);
+  v === null || v === undefined ? null : (parseJson(String(v)) as Json);
 
-export const toJsonText = (v: Cursor | Json | null): string | null => (v === null ? null : JSON.stringify(v));
+export const toJsonText = (v: Cursor | Json | null): string | null => (v === null ? null : stringifyJson(v));
+
+const countersOf = (row: DbRow): Counters => ({
+  batches: num(row.batches),
+  read: num(row.records_read),
+  written: num(row.records_written),
+  unchanged: num(row.records_unchanged),
+  rejected: num(row.records_rejected),
+});
 
 export function checkpointFromRow(row: DbRow): Checkpoint {
   return {
     sync: String(row.sync),
     phase: row.phase as Phase,
     cursor: json(row.cursor),
+    sweep: json(row.sweep),
     highWaterMark: json(row.high_water_mark),
-    totals: {
-      batches: num(row.batches),
-      read: num(row.records_read),
-      written: num(row.records_written),
-      rejected: num(row.records_rejected),
-    },
+    totals: countersOf(row),
     backfillDone: num(row.backfill_done),
     backfillEstimate: row.backfill_estimate === null ? null : num(row.backfill_estimate),
+    backfillEstimateExact: Boolean(row.backfill_estimate_exact),
     backfillStartedAt: str(row.backfill_started_at),
     backfillEndedAt: str(row.backfill_ended_at),
     updatedAt: String(row.updated_at),
+    version: num(row.version),
   };
 }
 
-export function checkpointParams(cp: Checkpoint): Record<string, string | number | null> {
+export function checkpointParams(cp: Checkpoint): Record<string, string | number | boolean | null> {
   return {
     sync: cp.sync,
     phase: cp.phase,
     cursor: toJsonText(cp.cursor),
+    sweep: toJsonText(cp.sweep),
     hwm: toJsonText(cp.highWaterMark),
-    batches: cp.totals.batches,
-    read: cp.totals.read,
-    written: cp.totals.written,
-    rejected: cp.totals.rejected,
+    ...counterParams(cp.totals),
     backfillDone: cp.backfillDone,
     backfillEstimate: cp.backfillEstimate,
+    backfillEstimateExact: cp.backfillEstimateExact,
     backfillStartedAt: cp.backfillStartedAt,
     backfillEndedAt: cp.backfillEndedAt,
     updatedAt: cp.updatedAt,
+    version: cp.version,
+  };
+}
+
+export function counterParams(c: Counters): Record<string, number> {
+  return {
+    batches: c.batches,
+    read: c.read,
+    written: c.written,
+    unchanged: c.unchanged,
+    rejected: c.rejected,
   };
 }
 
@@ -59,12 +77,7 @@ export function runFromRow(row: DbRow): RunRecord {
     phase: row.phase as Phase,
     startedAt: String(row.started_at),
     endedAt: str(row.ended_at),
-    counters: {
-      batches: num(row.batches),
-      read: num(row.records_read),
-      written: num(row.records_written),
-      rejected: num(row.records_rejected),
-    },
+    counters: countersOf(row),
     more: row.more === null || row.more === undefined ? null : Boolean(row.more),
     errorCode: str(row.error_code),
     errorMessage: str(row.error_message),
@@ -87,7 +100,10 @@ export function deadLetterFromRow(row: DbRow): DeadLetter {
     attempts: num(row.attempts),
     createdAt: String(row.created_at),
     lastFailedAt: String(row.last_failed_at),
-    retriedAt: str(row.retried_at),
+    closedAt: str(row.closed_at),
+    closedByRun:
+      row.closed_by_run === null || row.closed_by_run === undefined ? null : num(row.closed_by_run),
+    resolution: str(row.resolution),
   };
 }
 
@@ -104,7 +120,7 @@ export function requestFromRow(row: DbRow): RunRequest {
     lane: String(row.lane),
     trigger: row.trigger as RunTrigger,
     payload: json(row.payload),
-    skipReason: str(row.skip_reason),
+    setAsideReason: str(row.set_aside_reason),
     attempt: num(row.attempt),
     status: row.status as RequestStatus,
     notBefore: num(row.not_before),

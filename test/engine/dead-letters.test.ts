@@ -7,7 +7,8 @@ import { tempDir } from '../support/tmp.ts';
 
 describe('dead letters', () => {
   it('sends a record the target rejects to the dead letters with its reason; the batch goes on', async () => {
-    const pair = sqlitePair(tempDir(), { batchSize: 50 });
+    // A lookback window over the whole table: the first incremental run sweeps every record again.
+    const pair = sqlitePair(tempDir(), { batchSize: 50, lookbackMs: 10 * 365 * 86_400_000 });
     seedContacts(pair.sourcePath, 200);
     execSql(pair.sourcePath, "UPDATE contacts SET email = 'not-an-email' WHERE id IN (7, 120)");
     execSql(
@@ -26,10 +27,11 @@ describe('dead letters', () => {
     expect(db.prepare('SELECT count(*) AS n FROM contacts').get()).toEqual({ n: 198 });
     db.close();
 
-    // The incremental run re-reads the high-water second: the same records fail again, and their
-    // open letters count the attempt rather than piling up.
+    // The lookback sweep reads every record again: the same records fail again, and their open
+    // letters count the attempt rather than piling up; the others are not rejected again.
     const again = await pair.run();
-    expect(again.run.counters.rejected).toBe(2);
+    expect(again.run.counters).toMatchObject({ read: 200, rejected: 2 });
+    expect(again.run.counters.written + again.run.counters.unchanged).toBe(198);
     const after = await pair.store.listDeadLetters({ sync: 'contacts' });
     expect(after.map((l) => [l.key, l.attempts])).toEqual([
       [[7], 2],
@@ -65,12 +67,20 @@ describe('dead letters', () => {
       ...pair.spec,
       map: (r: Record<string, unknown>) => (r.id === 4 ? { ...r, email: 'four@example.com' } : r),
     };
+    const source = await pair.openSource();
     const target = await pair.openTarget();
-    const outcome = await retryDeadLetters({ spec: fixing, target, store: pair.store, holder: 'test:1' });
+    const outcome = await retryDeadLetters({
+      spec: fixing,
+      source,
+      target,
+      store: pair.store,
+      holder: 'test:1',
+    });
     await target.close?.();
-    expect(outcome).toMatchObject({ retried: 2, written: 1, rejectedAgain: 1 });
+    await source.close?.();
+    expect(outcome).toMatchObject({ retried: 2, written: 1, rejectedAgain: 1, gone: 0 });
     const open = await pair.store.listDeadLetters({ sync: 'contacts' });
-    expect(open.map((l) => (l.record as { id: number }).id)).toEqual([5]);
-    expect(await pair.store.listDeadLetters({ sync: 'contacts', includeRetried: true })).toHaveLength(3);
+    expect(open.map((l) => [(l.record as { id: number }).id, l.attempts])).toEqual([[5, 2]]);
+    expect(await pair.store.listDeadLetters({ sync: 'contacts', includeClosed: true })).toHaveLength(2);
   });
 });

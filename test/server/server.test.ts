@@ -182,8 +182,10 @@ describe('REST API, health and metrics', () => {
       expect((await api('/runs?limit=-1')).status).toBe(400);
 
       const metrics = await (await fetch(`${t.url}/metrics`)).text();
-      // 500 in the backfill, then the same run's incremental phase re-reads the high-water second.
-      expect(metrics).toMatch(/sluice_records_written_total\{sync="contacts"\} 1000/);
+      // 500 in the backfill; the same run's incremental phase goes on strictly after the high-water mark.
+      expect(metrics).toMatch(/sluice_records_written_total\{sync="contacts"\} 500/);
+      expect(metrics).toMatch(/sluice_records_unchanged_total\{sync="contacts"\} 0/);
+      expect(metrics).toMatch(/sluice_dead_letters_open\{sync="contacts"\} 0/);
       expect(metrics).toMatch(/sluice_backfill_progress_ratio\{sync="contacts"\} 1/);
       expect(metrics).toMatch(/sluice_lane_wait_seconds_count\{lane="sync:contacts"\} 1/);
       expect(metrics).toMatch(/sluice_run_duration_seconds_count\{sync="contacts",status="succeeded"\} 1/);

@@ -1,24 +1,32 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { BatchCommit, Checkpoint, Store } from '../../src/core/ports.ts';
-import type { Json } from '../../src/core/types.ts';
+import { type Counters, type Json, zeroCounters } from '../../src/core/types.ts';
 
 /** Makes a fresh, empty store whose clock is `now`. */
 export type StoreFactory = (options: { now: () => number }) => Promise<Store>;
 
 const T0 = Date.parse('2024-05-01T10:00:00.000Z');
 
-function checkpoint(sync: string, cursor: Json, at: number, read = 0): Checkpoint {
+const HOLDER = 'elsewhere:1';
+
+const counts = (c: Partial<Counters>): Counters => ({ ...zeroCounters(), ...c });
+
+/** A checkpoint at `version` (1 for its first save). */
+function checkpoint(sync: string, cursor: Json, at: number, read = 0, version = 1): Checkpoint {
   return {
     sync,
     phase: 'backfill',
     cursor,
-    highWaterMark: { key: [1000], k: ['2024-05-01T10:00:00.123456Z'] },
-    totals: { batches: read ? 1 : 0, read, written: read, rejected: 0 },
+    sweep: null,
+    highWaterMark: { key: [1000], k: ['2024-05-01T10:00:00.123456Z', 1000] },
+    totals: counts({ batches: read ? 1 : 0, read, written: read }),
     backfillDone: read,
     backfillEstimate: 1000,
+    backfillEstimateExact: false,
     backfillStartedAt: new Date(T0).toISOString(),
     backfillEndedAt: null,
     updatedAt: new Date(at).toISOString(),
+    version,
   };
 }
 
@@ -40,19 +48,22 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         sync,
         trigger: 'run',
         phase: 'backfill',
-        holder: 'elsewhere:1',
+        holder: HOLDER,
         leaseMs: 1000,
       });
     }
+
+    const end = { holder: HOLDER, status: 'succeeded', more: false } as const;
 
     function commitOf(runId: number, cp: Checkpoint, extra: Partial<BatchCommit> = {}): BatchCommit {
       return {
         sync: cp.sync,
         runId,
+        holder: HOLDER,
         batch: 1,
         cursorFrom: null,
         checkpoint: cp,
-        counters: { batches: 1, read: 3, written: 2, rejected: 1 },
+        counters: counts({ batches: 1, read: 3, written: 2, unchanged: 4, rejected: 1 }),
         deadLetters: [
           { key: [7], record: { id: 7, name: 'x\u0000y' }, reason: 'null value in column "email"' },
         ],
@@ -61,20 +72,75 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       };
     }
 
-    it('saves, overwrites and lists checkpoints', async () => {
+    it('saves, overwrites and lists checkpoints, keeping integers beyond 2^53 exact', async () => {
       const { store } = await open();
       expect(await store.getCheckpoint('a')).toBeNull();
-      const first = checkpoint('b', { key: ['9007199254740993'] }, T0);
+      const first = checkpoint('b', { key: [9007199254740993n, '9007199254740993'] }, T0);
       await store.saveCheckpoint(first);
       await store.saveCheckpoint(checkpoint('a', null, T0));
       expect(await store.getCheckpoint('b')).toEqual(first);
       const second = {
-        ...checkpoint('b', { k: ['2024-05-01T10:00:00.123456Z', 5] }, T0 + 1, 10),
+        ...checkpoint('b', { k: ['2024-05-01T10:00:00.123456Z', 5] }, T0 + 1, 10, 2),
         phase: 'incremental' as const,
+        sweep: { k: ['2024-05-01T09:59:00.000Z'] },
+        backfillEstimateExact: true,
       };
       await store.saveCheckpoint(second);
       expect(await store.getCheckpoint('b')).toEqual(second);
       expect((await store.listCheckpoints()).map((c) => c.sync)).toEqual(['a', 'b']);
+    });
+
+    it('never moves a checkpoint backwards: a save must follow the saved version', async () => {
+      const { store } = await open();
+      await store.saveCheckpoint(checkpoint('s1', { key: [1] }, T0));
+      const v2 = checkpoint('s1', { key: [5] }, T0 + 1, 5, 2);
+      await store.saveCheckpoint(v2);
+      // A stale writer: it read version 1 and saves its own version 2 (an older position).
+      await expect(store.saveCheckpoint(checkpoint('s1', { key: [3] }, T0 + 2, 3, 2))).rejects.toMatchObject({
+        code: 'CHECKPOINT_CONFLICT',
+      });
+      // A first save of a checkpoint that exists is refused too (a reset raced by an old run, say).
+      await expect(store.saveCheckpoint(checkpoint('s1', { key: [2] }, T0 + 2, 2, 1))).rejects.toMatchObject({
+        code: 'CHECKPOINT_CONFLICT',
+      });
+      const run = await started(store);
+      await expect(
+        store.commitBatch(commitOf(run.id, checkpoint('s1', { key: [4] }, T0 + 3, 4, 2))),
+      ).rejects.toMatchObject({ code: 'CHECKPOINT_CONFLICT' });
+      expect(await store.getCheckpoint('s1')).toEqual(v2);
+      expect((await store.getRun(run.id))?.counters.batches).toBe(0);
+      expect(await store.listDeadLetters({ sync: 's1' })).toEqual([]);
+    });
+
+    it('refuses every write of a run that no longer holds its sync: ended, or held by another', async () => {
+      const { store, clock } = await open();
+      const run = await started(store);
+      await store.saveCheckpoint(checkpoint('s1', { key: [1] }, T0));
+      // Another holder's commit for this run is refused, and saves nothing.
+      await expect(
+        store.commitBatch({
+          ...commitOf(run.id, checkpoint('s1', { key: [3] }, T0, 3, 2)),
+          holder: 'thief:2',
+        }),
+      ).rejects.toMatchObject({ code: 'RUN_FENCED' });
+      await expect(store.finishRun(run.id, { ...end, holder: 'thief:2' })).resolves.toMatchObject({
+        status: 'running',
+      });
+      // The run times out (its lane is given away); its late batch and its late end change nothing.
+      await store.finishRun(run.id, {
+        holder: HOLDER,
+        status: 'timed_out',
+        more: true,
+        errorCode: 'RUN_TIMED_OUT',
+        errorMessage: 'lane released',
+      });
+      clock.t += 10;
+      await expect(
+        store.commitBatch(commitOf(run.id, checkpoint('s1', { key: [3] }, T0, 3, 2))),
+      ).rejects.toMatchObject({ code: 'RUN_FENCED' });
+      expect(await store.getCheckpoint('s1')).toMatchObject({ cursor: { key: [1] }, version: 1 });
+      expect(await store.getRun(run.id)).toMatchObject({ status: 'timed_out', counters: zeroCounters() });
+      expect(await store.listDeadLetters({ sync: 's1' })).toEqual([]);
     });
 
     it('commits a batch: checkpoint, run counters, lease and dead letters together', async () => {
@@ -83,12 +149,9 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       const cp = checkpoint('s1', { key: [3] }, T0, 3);
       await store.commitBatch(commitOf(run.id, cp, { cursorFrom: { key: [0] } }));
       expect(await store.getCheckpoint('s1')).toEqual(cp);
-      expect((await store.getRun(run.id))?.counters).toEqual({
-        batches: 1,
-        read: 3,
-        written: 2,
-        rejected: 1,
-      });
+      expect((await store.getRun(run.id))?.counters).toEqual(
+        counts({ batches: 1, read: 3, written: 2, unchanged: 4, rejected: 1 }),
+      );
       const [dl, ...rest] = await store.listDeadLetters({ sync: 's1' });
       expect(rest).toEqual([]);
       expect(dl).toMatchObject({
@@ -103,7 +166,9 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         attempts: 1,
         createdAt: new Date(T0).toISOString(),
         lastFailedAt: new Date(T0).toISOString(),
-        retriedAt: null,
+        closedAt: null,
+        closedByRun: null,
+        resolution: null,
       });
     });
 
@@ -112,18 +177,22 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       const run = await started(store);
       const before = checkpoint('s1', { key: [3] }, T0, 3);
       await store.commitBatch(commitOf(run.id, before));
-      // The second dead letter cannot be stored (a BigInt is not JSON): the checkpoint written before it must go too.
-      const bad = commitOf(run.id, checkpoint('s1', { key: [6] }, T0 + 1, 6), {
+      // The second dead letter cannot be stored (a cycle is not JSON): the checkpoint written before it must go too.
+      const cyclic: Record<string, unknown> = { id: 10 };
+      cyclic.self = cyclic;
+      const bad = commitOf(run.id, checkpoint('s1', { key: [6] }, T0 + 1, 6, 2), {
         batch: 2,
+        fingerprints: [{ key: '[8]', hash: 'h8', cursorMs: 1 }],
         deadLetters: [
           { key: [8], record: { id: 8 }, reason: 'first' },
-          { key: [10], record: { id: 10n } as unknown as Json, reason: 'second' },
+          { key: [10], record: cyclic as unknown as Json, reason: 'second' },
         ],
       });
       await expect(store.commitBatch(bad)).rejects.toThrow();
       expect(await store.getCheckpoint('s1')).toEqual(before);
       expect((await store.getRun(run.id))?.counters.batches).toBe(1);
       expect(await store.listDeadLetters({ sync: 's1' })).toHaveLength(1);
+      expect(await store.fingerprints('s1', ['[8]'])).toEqual(new Map());
     });
 
     it('joins a store transaction where it offers one, and rolls back with it', async (ctx) => {
@@ -163,7 +232,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       await expect(started(store)).rejects.toMatchObject({ code: 'SYNC_BUSY' });
       // Another sync is not blocked.
       await started(store, 's2');
-      const done = await store.finishRun(run.id, { status: 'succeeded', more: false });
+      const done = await store.finishRun(run.id, end);
       expect(done).toMatchObject({ status: 'succeeded', more: false, errorCode: null });
       const next = await started(store);
       expect(next.id).not.toBe(run.id);
@@ -176,7 +245,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
           sync,
           trigger: 'run',
           phase: 'backfill',
-          holder: 'elsewhere:1',
+          holder: HOLDER,
           leaseMs: 60_000,
           lane,
         });
@@ -185,7 +254,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       await expect(start('b', 'bundle:crm')).rejects.toMatchObject({ code: 'LANE_BUSY' });
       await expect(start('b', 'webhook:b')).resolves.toMatchObject({ sync: 'b', lane: 'webhook:b' });
       await expect(start('c', null)).resolves.toMatchObject({ sync: 'c', lane: null });
-      await store.finishRun(a.id, { status: 'succeeded', more: false });
+      await store.finishRun(a.id, end);
       await expect(start('d', 'bundle:crm')).resolves.toMatchObject({ sync: 'd' });
     });
 
@@ -193,12 +262,13 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       const { store } = await open();
       const run = await started(store);
       await store.finishRun(run.id, {
+        holder: HOLDER,
         status: 'timed_out',
         more: true,
         errorCode: 'RUN_TIMED_OUT',
         errorMessage: 'lane released',
       });
-      const late = await store.finishRun(run.id, { status: 'succeeded', more: false });
+      const late = await store.finishRun(run.id, end);
       expect(late).toMatchObject({ status: 'timed_out', errorCode: 'RUN_TIMED_OUT' });
     });
 
@@ -227,6 +297,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       const { store } = await open();
       const a = await started(store);
       await store.finishRun(a.id, {
+        holder: HOLDER,
         status: 'failed',
         more: true,
         errorCode: 'PG_57P01',
@@ -273,22 +344,102 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       expect(await data.get('a%b')).toBeUndefined();
     });
 
-    it('lists dead letters by sync, and closes retried ones in the batch that retried them', async () => {
+    it('lists dead letters by sync, and closes them by key or id with the run and the reason', async () => {
       const { store, clock } = await open();
       const r1 = await started(store, 's1');
       const r2 = await started(store, 's2');
-      await store.commitBatch(commitOf(r1.id, checkpoint('s1', { key: [1] }, T0, 1)));
+      await store.commitBatch(
+        commitOf(r1.id, checkpoint('s1', { key: [1] }, T0, 1), {
+          deadLetters: [
+            { key: [7], record: { id: 7 }, reason: 'bad email' },
+            { key: [8], record: { id: 8 }, reason: 'bad email' },
+          ],
+        }),
+      );
       await store.commitBatch(commitOf(r2.id, checkpoint('s2', { key: [1] }, T0, 1)));
       const all = await store.listDeadLetters({});
-      expect(all.map((d) => d.sync)).toEqual(['s1', 's2']);
+      expect(all.map((d) => d.sync)).toEqual(['s1', 's1', 's2']);
+      expect(await store.countOpenDeadLetters('s1')).toBe(2);
       clock.t += 1000;
       await store.commitBatch(
-        commitOf(r1.id, checkpoint('s1', { key: [2] }, T0, 2), { retried: [all[0]!.id], deadLetters: [] }),
+        commitOf(r1.id, checkpoint('s1', { key: [2] }, T0, 2, 2), {
+          deadLetters: [],
+          // Key [7] of s2 is another sync's: untouched.
+          resolved: [
+            { keys: ['[7]'], resolution: `written by run ${r1.id}` },
+            { ids: [all[2]!.id], resolution: 'not this sync' },
+          ],
+        }),
       );
-      expect((await store.listDeadLetters({})).map((d) => d.sync)).toEqual(['s2']);
-      const withRetried = await store.listDeadLetters({ includeRetried: true, sync: 's1' });
-      expect(withRetried[0]?.retriedAt).toBe(new Date(clock.t).toISOString());
-      expect(await store.listDeadLetters({ limit: 1, includeRetried: true })).toHaveLength(1);
+      expect((await store.listDeadLetters({})).map((d) => [d.sync, d.key])).toEqual([
+        ['s1', [8]],
+        ['s2', [7]],
+      ]);
+      expect(await store.countOpenDeadLetters('s1')).toBe(1);
+      const closed = await store.listDeadLetters({ includeClosed: true, sync: 's1' });
+      expect(closed[0]).toMatchObject({
+        key: [7],
+        closedAt: new Date(clock.t).toISOString(),
+        closedByRun: r1.id,
+        resolution: `written by run ${r1.id}`,
+      });
+      expect(await store.listDeadLetters({ limit: 1, includeClosed: true })).toHaveLength(1);
+    });
+
+    it('keeps fingerprints by key: looked up, replaced, pruned behind a time, forgotten on reset', async () => {
+      const { store } = await open();
+      const run = await started(store);
+      const big = '[9007199254740993]';
+      await store.commitBatch(
+        commitOf(run.id, checkpoint('s1', { key: [1] }, T0, 1), {
+          deadLetters: [],
+          fingerprints: [
+            { key: '[1]', hash: 'a', cursorMs: 1000 },
+            { key: '["x"]', hash: 'b', cursorMs: null },
+            { key: big, hash: 'c', cursorMs: 5000 },
+          ],
+        }),
+      );
+      await store.commitBatch(
+        commitOf(run.id, checkpoint('s1', { key: [2] }, T0, 2, 2), {
+          deadLetters: [],
+          fingerprints: [{ key: '[1]', hash: 'a2', cursorMs: 6000 }],
+        }),
+      );
+      expect(await store.fingerprints('s1', ['[1]', '["x"]', big, '[404]'])).toEqual(
+        new Map([
+          ['[1]', 'a2'],
+          ['["x"]', 'b'],
+          [big, 'c'],
+        ]),
+      );
+      expect(await store.fingerprints('other', ['[1]'])).toEqual(new Map());
+      await store.pruneFingerprints('s1', 5500);
+      // Behind the time: gone; with no time: kept (it cannot be told to be behind any window).
+      expect([...(await store.fingerprints('s1', ['[1]', '["x"]', big])).keys()].sort()).toEqual([
+        '["x"]',
+        '[1]',
+      ]);
+      await store.resetSync('s1');
+      expect(await store.fingerprints('s1', ['[1]', '["x"]'])).toEqual(new Map());
+    });
+
+    it('adds to the totals without touching the checkpoint where a commit carries none', async () => {
+      const { store } = await open();
+      const run = await started(store);
+      const cp = checkpoint('s1', { key: [3] }, T0, 3);
+      await store.commitBatch(commitOf(run.id, cp));
+      await store.commitBatch(
+        commitOf(run.id, cp, {
+          checkpoint: null,
+          deadLetters: [],
+          totals: counts({ written: 2, rejected: -1 }),
+        }),
+      );
+      expect(await store.getCheckpoint('s1')).toEqual({
+        ...cp,
+        totals: { ...cp.totals, written: cp.totals.written + 2, rejected: 0 },
+      });
     });
 
     it('updates the open letter of a record that fails again; cursor-range letters never merge', async () => {
@@ -302,7 +453,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       );
       clock.t += 1000;
       await store.commitBatch(
-        commitOf(run.id, checkpoint('s1', { key: [2] }, T0, 2), {
+        commitOf(run.id, checkpoint('s1', { key: [2] }, T0, 2, 2), {
           batch: 2,
           deadLetters: [
             { key: [7], record: { id: 7, v: 2 }, reason: 'again' },
@@ -322,11 +473,11 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         createdAt: new Date(T0).toISOString(),
         lastFailedAt: new Date(clock.t).toISOString(),
       });
-      // Once retried, a new failure opens a new letter.
+      // Once closed, a new failure opens a new letter.
       await store.commitBatch(
-        commitOf(run.id, checkpoint('s1', { key: [3] }, T0, 3), {
+        commitOf(run.id, checkpoint('s1', { key: [3] }, T0, 3, 3), {
           batch: 3,
-          retried: [letters[0]!.id],
+          resolved: [{ ids: [letters[0]!.id], resolution: 'retried' }],
           deadLetters: [{ key: [7], record: { id: 7 }, reason: 'after retry' }],
         }),
       );
@@ -336,7 +487,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       expect(open7.map((l) => [l.attempts, l.reason])).toEqual([[1, 'after retry']]);
     });
 
-    it('resets a sync: checkpoint and dead letters go, run history stays', async () => {
+    it('resets a sync: checkpoint, dead letters and fingerprints go, run history stays', async () => {
       const { store } = await open();
       const run = await started(store);
       const other = await started(store, 'keep');

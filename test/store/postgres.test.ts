@@ -26,6 +26,7 @@ describe('PostgresStore migrations', () => {
       expect(rows).toEqual([
         { version: 1, name: 'initial' },
         { version: 4, name: 'run-lanes' },
+        { version: 5, name: 'sweeps-fingerprints-fences' },
       ]);
     } finally {
       await client.end();

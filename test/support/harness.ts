@@ -38,6 +38,7 @@ export function sqlitePair(
   const fullSpec: RunSpec = {
     name: 'contacts',
     key: ['id'],
+    cursorField: shape.cursorField === undefined ? 'updated_at' : shape.cursorField,
     batchSize: 1000,
     maxRunDurationMs: 600_000,
     lookbackMs: 0,
@@ -119,6 +120,7 @@ export function bindAll(source: Source): Source {
     ...(source.highWaterMark ? { highWaterMark: source.highWaterMark.bind(source) } : {}),
     ...(source.estimate ? { estimate: source.estimate.bind(source) } : {}),
     ...(source.rewind ? { rewind: source.rewind.bind(source) } : {}),
-    ...(source.compare ? { compare: source.compare.bind(source) } : {}),
+    ...(source.timeOf ? { timeOf: source.timeOf.bind(source) } : {}),
+    ...(source.readByKeys ? { readByKeys: source.readByKeys.bind(source) } : {}),
   };
 }

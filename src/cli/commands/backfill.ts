@@ -1,8 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
+import { runWithRetries } from '../../runtime/attempts.ts';
 import { gracefulStop, withWorkspace } from '../context.ts';
 import { count, duration, printJson } from '../format.ts';
 import { BackfillProgress } from '../progress.ts';
+import { reportRetry } from './run.ts';
 
 export function registerBackfill(program: Command): void {
   program
@@ -29,21 +31,24 @@ export function registerBackfill(program: Command): void {
         try {
           let waiting = false;
           while (!stop.signal.aborted) {
-            const outcome = await ws
-              .run(sync, {
+            const outcome = await runWithRetries(
+              ws,
+              sync,
+              {
                 trigger: 'backfill',
                 stop: stop.signal,
                 stopAfterBackfill: true,
                 onProgress: (p) => progress.update(p, runs + 1),
-              })
-              .catch((err: unknown) => {
-                // Another sync of the bundle is running (under `sluice serve`, say): take turns with it.
-                if ((err as { code?: string }).code !== 'LANE_BUSY') throw err;
-                if (!waiting)
-                  process.stderr.write(`${sync}: waiting for its lane: ${(err as Error).message}\n`);
-                waiting = true;
-                return null;
-              });
+              },
+              reportRetry(sync),
+            ).catch((err: unknown) => {
+              // Another sync of the bundle is running (under `sluice serve`, say): take turns with it.
+              if ((err as { code?: string }).code !== 'LANE_BUSY') throw err;
+              if (!waiting)
+                process.stderr.write(`${sync}: waiting for its lane: ${(err as Error).message}\n`);
+              waiting = true;
+              return null;
+            });
             if (!outcome) {
               await sleep(500, undefined, { signal: stop.signal }).catch(() => {});
               continue;

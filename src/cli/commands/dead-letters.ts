@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { retryDeadLetters } from '../../engine/retry.ts';
-import { currentHolder } from '../../store/holder.ts';
 import { withWorkspace } from '../context.ts';
 import { count, printJson, table } from '../format.ts';
 import { positiveInt } from '../options.ts';
@@ -14,7 +12,7 @@ export function registerDeadLetters(program: Command): void {
     .description('list dead letters not yet retried, oldest first')
     .argument('[sync]', 'only this sync')
     .option('--limit <n>', 'how many', positiveInt, 100)
-    .option('--all', 'include the ones already retried')
+    .option('--all', 'include the closed ones (written since, or gone from the source)')
     .option('--json', 'print as JSON')
     .action(
       async (
@@ -27,7 +25,7 @@ export function registerDeadLetters(program: Command): void {
           const letters = await ws.store.listDeadLetters({
             ...(sync ? { sync } : {}),
             limit: opts.limit,
-            includeRetried: Boolean(opts.all),
+            includeClosed: Boolean(opts.all),
           });
           if (opts.json) return printJson(letters);
           const rows = letters.map((l) => [
@@ -36,38 +34,31 @@ export function registerDeadLetters(program: Command): void {
             l.runId,
             l.batch,
             l.createdAt,
-            l.retriedAt,
+            l.resolution ?? (l.attempts > 1 ? `open, ${l.attempts} attempts` : 'open'),
             l.reason,
             truncate(JSON.stringify(l.record), 60),
           ]);
           process.stdout.write(
-            `${table(['ID', 'SYNC', 'RUN', 'BATCH', 'AT', 'RETRIED', 'REASON', 'RECORD'], rows)}\n`,
+            `${table(['ID', 'SYNC', 'RUN', 'BATCH', 'AT', 'STATE', 'REASON', 'RECORD'], rows)}\n`,
           );
         });
       },
     );
 
   dl.command('retry')
-    .description("send a sync's dead letters through its map and target again")
+    .description("send a sync's open dead letters to its target again, as the source holds each record now")
     .argument('<sync>')
     .option('--json', 'print the outcome as JSON')
     .action(async (sync: string, opts: { json?: boolean }, cmd: Command) => {
       await withWorkspace(cmd, async (ws) => {
-        const target = await ws.openTarget(sync);
-        try {
-          const outcome = await retryDeadLetters({
-            spec: ws.sync(sync),
-            target,
-            store: ws.store,
-            holder: currentHolder(),
-          });
-          if (opts.json) return printJson(outcome);
-          process.stdout.write(
-            `${sync}: retried ${count(outcome.retried)} dead letters: ${count(outcome.written)} written, ${count(outcome.rejectedAgain)} failed again (listed anew)\n`,
-          );
-        } finally {
-          await target.close?.();
-        }
+        const outcome = await ws.retryDeadLetters(sync);
+        if (opts.json) return printJson(outcome);
+        const unkeyed = outcome.unkeyed
+          ? `; ${count(outcome.unkeyed)} without a key (unreadable input) left open: fix the source, then \`sluice reset ${sync}\``
+          : '';
+        process.stdout.write(
+          `${sync}: retried ${count(outcome.retried)} dead letters: ${count(outcome.written)} written, ${count(outcome.rejectedAgain)} failed again (still open), ${count(outcome.gone)} gone from the source${unkeyed}\n`,
+        );
       });
     });
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { RunRecord } from '../../core/ports.ts';
+import { type RetryNotice, runWithRetries } from '../../runtime/attempts.ts';
 import { gracefulStop, withWorkspace } from '../context.ts';
 import { count, duration, printJson } from '../format.ts';
 
@@ -13,7 +14,12 @@ export function registerRun(program: Command): void {
       await withWorkspace(cmd, async (ws) => {
         const stop = gracefulStop();
         try {
-          const outcome = await ws.run(sync, { trigger: 'run', stop: stop.signal });
+          const outcome = await runWithRetries(
+            ws,
+            sync,
+            { trigger: 'run', stop: stop.signal },
+            reportRetry(sync),
+          );
           if (opts.json) printJson({ run: outcome.run, checkpoint: outcome.checkpoint });
           else
             process.stdout.write(
@@ -29,5 +35,13 @@ export function registerRun(program: Command): void {
 export function describeRun(run: RunRecord): string {
   const took = run.endedAt ? duration(Date.parse(run.endedAt) - Date.parse(run.startedAt)) : 'still running';
   const c = run.counters;
-  return `run ${run.id} of ${run.sync} ${run.status}: ${count(c.batches)} batches, ${count(c.read)} read, ${count(c.written)} written, ${count(c.rejected)} rejected in ${took}`;
+  return `run ${run.id} of ${run.sync} ${run.status}: ${count(c.batches)} batches, ${count(c.read)} read, ${count(c.written)} written, ${count(c.unchanged)} unchanged, ${count(c.rejected)} rejected in ${took}`;
+}
+
+/** One line on stderr per momentary failure retried, so a user sees what the run is riding out. */
+export function reportRetry(sync: string): (notice: RetryNotice) => void {
+  return ({ attempt, of, delayMs, error }) =>
+    process.stderr.write(
+      `${sync}: attempt ${attempt} of ${of} failed (${error.code}: ${error.message}); again from the checkpoint in ${duration(delayMs)}\n`,
+    );
 }

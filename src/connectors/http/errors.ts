@@ -25,13 +25,22 @@ export class HttpError extends ConnectorError {
     message: string,
     details: { status?: number | null; retryAfterMs?: number | null; body?: unknown; cause?: unknown } = {},
   ) {
-    super(code, message, { cause: details.cause });
+    // A circuit opened by a service that keeps failing is momentary too: a later run may find it back.
+    super(code, message, { cause: details.cause, transient: TRANSIENT.has(code) });
     this.name = 'HttpError';
     this.status = details.status ?? null;
     this.retryAfterMs = details.retryAfterMs ?? null;
     this.body = details.body;
   }
 }
+
+const TRANSIENT: ReadonlySet<string> = new Set([
+  'HTTP_RATE_LIMITED',
+  'HTTP_SERVER',
+  'HTTP_NETWORK',
+  'HTTP_TIMEOUT',
+  'HTTP_CIRCUIT_OPEN',
+]);
 
 const RETRYABLE: ReadonlySet<string> = new Set([
   'HTTP_RATE_LIMITED',

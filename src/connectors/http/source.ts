@@ -141,12 +141,6 @@ export class RestSource implements Source {
         : new Date(Date.parse(c.since) - lookbackMs).toISOString();
     return start(since) as Cursor;
   }
-
-  compare(a: Cursor, b: Cursor): number {
-    const ca = a as RestCursor;
-    const cb = b as RestCursor;
-    return compareTime(ca.since, cb.since) || ca.seen - cb.seen;
-  }
 }
 
 /** Orders timestamps given as ISO text or epoch numbers. */

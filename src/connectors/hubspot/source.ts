@@ -1,4 +1,4 @@
-import type { ReadRequest, Source } from '../../core/ports.ts';
+import type { Estimate, ReadRequest, Source } from '../../core/ports.ts';
 import type { Cursor, Page, Row } from '../../core/types.ts';
 import type { HttpClient } from '../http/client.ts';
 import {
@@ -147,7 +147,7 @@ export class HubSpotSource implements Source {
     return asAnswer<SearchAnswer>(res.body, 'search contacts');
   }
 
-  /** Where incremental starts: the newest `lastmodifieddate` when the backfill starts. */
+  /** Where incremental starts: after every record at the newest `lastmodifieddate` when the backfill starts. */
   async highWaterMark(): Promise<Cursor> {
     const body = {
       filterGroups: [],
@@ -162,10 +162,10 @@ export class HubSpotSource implements Source {
       signal: AbortSignal.timeout(60_000),
     });
     const newest = asAnswer<SearchAnswer>(res.body, 'search contacts').results[0];
-    return { ts: newest ? modifiedOf(newest) : 0, id: null, past: false } satisfies SearchCursor;
+    return { ts: newest ? modifiedOf(newest) : 0, id: null, past: true } satisfies SearchCursor;
   }
 
-  async estimate(req: { phase: string; cursor: Cursor | null }): Promise<number | null> {
+  async estimate(req: { phase: string; cursor: Cursor | null }): Promise<Estimate | null> {
     if (req.phase !== 'backfill') return null;
     const after = (req.cursor as ListCursor | null)?.after;
     const filterGroups =
@@ -179,26 +179,14 @@ export class HubSpotSource implements Source {
       body,
       signal: AbortSignal.timeout(60_000),
     });
-    return asAnswer<SearchAnswer>(res.body, 'search contacts').total;
+    // The list pages by its own `after` token: a count from an id is close, not exact.
+    return { records: asAnswer<SearchAnswer>(res.body, 'search contacts').total, exact: false };
   }
 
   rewind(cursor: Cursor, lookbackMs: number): Cursor {
     const c = cursor as SearchCursor;
     return { ts: c.ts - lookbackMs, id: null, past: false } satisfies SearchCursor;
   }
-
-  compare(a: Cursor, b: Cursor): number {
-    const ca = a as SearchCursor;
-    const cb = b as SearchCursor;
-    return (
-      ca.ts - cb.ts ||
-      rank(ca) - rank(cb) ||
-      (ca.id !== null && cb.id !== null ? Number(ca.id) - Number(cb.id) : 0)
-    );
-  }
 }
 
 type Step = { records: Row[]; next: SearchCursor; exhausted: boolean };
-
-/** Within one timestamp: before all (0), after some id (1), after all (2). */
-const rank = (c: SearchCursor) => (c.past ? 2 : c.id === null ? 0 : 1);

@@ -65,7 +65,7 @@ export class PostgresError extends ConnectorError {
     const sqlstate = sqlstateOf(err);
     const kind = classifyPgError(err);
     const code = sqlstate ? `PG_${sqlstate}` : kind === 'retryable' ? 'PG_CONNECTION_LOST' : 'PG_ERROR';
-    super(code, message, { cause: err });
+    super(code, message, { cause: err, transient: kind === 'retryable' });
     this.name = 'PostgresError';
     this.sqlstate = sqlstate;
     this.kind = kind;

@@ -1,15 +1,23 @@
 import type pg from 'pg';
 import { ConnectorError } from '../../core/errors.ts';
 import {
-  compareValues,
+  boundOf,
   type KeysetCursor,
   keysetPageEnd,
   orderFields,
   positionIn,
   positionOf,
   rewindPosition,
+  timeOfValue,
 } from '../../core/keyset.ts';
-import type { NativeLocation, PageBounds, ReadRequest, Source, SyncShape } from '../../core/ports.ts';
+import type {
+  Estimate,
+  NativeLocation,
+  PageBounds,
+  ReadRequest,
+  Source,
+  SyncShape,
+} from '../../core/ports.ts';
 import type { Cursor, Json, Page, Phase, Row } from '../../core/types.ts';
 import { type Column, createPool, describeTable, withClient } from './client.ts';
 import { pgError } from './errors.ts';
@@ -24,6 +32,9 @@ export type PostgresSourceOptions = {
 };
 
 const TIME_TYPES = new Set(['timestamptz', 'timestamp', 'date']);
+// Planned rows up to this many are counted exactly for progress; the count gives up after the timeout.
+const EXACT_COUNT_UP_TO = 20_000_000;
+const COUNT_TIMEOUT_MS = 3000;
 const INTEGER_TYPES = new Set(['int2', 'int4', 'int8']);
 
 /**
@@ -107,18 +118,21 @@ export class PostgresSource implements Source {
     phase: Phase,
     cursor: KeysetCursor | null,
     hwm: KeysetCursor | null,
+    until: KeysetCursor | null = null,
   ): { sql: string; values: unknown[] } {
     const parts: string[] = [];
     const values: unknown[] = [];
     if (this.options.where) parts.push(`(${this.options.where})`);
+    const fields = this.fields(phase);
     const position = this.positionIn(phase, cursor);
     if (position && position.length > 0) {
-      parts.push(keysetAfter(this.fields(phase), position.length, values.length + 1));
+      parts.push(keysetAfter(fields, position.length, values.length + 1));
       values.push(...position);
     }
-    if (phase === 'backfill' && hwm?.key) {
-      parts.push(keysetAtMost(this.shape.key, values.length + 1));
-      values.push(...hwm.key);
+    const bound = boundOf({ phase, highWaterMark: hwm, until }, this.incremental(phase));
+    if (bound && bound.length > 0) {
+      parts.push(keysetAtMost(fields.slice(0, bound.length), values.length + 1));
+      values.push(...bound);
     }
     return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', values };
   }
@@ -198,6 +212,7 @@ export class PostgresSource implements Source {
       req.phase,
       req.cursor as KeysetCursor | null,
       req.highWaterMark as KeysetCursor | null,
+      (req.until ?? null) as KeysetCursor | null,
     );
     const order = columnList(this.fields(req.phase));
     return {
@@ -208,9 +223,7 @@ export class PostgresSource implements Source {
 
   /** Where a page of `count` rows ending at position `last` leaves the read, and whether the phase is done. */
   private pageEnd(req: ReadRequest, count: number, last: unknown[] | null): { next: Cursor; done: boolean } {
-    const end = keysetPageEnd(req, count, last, this.incremental(req.phase), (a, b) =>
-      this.comparePositions(this.shape.key, a, b),
-    );
+    const end = keysetPageEnd(req, count, last, this.incremental(req.phase));
     return { next: end.next as Cursor, done: end.done };
   }
 
@@ -218,31 +231,41 @@ export class PostgresSource implements Source {
     return phase === 'incremental' && this.shape.cursorField !== null;
   }
 
+  /**
+   * The last key (the backfill's bound) and the last `(cursor, key)` position (where incremental
+   * reading goes on, strictly after it), both in the database's own order.
+   */
   async highWaterMark(): Promise<Cursor> {
-    const where = this.options.where ? `WHERE (${this.options.where})` : '';
-    const desc = this.shape.key.map((k) => `${quoteIdent(k)} DESC`).join(', ');
-    const top = await this.query<Row>(
-      'taking the high-water mark of',
-      `SELECT ${columnList(this.shape.key)} FROM ${this.table} ${where} ORDER BY ${desc} LIMIT 1`,
-      [],
-    );
-    const key = top.rows[0] ? positionOf(top.rows[0], this.shape.key) : null;
-    if (!this.shape.cursorField) return { key } as Cursor;
-    const max = await this.query<{ m: unknown }>(
-      'taking the high-water mark of',
-      `SELECT max(${quoteIdent(this.shape.cursorField)}) AS m FROM ${this.table} ${where}`,
-      [],
-    );
-    const value = max.rows[0]?.m ?? null;
-    return { key, k: value === null ? [] : [value] } as unknown as Cursor;
+    const key = await this.last(this.shape.key, null);
+    const field = this.shape.cursorField;
+    if (!field) return { key } as Cursor;
+    const k = await this.last([field, ...this.shape.key], `${quoteIdent(field)} IS NOT NULL`);
+    return { key, k: k ?? [] } as unknown as Cursor;
   }
 
-  /** The planner's row estimate: instant on any table size, unlike count(*), and good enough for an ETA. */
+  /** The greatest position over `fields`, or null for an empty table. */
+  private async last(fields: readonly string[], condition: string | null): Promise<unknown[] | null> {
+    const conditions = [this.options.where ? `(${this.options.where})` : null, condition].filter(Boolean);
+    const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
+    const desc = fields.map((k) => `${quoteIdent(k)} DESC NULLS LAST`).join(', ');
+    const top = await this.query<Row>(
+      'taking the high-water mark of',
+      `SELECT ${columnList(fields)} FROM ${this.table} ${where} ORDER BY ${desc} LIMIT 1`,
+      [],
+    );
+    return top.rows[0] ? positionOf(top.rows[0], fields) : null;
+  }
+
+  /**
+   * What is left of the backfill: counted where the planner expects few enough rows to count in a
+   * moment, else the planner's estimate, marked a guess (on a table never analysed it can be off by
+   * far; the engine asks again at each run and never lets it fall below what is done).
+   */
   async estimate(req: {
     phase: Phase;
     cursor: Cursor | null;
     highWaterMark: Cursor | null;
-  }): Promise<number | null> {
+  }): Promise<Estimate | null> {
     if (req.phase !== 'backfill') return null;
     const { sql, values } = this.predicate(
       'backfill',
@@ -255,7 +278,57 @@ export class PostgresSource implements Source {
       values,
     );
     const planned = rows[0]?.['QUERY PLAN'][0]?.Plan['Plan Rows'];
-    return typeof planned === 'number' ? Math.round(planned) : null;
+    const guess = typeof planned === 'number' ? { records: Math.round(planned), exact: false } : null;
+    if (guess && guess.records > EXACT_COUNT_UP_TO) return guess;
+    return (await this.count(sql, values)) ?? guess;
+  }
+
+  /** count(*) under a statement timeout; null when it would take longer. */
+  private async count(where: string, values: unknown[]): Promise<Estimate | null> {
+    return withClient(this.pool, 'counting', async (client) => {
+      try {
+        await client.query('BEGIN');
+        await client.query(`SET LOCAL statement_timeout = ${COUNT_TIMEOUT_MS}`);
+        const { rows } = await client.query<{ n: string }>(
+          `SELECT count(*) AS n FROM ${this.table} ${where}`,
+          values,
+        );
+        await client.query('COMMIT');
+        return { records: Number(rows[0]?.n ?? 0), exact: true };
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        // 57014: the timeout cancelled the count; the planner's guess stands.
+        if ((err as { code?: unknown }).code === '57014') return null;
+        throw pgError(`counting ${this.table}`, err);
+      }
+    });
+  }
+
+  timeOf(cursor: Cursor): number | null {
+    const k = (cursor as KeysetCursor | null)?.k;
+    return k && k.length > 0 ? timeOfValue(k[0]) : null;
+  }
+
+  async readByKeys(keys: readonly (readonly Json[])[], req: { signal: AbortSignal }): Promise<Row[]> {
+    req.signal.throwIfAborted();
+    const records: Row[] = [];
+    const width = this.shape.key.length;
+    const filter = this.options.where ? ` AND (${this.options.where})` : '';
+    // PostgreSQL binds at most 65,535 parameters per statement.
+    const per = Math.max(1, Math.floor(60_000 / width));
+    for (let i = 0; i < keys.length; i += per) {
+      const chunk = keys.slice(i, i + per);
+      const tuples = chunk.map(
+        (_, r) => `(${this.shape.key.map((_k, c) => `$${r * width + c + 1}`).join(', ')})`,
+      );
+      const { rows } = await this.query<Row>(
+        'reading by key',
+        `SELECT ${this.selectList} FROM ${this.table} WHERE (${columnList(this.shape.key)}) IN (${tuples.join(', ')})${filter}`,
+        chunk.flat(),
+      );
+      records.push(...rows);
+    }
+    return records;
   }
 
   rewind(cursor: Cursor, lookbackMs: number): Cursor {
@@ -272,58 +345,10 @@ export class PostgresSource implements Source {
         ? [typeof k[0] === 'string' ? String(Math.floor(Number(back[0]))) : Math.floor(Number(back[0]))]
         : null;
     }
-    return rewound ? ({ ...(cursor as object), k: rewound } as Cursor) : cursor;
-  }
-
-  compare(a: Cursor, b: Cursor): number {
-    const fields = this.shape.cursorField ? [this.shape.cursorField, ...this.shape.key] : [...this.shape.key];
-    const pa = (a as KeysetCursor).k ?? (a as KeysetCursor).key ?? [];
-    const pb = (b as KeysetCursor).k ?? (b as KeysetCursor).key ?? [];
-    return this.comparePositions(fields, pa, pb);
-  }
-
-  /** Orders two positions over `fields`; a shorter one that is a prefix of the other sorts first. */
-  private comparePositions(
-    fields: readonly string[],
-    pa: readonly unknown[],
-    pb: readonly unknown[],
-  ): number {
-    const n = Math.min(pa.length, pb.length);
-    for (let i = 0; i < n; i++) {
-      const c = this.compareField(fields[i], pa[i], pb[i]);
-      if (c !== 0) return c;
-    }
-    return pa.length - pb.length;
-  }
-
-  /** bigint and numeric travel as strings: compare them as numbers, not as text ('9' > '10'). */
-  private compareField(field: string | undefined, a: unknown, b: unknown): number {
-    const type = field ? this.types.get(field) : undefined;
-    if ((type === 'int8' || type === 'numeric') && typeof a === 'string' && typeof b === 'string') {
-      return compareDecimals(a, b);
-    }
-    return compareValues(a, b);
+    return rewound ? ({ k: rewound } as Cursor) : cursor;
   }
 
   async close(): Promise<void> {
     if (!this.pool.ended) await this.pool.end();
   }
-}
-
-/** Orders two decimal strings (`-12.5`, `3`, `0.001`) exactly. NaN sorts last, as in PostgreSQL. */
-export function compareDecimals(a: string, b: string): number {
-  if (a === b) return 0;
-  if (a === 'NaN' || b === 'NaN') return a === 'NaN' ? 1 : -1;
-  const neg = (s: string) => s.startsWith('-');
-  if (neg(a) !== neg(b)) return neg(a) ? -1 : 1;
-  const sign = neg(a) ? -1 : 1;
-  const [ai = '', af = ''] = a.replace(/^[-+]/, '').split('.');
-  const [bi = '', bf = ''] = b.replace(/^[-+]/, '').split('.');
-  const aInt = ai.replace(/^0+(?=\d)/, '');
-  const bInt = bi.replace(/^0+(?=\d)/, '');
-  if (aInt.length !== bInt.length) return sign * (aInt.length - bInt.length);
-  const width = Math.max(af.length, bf.length);
-  const x = aInt + af.padEnd(width, '0');
-  const y = bInt + bf.padEnd(width, '0');
-  return x === y ? 0 : sign * (x < y ? -1 : 1);
 }

@@ -1,4 +1,4 @@
-import type { ReadRequest, Source } from '../../core/ports.ts';
+import type { Estimate, ReadRequest, Source } from '../../core/ports.ts';
 import type { Cursor, Page, Phase, Row } from '../../core/types.ts';
 import { type SalesforceApi, soqlDate, soqlField, soqlString } from './api.ts';
 
@@ -69,7 +69,7 @@ export class SalesforceSource implements Source {
     phase: Phase;
     cursor: Cursor | null;
     highWaterMark: Cursor | null;
-  }): Promise<number | null> {
+  }): Promise<Estimate | null> {
     if (req.phase !== 'backfill') return null;
     const where = this.conditions(
       req.cursor as SfCursor | null,
@@ -80,7 +80,7 @@ export class SalesforceSource implements Source {
       `SELECT COUNT() FROM ${soqlField(this.options.object)}${where}`,
       AbortSignal.timeout(60_000),
     );
-    return answer.totalSize;
+    return { records: answer.totalSize, exact: true };
   }
 
   rewind(cursor: Cursor, lookbackMs: number): Cursor {
@@ -89,16 +89,5 @@ export class SalesforceSource implements Source {
       ts: new Date(Date.parse(soqlDate(c.ts)) - lookbackMs).toISOString(),
       id: null,
     } satisfies SfCursor;
-  }
-
-  compare(a: Cursor, b: Cursor): number {
-    const ca = a as SfCursor;
-    const cb = b as SfCursor;
-    const t = Date.parse(soqlDate(ca.ts)) - Date.parse(soqlDate(cb.ts));
-    if (t !== 0) return t;
-    if (ca.id === cb.id) return 0;
-    if (ca.id === null) return -1;
-    if (cb.id === null) return 1;
-    return ca.id < cb.id ? -1 : 1;
   }
 }

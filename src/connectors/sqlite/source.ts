@@ -1,15 +1,17 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ConnectorError } from '../../core/errors.ts';
 import {
-  comparePositions,
+  boundOf,
   type KeysetCursor,
   keysetPageEnd,
   orderFields,
   positionIn,
   positionOf,
   rewindPosition,
+  timeOfValue,
 } from '../../core/keyset.ts';
 import type {
+  Estimate,
   NativeLocation,
   PageBounds,
   ReadRequest,
@@ -33,7 +35,7 @@ export class SqliteSource implements Source {
   private readonly shape: SyncShape;
   private readonly options: SqliteSourceOptions;
   private readonly selectList: string;
-  private readonly statements = new Map<string, { stmt: StatementSync; names: string[] }>();
+  private readonly statements = new Map<string, Statement>();
 
   constructor(path: string, options: SqliteSourceOptions, shape: SyncShape) {
     this.db = new DatabaseSync(path, { readOnly: true, timeout: 10_000 });
@@ -71,15 +73,35 @@ export class SqliteSource implements Source {
    * own row objects are dictionary-mode (no shared shape), slower to build and read and several times
    * larger, which costs throughput and memory on every record of a backfill.
    */
-  private statement(sql: string): { stmt: StatementSync; names: string[] } {
+  private statement(sql: string): Statement {
     let entry = this.statements.get(sql);
     if (!entry) {
       const stmt = this.db.prepare(sql);
       stmt.setReturnArrays(true);
-      entry = { stmt, names: stmt.columns().map((c) => c.name) };
+      entry = { stmt, names: stmt.columns().map((c) => c.name), bigints: false };
       this.statements.set(sql, entry);
     }
     return entry;
+  }
+
+  /**
+   * Every row of `sql`. An integer beyond 2^53 fails a plain read ("too large to be represented"):
+   * from then on that statement reads integers as bigints, and keeps as numbers those a double holds.
+   */
+  private rows(sql: string, values: readonly SqlValue[]): { rows: unknown[][]; names: string[] } {
+    const entry = this.statement(sql);
+    if (!entry.bigints) {
+      try {
+        return { rows: entry.stmt.all(...values) as unknown as unknown[][], names: entry.names };
+      } catch (err) {
+        if (!/too large to be represented/i.test((err as Error).message)) throw err;
+        entry.stmt.setReadBigInts(true);
+        entry.bigints = true;
+      }
+    }
+    const rows = entry.stmt.all(...values) as unknown as unknown[][];
+    for (const row of rows) for (let i = 0; i < row.length; i++) row[i] = safeNumber(row[i]);
+    return { rows, names: entry.names };
   }
 
   private fields(phase: Phase): string[] {
@@ -91,6 +113,7 @@ export class SqliteSource implements Source {
     phase: Phase,
     cursor: KeysetCursor | null,
     hwm: KeysetCursor | null,
+    until: KeysetCursor | null = null,
   ): { sql: string; values: SqlValue[] } {
     const parts: string[] = [];
     const values: SqlValue[] = [];
@@ -101,9 +124,10 @@ export class SqliteSource implements Source {
       parts.push(keysetAfter(fields, position.length));
       values.push(...(position as SqlValue[]));
     }
-    if (phase === 'backfill' && hwm?.key) {
-      parts.push(keysetAtMost(this.shape.key));
-      values.push(...(hwm.key as SqlValue[]));
+    const bound = boundOf({ phase, highWaterMark: hwm, until }, this.incremental(phase));
+    if (bound && bound.length > 0) {
+      parts.push(keysetAtMost(fields.slice(0, bound.length)));
+      values.push(...(bound as SqlValue[]));
     }
     return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', values };
   }
@@ -115,8 +139,8 @@ export class SqliteSource implements Source {
   async read(req: ReadRequest): Promise<Page<Row>> {
     req.signal.throwIfAborted();
     const query = this.pageQuery(req, this.selectList);
-    const { stmt, names } = this.statement(query.sql);
-    const records = toRecords(stmt.all(...query.values) as unknown as unknown[][], names);
+    const { rows, names } = this.rows(query.sql, query.values);
+    const records = toRecords(rows, names);
     const last = records.at(-1);
     return {
       records,
@@ -129,7 +153,7 @@ export class SqliteSource implements Source {
     req.signal.throwIfAborted();
     const fields = this.fields(req.phase);
     const query = this.pageQuery(req, columnList(fields));
-    const keys = this.statement(query.sql).stmt.all(...query.values) as unknown as unknown[][];
+    const keys = this.rows(query.sql, query.values).rows;
     const last = keys.at(-1) ?? null;
     const end = this.pageEnd(req, keys.length, last);
     const after = this.positionIn(req.phase, req.cursor as KeysetCursor | null);
@@ -154,6 +178,7 @@ export class SqliteSource implements Source {
       req.phase,
       req.cursor as KeysetCursor | null,
       req.highWaterMark as KeysetCursor | null,
+      (req.until ?? null) as KeysetCursor | null,
     );
     const order = columnList(this.fields(req.phase));
     return {
@@ -164,7 +189,7 @@ export class SqliteSource implements Source {
 
   /** Where a page of `count` rows ending at `last` leaves the read, and whether the phase is done. */
   private pageEnd(req: ReadRequest, count: number, last: unknown[] | null): { next: Cursor; done: boolean } {
-    const end = keysetPageEnd(req, count, last, this.incremental(req.phase), comparePositions);
+    const end = keysetPageEnd(req, count, last, this.incremental(req.phase));
     return { next: end.next as Cursor, done: end.done };
   }
 
@@ -180,56 +205,86 @@ export class SqliteSource implements Source {
     return { dialect: 'sqlite', columns };
   }
 
+  /**
+   * The last key (the backfill's bound) and the last `(cursor, key)` position (where incremental
+   * reading goes on, strictly after it), both in the database's own order.
+   */
   async highWaterMark(): Promise<Cursor> {
-    const table = quoteIdent(this.options.table);
-    const where = this.options.where ? `WHERE (${this.options.where})` : '';
-    const desc = this.shape.key.map((k) => `${quoteIdent(k)} DESC`).join(', ');
-    const top = this.db
-      .prepare(`SELECT ${columnList(this.shape.key)} FROM ${table} ${where} ORDER BY ${desc} LIMIT 1`)
-      .get();
-    const key = top ? positionOf(top, this.shape.key) : null;
-    if (!this.shape.cursorField) return { key } as Cursor;
-    const max = this.db
-      .prepare(`SELECT max(${quoteIdent(this.shape.cursorField)}) AS m FROM ${table} ${where}`)
-      .get();
-    const value = max?.m ?? null;
-    return { key, k: value === null ? [] : [value] } as Cursor;
+    const key = this.last(this.shape.key, null);
+    const field = this.shape.cursorField;
+    if (!field) return { key } as Cursor;
+    const k = this.last([field, ...this.shape.key], `${quoteIdent(field)} IS NOT NULL`);
+    return { key, k: k ?? [] } as Cursor;
+  }
+
+  /** The greatest position over `fields`, or null for an empty table. */
+  private last(fields: readonly string[], condition: string | null): unknown[] | null {
+    const conditions = [this.options.where ? `(${this.options.where})` : null, condition].filter(Boolean);
+    const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
+    const desc = fields.map((k) => `${quoteIdent(k)} DESC`).join(', ');
+    const sql = `SELECT ${columnList(fields)} FROM ${quoteIdent(this.options.table)} ${where} ORDER BY ${desc} LIMIT 1`;
+    return this.rows(sql, []).rows[0] ?? null;
   }
 
   async estimate(req: {
     phase: Phase;
     cursor: Cursor | null;
     highWaterMark: Cursor | null;
-  }): Promise<number | null> {
+  }): Promise<Estimate | null> {
     if (req.phase !== 'backfill') return null;
     const { sql, values } = this.predicate(
       'backfill',
       req.cursor as KeysetCursor | null,
       req.highWaterMark as KeysetCursor | null,
     );
-    const row = this.statement(`SELECT count(*) AS n FROM ${quoteIdent(this.options.table)} ${sql}`).stmt.get(
-      ...values,
-    );
-    return Number((row as unknown as unknown[] | undefined)?.[0] ?? 0);
+    const [row] = this.rows(
+      `SELECT count(*) AS n FROM ${quoteIdent(this.options.table)} ${sql}`,
+      values,
+    ).rows;
+    return { records: Number(row?.[0] ?? 0), exact: true };
   }
 
   rewind(cursor: Cursor, lookbackMs: number): Cursor {
     const k = (cursor as KeysetCursor).k;
     if (!this.shape.cursorField || !k || k.length === 0) return cursor;
     const rewound = rewindPosition(k, lookbackMs);
-    return rewound ? ({ ...(cursor as object), k: rewound } as Cursor) : cursor;
+    return rewound ? ({ k: rewound } as Cursor) : cursor;
   }
 
-  compare(a: Cursor, b: Cursor): number {
-    const pa = (a as KeysetCursor).k ?? (a as KeysetCursor).key ?? [];
-    const pb = (b as KeysetCursor).k ?? (b as KeysetCursor).key ?? [];
-    return comparePositions(pa, pb);
+  timeOf(cursor: Cursor): number | null {
+    const k = (cursor as KeysetCursor | null)?.k;
+    return k && k.length > 0 ? timeOfValue(k[0]) : null;
+  }
+
+  async readByKeys(keys: readonly (readonly Json[])[], req: { signal: AbortSignal }): Promise<Row[]> {
+    req.signal.throwIfAborted();
+    const records: Row[] = [];
+    const tuple = `(${this.shape.key.map(() => '?').join(', ')})`;
+    const filter = this.options.where ? ` AND (${this.options.where})` : '';
+    // SQLite binds at most 32,766 values per statement.
+    const per = Math.max(1, Math.floor(30_000 / this.shape.key.length));
+    for (let i = 0; i < keys.length; i += per) {
+      const chunk = keys.slice(i, i + per);
+      const sql = `SELECT ${this.selectList} FROM ${quoteIdent(this.options.table)} WHERE (${columnList(this.shape.key)}) IN (VALUES ${chunk.map(() => tuple).join(', ')})${filter}`;
+      const { rows, names } = this.rows(sql, chunk.flat() as SqlValue[]);
+      records.push(...toRecords(rows, names));
+    }
+    return records;
   }
 
   async close(): Promise<void> {
     if (this.db.isOpen) this.db.close();
   }
 }
+
+type Statement = { stmt: StatementSync; names: string[]; bigints: boolean };
+
+/** A bigint a double holds exactly becomes a number again: integers are numbers unless they cannot be. */
+function safeNumber(value: unknown): unknown {
+  return typeof value === 'bigint' && value >= MIN_SAFE && value <= MAX_SAFE ? Number(value) : value;
+}
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
  * Array rows to records. Assigning the columns in one order gives every record the same hidden class;

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asSluiceError, SluiceError } from '../../core/errors.ts';
 import { afterRun, type RunResult } from '../../core/policy.ts';
-import type { RunQueue, RunRequest } from '../../core/ports.ts';
+import type { RunQueue, RunRecord, RunRequest } from '../../core/ports.ts';
 import type { Json, RunTrigger } from '../../core/types.ts';
 import { currentHolder } from '../../store/holder.ts';
 import { bundleIndex, laneOf } from '../lanes.ts';
@@ -159,6 +159,8 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     const ended = (fields: Omit<RunEnded, 'request' | 'durationMs'>) =>
       this.emit('run:end', { request, durationMs: Date.now() - startedAt, ...fields });
     let result: RunResult;
+    let started: RunRecord | null = null;
+    const abandon = new AbortController();
     try {
       const outcome = await this.withDeadline(
         this.ws.run(request.sync, {
@@ -166,11 +168,16 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
           stop: this.stopController.signal,
           payload: request.payload,
           graceMs: this.graceMs,
-          ...(request.skipReason ? { skipFirstBatch: { reason: request.skipReason } } : {}),
+          abandon: abandon.signal,
+          onStart: (run) => {
+            started = run;
+          },
+          ...(request.setAsideReason ? { setAside: { reason: request.setAsideReason } } : {}),
           onProgress: (p) => this.emit('run:progress', p),
         }),
         sync.maxRunDurationMs + this.graceMs + 5_000,
-        request,
+        () => started,
+        abandon,
       );
       await this.queue.finish(request.id, { status: 'done', runId: outcome.run.id });
       ended({
@@ -203,13 +210,16 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         });
         return;
       }
-      const [run] = await this.ws.store.listRuns({ sync: request.sync, limit: 1 });
-      const runId = run && Date.parse(run.startedAt) >= startedAt - 1000 ? run.id : null;
+      const runId = (started as RunRecord | null)?.id ?? null;
+      const run = runId === null ? null : await this.ws.store.getRun(runId);
+      // A run that saved batches before failing failed at a new batch: its first attempt there.
+      const attempt = run && run.counters.batches > 0 ? 1 : request.attempt;
       await this.queue.finish(request.id, {
         status: 'failed',
         runId,
         errorCode: error.code,
         errorMessage: error.message,
+        attempt,
       });
       const status = error.code === 'RUN_TIMED_OUT' ? 'timed_out' : 'failed';
       ended({
@@ -222,33 +232,45 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         errorMessage: error.message,
       });
       result = { ok: false, errorCode: error.code, errorMessage: error.message };
+      await this.followPolicy({ ...request, attempt }, result, null);
     }
-    await this.followPolicy(request, result, null);
   }
 
   /**
-   * Backstop for a run that ignores its abort signal: past the deadline its lane is released and
-   * the run recorded as timed out; whatever it does afterwards is ignored.
+   * Backstop for a run that ignores its abort signal: past the deadline that very run is recorded
+   * timed out (so every later write of it is refused), its connections are closed, and its lane is
+   * released; whatever it does afterwards changes nothing.
    */
-  private async withDeadline<T>(work: Promise<T>, ms: number, request: RunRequest): Promise<T> {
+  private async withDeadline<T>(
+    work: Promise<T>,
+    ms: number,
+    runOf: () => RunRecord | null,
+    abandon: AbortController,
+  ): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(async () => {
-        const [run] = await this.ws.store.listRuns({ sync: request.sync, limit: 1 });
-        if (run?.status === 'running') {
-          await this.ws.store.finishRun(run.id, {
-            status: 'timed_out',
-            more: true,
-            errorCode: 'RUN_TIMED_OUT',
-            errorMessage: `no answer ${ms} ms after the run started; lane released`,
-          });
+        const run = runOf();
+        try {
+          if (run) {
+            await this.ws.store.finishRun(run.id, {
+              holder: run.holder,
+              status: 'timed_out',
+              more: true,
+              errorCode: 'RUN_TIMED_OUT',
+              errorMessage: `no answer ${ms} ms after the run started; lane released`,
+            });
+          }
+        } finally {
+          abandon.abort();
+          reject(
+            new SluiceError(
+              'RUN_TIMED_OUT',
+              `run ${run?.id ?? '(not started)'} overran maxRunDuration plus grace; lane released`,
+              { transient: true },
+            ),
+          );
         }
-        reject(
-          new SluiceError(
-            'RUN_TIMED_OUT',
-            `run of ${request.sync} overran maxRunDuration plus grace; lane released`,
-          ),
-        );
       }, ms);
     });
     try {
@@ -280,7 +302,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         this.wake();
         return;
       case 'skip-batch':
-        await this.queue.enqueue({ sync: request.sync, lane, trigger: 'retry', skipReason: step.reason });
+        await this.queue.enqueue({ sync: request.sync, lane, trigger: 'retry', setAsideReason: step.reason });
         this.wake();
         return;
       case 'chain-broken':
@@ -337,7 +359,8 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     if (checkpoint?.phase === 'incremental') return;
     if ((await this.queue.pending(sync)).length > 0) return;
     const last = await this.queue.lastFinished(sync);
-    const attempt = last?.status === 'failed' && !last.skipReason ? last.attempt + 1 : 1;
+    // A failed request's attempt is its failure's attempt at the batch now at the checkpoint.
+    const attempt = last?.status === 'failed' ? last.attempt + 1 : 1;
     await this.queue.enqueue({
       sync,
       lane: laneOf(sync, this.bundles, 'schedule'),

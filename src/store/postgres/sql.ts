@@ -18,16 +18,22 @@ export function statements(schema: string) {
   return {
     selectCheckpoint: `SELECT * FROM ${checkpoints} WHERE sync = $1`,
     selectCheckpoints: `SELECT * FROM ${checkpoints} ORDER BY sync`,
-    upsertCheckpoint: `
-INSERT INTO ${checkpoints} (sync, phase, cursor, high_water_mark, batches, records_read, records_written,
-  records_rejected, backfill_done, backfill_estimate, backfill_started_at, backfill_ended_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (sync) DO UPDATE SET phase = excluded.phase, cursor = excluded.cursor,
-  high_water_mark = excluded.high_water_mark, batches = excluded.batches, records_read = excluded.records_read,
-  records_written = excluded.records_written, records_rejected = excluded.records_rejected,
-  backfill_done = excluded.backfill_done, backfill_estimate = excluded.backfill_estimate,
-  backfill_started_at = excluded.backfill_started_at, backfill_ended_at = excluded.backfill_ended_at,
-  updated_at = excluded.updated_at`,
+    // A checkpoint's first save inserts it (version 1); every later one must follow the saved version.
+    insertCheckpoint: `
+INSERT INTO ${checkpoints} (sync, phase, cursor, sweep, high_water_mark, batches, records_read, records_written,
+  records_unchanged, records_rejected, backfill_done, backfill_estimate, backfill_estimate_exact,
+  backfill_started_at, backfill_ended_at, updated_at, version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+ON CONFLICT (sync) DO NOTHING`,
+    updateCheckpoint: `
+UPDATE ${checkpoints} SET phase = $2, cursor = $3, sweep = $4, high_water_mark = $5, batches = $6,
+  records_read = $7, records_written = $8, records_unchanged = $9, records_rejected = $10, backfill_done = $11,
+  backfill_estimate = $12, backfill_estimate_exact = $13, backfill_started_at = $14, backfill_ended_at = $15,
+  updated_at = $16, version = $17
+WHERE sync = $1 AND version = $17 - 1`,
+    addToTotals: `UPDATE ${checkpoints} SET batches = batches + $2, records_read = records_read + $3,
+  records_written = records_written + $4, records_unchanged = records_unchanged + $5,
+  records_rejected = greatest(0, records_rejected + $6) WHERE sync = $1`,
     deleteCheckpoint: `DELETE FROM ${checkpoints} WHERE sync = $1`,
 
     selectRunningRuns: `SELECT * FROM ${runs} WHERE status = 'running' AND (sync = $1 OR lane = $2) FOR UPDATE`,
@@ -35,11 +41,14 @@ ON CONFLICT (sync) DO UPDATE SET phase = excluded.phase, cursor = excluded.curso
   error_message = $2 WHERE id = $3 AND status = 'running'`,
     insertRun: `INSERT INTO ${runs} (sync, trigger, status, phase, started_at, holder, lease_until, lane)
   VALUES ($1, $2, 'running', $3, $4, $5, $6, $7) RETURNING *`,
+    // Fenced: a run that lost its hold (timed out, abandoned) changes nothing, and its batch rolls back.
     addRunCounters: `UPDATE ${runs} SET batches = batches + $2, records_read = records_read + $3,
-  records_written = records_written + $4, records_rejected = records_rejected + $5, lease_until = $6 WHERE id = $1`,
-    // Only a running run is finished: a late end from an aborted run does not overwrite `timed_out`.
+  records_written = records_written + $4, records_unchanged = records_unchanged + $5,
+  records_rejected = records_rejected + $6, lease_until = $7
+  WHERE id = $1 AND status = 'running' AND holder = $8`,
+    // Only a running run is finished, by its holder: a late end from an aborted run does not overwrite `timed_out`.
     finishRun: `UPDATE ${runs} SET status = $1, ended_at = $2, more = $3, error_code = $4, error_message = $5
-  WHERE id = $6 AND status = 'running'`,
+  WHERE id = $6 AND status = 'running' AND holder = $7`,
     selectRun: `SELECT * FROM ${runs} WHERE id = $1`,
     selectRuns: `SELECT * FROM ${runs} WHERE ($1::text IS NULL OR sync = $1) ORDER BY id DESC LIMIT $2`,
 
@@ -53,13 +62,25 @@ ON CONFLICT (sync) DO UPDATE SET phase = excluded.phase, cursor = excluded.curso
 
     insertDeadLetter: `INSERT INTO ${deadLetters} (sync, run_id, batch, cursor_from, cursor_to, record_key, record,
   reason, created_at, last_failed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-  ON CONFLICT (sync, record_key) WHERE retried_at IS NULL DO UPDATE SET run_id = excluded.run_id,
+  ON CONFLICT (sync, record_key) WHERE closed_at IS NULL DO UPDATE SET run_id = excluded.run_id,
   batch = excluded.batch, cursor_from = excluded.cursor_from, cursor_to = excluded.cursor_to, record = excluded.record,
   reason = excluded.reason, attempts = ${deadLetters}.attempts + 1, last_failed_at = excluded.last_failed_at`,
     selectDeadLetters: `SELECT * FROM ${deadLetters} WHERE ($1::text IS NULL OR sync = $1)
-  AND ($2 OR retried_at IS NULL) ORDER BY id LIMIT $3`,
-    markDeadLettersRetried: `UPDATE ${deadLetters} SET retried_at = $1 WHERE id = ANY($2::bigint[])`,
+  AND ($2 OR closed_at IS NULL) ORDER BY id LIMIT $3`,
+    closeDeadLettersByKey: `UPDATE ${deadLetters} SET closed_at = $2, closed_by_run = $3, resolution = $4
+  WHERE sync = $1 AND record_key = ANY($5::text[]) AND closed_at IS NULL`,
+    closeDeadLettersById: `UPDATE ${deadLetters} SET closed_at = $2, closed_by_run = $3, resolution = $4
+  WHERE sync = $1 AND id = ANY($5::bigint[]) AND closed_at IS NULL`,
+    countOpenDeadLetters: `SELECT count(*)::int AS n FROM ${deadLetters} WHERE sync = $1 AND closed_at IS NULL`,
     deleteDeadLettersOfSync: `DELETE FROM ${deadLetters} WHERE sync = $1`,
+
+    selectFingerprints: `SELECT record_key, hash FROM ${t('fingerprints')} WHERE sync = $1 AND record_key = ANY($2::text[])`,
+    // One statement per batch: the batch's fingerprints as parallel arrays.
+    upsertFingerprints: `INSERT INTO ${t('fingerprints')} (sync, record_key, hash, cursor_ms)
+  SELECT $1, k, h, c FROM unnest($2::text[], $3::text[], $4::float8[]) AS f(k, h, c)
+  ON CONFLICT (sync, record_key) DO UPDATE SET hash = excluded.hash, cursor_ms = excluded.cursor_ms`,
+    pruneFingerprints: `DELETE FROM ${t('fingerprints')} WHERE sync = $1 AND cursor_ms < $2`,
+    deleteFingerprintsOfSync: `DELETE FROM ${t('fingerprints')} WHERE sync = $1`,
 
     selectMigrations: `SELECT max(version) AS v FROM ${t('migrations')}`,
     insertMigration: `INSERT INTO ${t('migrations')} (version, name, applied_at) VALUES ($1, $2, now())`,

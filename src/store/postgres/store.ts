@@ -1,5 +1,12 @@
 import pg from 'pg';
-import { LaneBusyError, SluiceError, SyncBusyError } from '../../core/errors.ts';
+import {
+  CheckpointConflictError,
+  LaneBusyError,
+  RunFencedError,
+  SluiceError,
+  SyncBusyError,
+} from '../../core/errors.ts';
+import { parseJson, stringifyJson } from '../../core/json.ts';
 import type {
   BatchCommit,
   Checkpoint,
@@ -138,7 +145,14 @@ export class PostgresStore implements Store {
   }
 
   async saveCheckpoint(checkpoint: Checkpoint): Promise<void> {
-    await this.pool.query(this.sql.upsertCheckpoint, checkpointValues(checkpoint));
+    await this.putCheckpoint(this.pool, checkpoint);
+  }
+
+  /** Saves `checkpoint` if it follows the saved version (or is the first); refuses otherwise. */
+  private async putCheckpoint(client: pg.Pool | pg.ClientBase, checkpoint: Checkpoint): Promise<void> {
+    const statement = checkpoint.version === 1 ? this.sql.insertCheckpoint : this.sql.updateCheckpoint;
+    const result = await client.query(statement, checkpointValues(checkpoint));
+    if (result.rowCount !== 1) throw new CheckpointConflictError(checkpoint.sync, checkpoint.version);
   }
 
   async commitBatch(commit: BatchCommit, tx?: StoreTransaction): Promise<void> {
@@ -157,19 +171,46 @@ export class PostgresStore implements Store {
 
   private async commitBatchOn(client: pg.ClientBase, commit: BatchCommit): Promise<void> {
     const { counters } = commit;
-    await client.query(this.sql.upsertCheckpoint, checkpointValues(commit.checkpoint));
-    await client.query(this.sql.addRunCounters, [
+    const held = await client.query(this.sql.addRunCounters, [
       commit.runId,
       counters.batches,
       counters.read,
       counters.written,
+      counters.unchanged,
       counters.rejected,
       this.now() + commit.leaseMs,
+      commit.holder,
     ]);
-    if (commit.retried?.length)
-      await client.query(this.sql.markDeadLettersRetried, [this.iso(), commit.retried]);
+    if (held.rowCount !== 1) throw new RunFencedError(commit.sync, commit.runId, `batch ${commit.batch}`);
+    if (commit.checkpoint) await this.putCheckpoint(client, commit.checkpoint);
+    else if (commit.totals) {
+      const t = commit.totals;
+      await client.query(this.sql.addToTotals, [
+        commit.sync,
+        t.batches,
+        t.read,
+        t.written,
+        t.unchanged,
+        t.rejected,
+      ]);
+    }
+    const prints = commit.fingerprints ?? [];
+    if (prints.length > 0) {
+      await client.query(this.sql.upsertFingerprints, [
+        commit.sync,
+        prints.map((f) => f.key),
+        prints.map((f) => f.hash),
+        prints.map((f) => f.cursorMs),
+      ]);
+    }
+    const now = this.iso();
+    for (const group of commit.resolved ?? []) {
+      const close = [commit.sync, now, commit.runId, group.resolution];
+      if (group.keys?.length) await client.query(this.sql.closeDeadLettersByKey, [...close, group.keys]);
+      if (group.ids?.length) await client.query(this.sql.closeDeadLettersById, [...close, group.ids]);
+    }
     const from = toJsonText(commit.cursorFrom);
-    const to = toJsonText(commit.checkpoint.cursor);
+    const to = toJsonText(commit.checkpoint?.cursor ?? commit.cursorFrom);
     // One statement per letter: two letters of one batch with the same key must update, as in SQLite.
     for (const dl of commit.deadLetters) {
       await client.query(this.sql.insertDeadLetter, [
@@ -227,6 +268,7 @@ export class PostgresStore implements Store {
       end.errorCode ?? null,
       end.errorMessage ?? null,
       runId,
+      end.holder,
     ]);
     const { rows } = await this.pool.query(this.sql.selectRun, [runId]);
     if (!rows[0]) throw new SluiceError('RUN_UNKNOWN', `no run ${runId} in the store`);
@@ -246,14 +288,32 @@ export class PostgresStore implements Store {
   async listDeadLetters(query: {
     sync?: string;
     limit?: number;
-    includeRetried?: boolean;
+    includeClosed?: boolean;
   }): Promise<DeadLetter[]> {
     const { rows } = await this.pool.query(this.sql.selectDeadLetters, [
       query.sync ?? null,
-      query.includeRetried ?? false,
+      query.includeClosed ?? false,
       query.limit ?? 100,
     ]);
     return rows.map(deadLetterFromRow);
+  }
+
+  async countOpenDeadLetters(sync: string): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(this.sql.countOpenDeadLetters, [sync]);
+    return rows[0]?.n ?? 0;
+  }
+
+  async fingerprints(sync: string, keys: readonly string[]): Promise<Map<string, string>> {
+    if (keys.length === 0) return new Map();
+    const { rows } = await this.pool.query<{ record_key: string; hash: string }>(
+      this.sql.selectFingerprints,
+      [sync, keys],
+    );
+    return new Map(rows.map((r) => [r.record_key, r.hash]));
+  }
+
+  async pruneFingerprints(sync: string, beforeMs: number): Promise<void> {
+    await this.pool.query(this.sql.pruneFingerprints, [sync, beforeMs]);
   }
 
   async resetSync(sync: string): Promise<void> {
@@ -261,6 +321,7 @@ export class PostgresStore implements Store {
       const client = tx.handle as pg.ClientBase;
       await client.query(this.sql.deleteCheckpoint, [sync]);
       await client.query(this.sql.deleteDeadLettersOfSync, [sync]);
+      await client.query(this.sql.deleteFingerprintsOfSync, [sync]);
     });
   }
 
@@ -281,11 +342,11 @@ class PostgresDataStore implements DataStore {
 
   async get(key: string): Promise<Json | undefined> {
     const { rows } = await this.pool.query(this.sql.selectData, [key]);
-    return rows[0] ? (JSON.parse(String(rows[0].value)) as Json) : undefined;
+    return rows[0] ? (parseJson(String(rows[0].value)) as Json) : undefined;
   }
 
   async set(key: string, value: Json): Promise<void> {
-    await this.pool.query(this.sql.upsertData, [key, JSON.stringify(value), this.iso()]);
+    await this.pool.query(this.sql.upsertData, [key, stringifyJson(value), this.iso()]);
   }
 
   async del(key: string): Promise<boolean> {
@@ -299,7 +360,7 @@ class PostgresDataStore implements DataStore {
       : await this.pool.query(this.sql.selectAllData);
     return rows.map((r) => ({
       key: String(r.key),
-      value: JSON.parse(String(r.value)) as Json,
+      value: parseJson(String(r.value)) as Json,
       updatedAt: String(r.updated_at),
     }));
   }
@@ -311,16 +372,20 @@ function checkpointValues(cp: Checkpoint): unknown[] {
     p.sync,
     p.phase,
     p.cursor,
+    p.sweep,
     p.hwm,
     p.batches,
     p.read,
     p.written,
+    p.unchanged,
     p.rejected,
     p.backfillDone,
     p.backfillEstimate,
+    p.backfillEstimateExact,
     p.backfillStartedAt,
     p.backfillEndedAt,
     p.updatedAt,
+    p.version,
   ];
 }
 

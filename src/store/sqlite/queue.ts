@@ -32,7 +32,7 @@ export class SqliteQueue implements RunQueue {
         lane: request.lane,
         trigger: request.trigger,
         payload: toJsonText(request.payload ?? null),
-        skip: request.skipReason ?? null,
+        setAside: request.setAsideReason ?? null,
         attempt: request.attempt ?? 1,
         notBefore: request.notBefore ?? now,
         now,
@@ -73,11 +73,20 @@ export class SqliteQueue implements RunQueue {
       runId?: number | null;
       errorCode?: string;
       errorMessage?: string;
+      attempt?: number;
     },
   ): Promise<RunRequest> {
     const row = this.db
       .prepare(sql.finishRequest)
-      .get(end.status, this.now(), end.runId ?? null, end.errorCode ?? null, end.errorMessage ?? null, id);
+      .get(
+        end.status,
+        this.now(),
+        end.runId ?? null,
+        end.errorCode ?? null,
+        end.errorMessage ?? null,
+        end.attempt ?? null,
+        id,
+      );
     return requestFromRow(row!);
   }
 

@@ -2,17 +2,24 @@
 
 export const selectCheckpoint = 'SELECT * FROM checkpoints WHERE sync = ?';
 export const selectCheckpoints = 'SELECT * FROM checkpoints ORDER BY sync';
-export const upsertCheckpoint = `
-INSERT INTO checkpoints (sync, phase, cursor, high_water_mark, batches, records_read, records_written,
-  records_rejected, backfill_done, backfill_estimate, backfill_started_at, backfill_ended_at, updated_at)
-VALUES ($sync, $phase, $cursor, $hwm, $batches, $read, $written, $rejected, $backfillDone, $backfillEstimate,
-  $backfillStartedAt, $backfillEndedAt, $updatedAt)
-ON CONFLICT (sync) DO UPDATE SET phase = excluded.phase, cursor = excluded.cursor,
-  high_water_mark = excluded.high_water_mark, batches = excluded.batches, records_read = excluded.records_read,
-  records_written = excluded.records_written, records_rejected = excluded.records_rejected,
-  backfill_done = excluded.backfill_done, backfill_estimate = excluded.backfill_estimate,
-  backfill_started_at = excluded.backfill_started_at, backfill_ended_at = excluded.backfill_ended_at,
-  updated_at = excluded.updated_at`;
+// A checkpoint's first save inserts it (version 1); every later one must follow the saved version.
+export const insertCheckpoint = `
+INSERT INTO checkpoints (sync, phase, cursor, sweep, high_water_mark, batches, records_read, records_written,
+  records_unchanged, records_rejected, backfill_done, backfill_estimate, backfill_estimate_exact,
+  backfill_started_at, backfill_ended_at, updated_at, version)
+VALUES ($sync, $phase, $cursor, $sweep, $hwm, $batches, $read, $written, $unchanged, $rejected, $backfillDone,
+  $backfillEstimate, $backfillEstimateExact, $backfillStartedAt, $backfillEndedAt, $updatedAt, $version)
+ON CONFLICT (sync) DO NOTHING`;
+export const updateCheckpoint = `
+UPDATE checkpoints SET phase = $phase, cursor = $cursor, sweep = $sweep, high_water_mark = $hwm, batches = $batches,
+  records_read = $read, records_written = $written, records_unchanged = $unchanged, records_rejected = $rejected,
+  backfill_done = $backfillDone, backfill_estimate = $backfillEstimate,
+  backfill_estimate_exact = $backfillEstimateExact, backfill_started_at = $backfillStartedAt,
+  backfill_ended_at = $backfillEndedAt, updated_at = $updatedAt, version = $version
+WHERE sync = $sync AND version = $version - 1`;
+export const addToTotals = `UPDATE checkpoints SET batches = batches + $batches, records_read = records_read + $read,
+  records_written = records_written + $written, records_unchanged = records_unchanged + $unchanged,
+  records_rejected = max(0, records_rejected + $rejected) WHERE sync = $sync`;
 export const deleteCheckpoint = 'DELETE FROM checkpoints WHERE sync = ?';
 
 export const selectRunningRuns = `SELECT * FROM runs WHERE status = 'running' AND (sync = $sync OR lane = $lane)`;
@@ -20,12 +27,14 @@ export const abandonRun = `UPDATE runs SET status = 'abandoned', ended_at = ?, e
   error_message = ? WHERE id = ? AND status = 'running'`;
 export const insertRun = `INSERT INTO runs (sync, trigger, status, phase, started_at, holder, lease_until, lane)
   VALUES (?, ?, 'running', ?, ?, ?, ?, ?) RETURNING *`;
+// Fenced: a run that lost its hold (timed out, abandoned) changes nothing, and its batch rolls back.
 export const addRunCounters = `UPDATE runs SET batches = batches + $batches, records_read = records_read + $read,
-  records_written = records_written + $written, records_rejected = records_rejected + $rejected,
-  lease_until = $leaseUntil WHERE id = $id`;
-// Only a running run is finished: a late end from an aborted run does not overwrite `timed_out`.
+  records_written = records_written + $written, records_unchanged = records_unchanged + $unchanged,
+  records_rejected = records_rejected + $rejected, lease_until = $leaseUntil
+  WHERE id = $id AND status = 'running' AND holder = $holder`;
+// Only a running run is finished, by its holder: a late end from an aborted run does not overwrite `timed_out`.
 export const finishRun = `UPDATE runs SET status = ?, ended_at = ?, more = ?, error_code = ?, error_message = ?
-  WHERE id = ? AND status = 'running'`;
+  WHERE id = ? AND status = 'running' AND holder = ?`;
 export const selectRun = 'SELECT * FROM runs WHERE id = ?';
 export const selectRuns = 'SELECT * FROM runs ORDER BY id DESC LIMIT ?';
 export const selectRunsOfSync = 'SELECT * FROM runs WHERE sync = ? ORDER BY id DESC LIMIT ?';
@@ -41,16 +50,29 @@ export const selectAllData = 'SELECT key, value, updated_at FROM data ORDER BY k
 
 export const insertDeadLetter = `INSERT INTO dead_letters (sync, run_id, batch, cursor_from, cursor_to, record_key, record,
   reason, created_at, last_failed_at) VALUES ($sync, $runId, $batch, $from, $to, $key, $record, $reason, $now, $now)
-  ON CONFLICT (sync, record_key) WHERE retried_at IS NULL DO UPDATE SET run_id = excluded.run_id, batch = excluded.batch,
+  ON CONFLICT (sync, record_key) WHERE closed_at IS NULL DO UPDATE SET run_id = excluded.run_id, batch = excluded.batch,
   cursor_from = excluded.cursor_from, cursor_to = excluded.cursor_to, record = excluded.record, reason = excluded.reason,
   attempts = attempts + 1, last_failed_at = excluded.last_failed_at`;
 export const selectDeadLetters = `SELECT * FROM dead_letters WHERE ($sync IS NULL OR sync = $sync)
-  AND ($all = 1 OR retried_at IS NULL) ORDER BY id LIMIT $limit`;
-export const markDeadLetterRetried = 'UPDATE dead_letters SET retried_at = ? WHERE id = ?';
+  AND ($all = 1 OR closed_at IS NULL) ORDER BY id LIMIT $limit`;
+export const closeDeadLetterByKey = `UPDATE dead_letters SET closed_at = $now, closed_by_run = $runId,
+  resolution = $resolution WHERE sync = $sync AND record_key = $key AND closed_at IS NULL`;
+export const closeDeadLetterById = `UPDATE dead_letters SET closed_at = $now, closed_by_run = $runId,
+  resolution = $resolution WHERE id = $id AND sync = $sync AND closed_at IS NULL`;
+export const countOpenDeadLetters =
+  'SELECT count(*) AS n FROM dead_letters WHERE sync = ? AND closed_at IS NULL';
 export const deleteDeadLettersOfSync = 'DELETE FROM dead_letters WHERE sync = ?';
 
-export const insertRequest = `INSERT INTO run_requests (sync, lane, trigger, payload, skip_reason, attempt, status,
-  not_before, created_at) VALUES ($sync, $lane, $trigger, $payload, $skip, $attempt, 'queued', $notBefore, $now) RETURNING *`;
+// Keys arrive as one JSON array, so a batch's lookup is one statement whatever its size.
+export const selectFingerprints = `SELECT record_key, hash FROM fingerprints
+  WHERE sync = ? AND record_key IN (SELECT value FROM json_each(?))`;
+export const upsertFingerprint = `INSERT INTO fingerprints (sync, record_key, hash, cursor_ms) VALUES (?, ?, ?, ?)
+  ON CONFLICT (sync, record_key) DO UPDATE SET hash = excluded.hash, cursor_ms = excluded.cursor_ms`;
+export const pruneFingerprints = 'DELETE FROM fingerprints WHERE sync = ? AND cursor_ms < ?';
+export const deleteFingerprintsOfSync = 'DELETE FROM fingerprints WHERE sync = ?';
+
+export const insertRequest = `INSERT INTO run_requests (sync, lane, trigger, payload, set_aside_reason, attempt, status,
+  not_before, created_at) VALUES ($sync, $lane, $trigger, $payload, $setAside, $attempt, 'queued', $notBefore, $now) RETURNING *`;
 export const selectQueuedOfSyncInLane = `SELECT * FROM run_requests WHERE sync = ? AND lane = ? AND status = 'queued'
   ORDER BY id LIMIT 1`;
 export const selectDueRequests = `SELECT * FROM run_requests WHERE status = 'queued' AND not_before <= ?
@@ -58,8 +80,9 @@ export const selectDueRequests = `SELECT * FROM run_requests WHERE status = 'que
 export const claimRequest = `UPDATE run_requests SET status = 'running', holder = ?, lease_until = ?, started_at = ?
   WHERE id = ? AND status = 'queued' RETURNING *`;
 export const renewRequest = "UPDATE run_requests SET lease_until = ? WHERE id = ? AND status = 'running'";
+// `attempt` is rewritten where a failed run had saved batches first: the next failure is the new batch's first.
 export const finishRequest = `UPDATE run_requests SET status = ?, finished_at = ?, run_id = coalesce(?, run_id),
-  error_code = ?, error_message = ? WHERE id = ? RETURNING *`;
+  error_code = ?, error_message = ?, attempt = coalesce(?, attempt) WHERE id = ? RETURNING *`;
 export const releaseRequest = `UPDATE run_requests SET status = 'queued', holder = NULL, lease_until = NULL,
   started_at = NULL, not_before = ? WHERE id = ? AND status = 'running'`;
 export const selectRunningRequests = "SELECT * FROM run_requests WHERE status = 'running'";

@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import { LaneBusyError, SyncBusyError } from '../../core/errors.ts';
+import { CheckpointConflictError, LaneBusyError, RunFencedError, SyncBusyError } from '../../core/errors.ts';
+import { parseJson, stringifyJson } from '../../core/json.ts';
 import type {
   BatchCommit,
   Checkpoint,
@@ -17,6 +18,7 @@ import { isHolderGone } from '../holder.ts';
 import {
   checkpointFromRow,
   checkpointParams,
+  counterParams,
   deadLetterFromRow,
   prefixUpperBound,
   runFromRow,
@@ -87,20 +89,41 @@ export class SqliteStore implements Store {
   }
 
   async saveCheckpoint(checkpoint: Checkpoint): Promise<void> {
-    this.db.prepare(sql.upsertCheckpoint).run(checkpointParams(checkpoint) as Params);
+    this.tx(() => this.putCheckpoint(checkpoint));
+  }
+
+  /** Saves `checkpoint` if it follows the saved version (or is the first); refuses otherwise. */
+  private putCheckpoint(checkpoint: Checkpoint): void {
+    const params = bindable(checkpointParams(checkpoint));
+    const statement = checkpoint.version === 1 ? sql.insertCheckpoint : sql.updateCheckpoint;
+    if (Number(this.db.prepare(statement).run(params).changes) === 1) return;
+    throw new CheckpointConflictError(checkpoint.sync, checkpoint.version);
   }
 
   async commitBatch(commit: BatchCommit): Promise<void> {
     const now = this.iso();
     this.tx(() => {
-      this.db.prepare(sql.upsertCheckpoint).run(checkpointParams(commit.checkpoint) as Params);
       const leaseUntil = this.now() + commit.leaseMs;
-      this.db.prepare(sql.addRunCounters).run({ id: commit.runId, leaseUntil, ...commit.counters });
-      const mark = this.db.prepare(sql.markDeadLetterRetried);
-      for (const id of commit.retried ?? []) mark.run(now, id);
+      const held = this.db
+        .prepare(sql.addRunCounters)
+        .run({ id: commit.runId, holder: commit.holder, leaseUntil, ...counterParams(commit.counters) });
+      if (Number(held.changes) !== 1)
+        throw new RunFencedError(commit.sync, commit.runId, `batch ${commit.batch}`);
+      if (commit.checkpoint) this.putCheckpoint(commit.checkpoint);
+      else if (commit.totals)
+        this.db.prepare(sql.addToTotals).run({ sync: commit.sync, ...counterParams(commit.totals) });
+      const upsert = this.db.prepare(sql.upsertFingerprint);
+      for (const f of commit.fingerprints ?? []) upsert.run(commit.sync, f.key, f.hash, f.cursorMs);
+      for (const group of commit.resolved ?? []) {
+        const close = { sync: commit.sync, now, runId: commit.runId, resolution: group.resolution };
+        const byKey = this.db.prepare(sql.closeDeadLetterByKey);
+        for (const key of group.keys ?? []) byKey.run({ ...close, key });
+        const byId = this.db.prepare(sql.closeDeadLetterById);
+        for (const id of group.ids ?? []) byId.run({ ...close, id });
+      }
       const insert = this.db.prepare(sql.insertDeadLetter);
       const from = toJsonText(commit.cursorFrom);
-      const to = toJsonText(commit.checkpoint.cursor);
+      const to = toJsonText(commit.checkpoint?.cursor ?? commit.cursorFrom);
       for (const dl of commit.deadLetters) {
         insert.run({
           sync: commit.sync,
@@ -141,7 +164,7 @@ export class SqliteStore implements Store {
     const more = end.more === null ? null : end.more ? 1 : 0;
     this.db
       .prepare(sql.finishRun)
-      .run(end.status, this.iso(), more, end.errorCode ?? null, end.errorMessage ?? null, runId);
+      .run(end.status, this.iso(), more, end.errorCode ?? null, end.errorMessage ?? null, runId, end.holder);
     return runFromRow(this.db.prepare(sql.selectRun).get(runId)!);
   }
 
@@ -161,12 +184,26 @@ export class SqliteStore implements Store {
   async listDeadLetters(query: {
     sync?: string;
     limit?: number;
-    includeRetried?: boolean;
+    includeClosed?: boolean;
   }): Promise<DeadLetter[]> {
     const rows = this.db
       .prepare(sql.selectDeadLetters)
-      .all({ sync: query.sync ?? null, all: query.includeRetried ? 1 : 0, limit: query.limit ?? 100 });
+      .all({ sync: query.sync ?? null, all: query.includeClosed ? 1 : 0, limit: query.limit ?? 100 });
     return rows.map(deadLetterFromRow);
+  }
+
+  async countOpenDeadLetters(sync: string): Promise<number> {
+    return Number(this.db.prepare(sql.countOpenDeadLetters).get(sync)?.n ?? 0);
+  }
+
+  async fingerprints(sync: string, keys: readonly string[]): Promise<Map<string, string>> {
+    if (keys.length === 0) return new Map();
+    const rows = this.db.prepare(sql.selectFingerprints).all(sync, JSON.stringify(keys));
+    return new Map(rows.map((r) => [String(r.record_key), String(r.hash)]));
+  }
+
+  async pruneFingerprints(sync: string, beforeMs: number): Promise<void> {
+    this.db.prepare(sql.pruneFingerprints).run(sync, beforeMs);
   }
 
   async claimNonce(nonce: string, expiresAt: number): Promise<boolean> {
@@ -180,6 +217,7 @@ export class SqliteStore implements Store {
     this.tx(() => {
       this.db.prepare(sql.deleteCheckpoint).run(sync);
       this.db.prepare(sql.deleteDeadLettersOfSync).run(sync);
+      this.db.prepare(sql.deleteFingerprintsOfSync).run(sync);
     });
   }
 
@@ -198,11 +236,11 @@ class SqliteDataStore implements DataStore {
 
   async get(key: string): Promise<Json | undefined> {
     const row = this.db.prepare(sql.selectData).get(key);
-    return row ? (JSON.parse(String(row.value)) as Json) : undefined;
+    return row ? (parseJson(String(row.value)) as Json) : undefined;
   }
 
   async set(key: string, value: Json): Promise<void> {
-    this.db.prepare(sql.upsertData).run(key, JSON.stringify(value), this.iso());
+    this.db.prepare(sql.upsertData).run(key, stringifyJson(value), this.iso());
   }
 
   async del(key: string): Promise<boolean> {
@@ -215,8 +253,15 @@ class SqliteDataStore implements DataStore {
       : this.db.prepare(sql.selectAllData).all();
     return rows.map((r) => ({
       key: String(r.key),
-      value: JSON.parse(String(r.value)) as Json,
+      value: parseJson(String(r.value)) as Json,
       updatedAt: String(r.updated_at),
     }));
   }
+}
+
+/** node:sqlite binds no booleans: they go as 0 and 1, as SQLite keeps them. */
+function bindable(params: Record<string, string | number | boolean | null>): Params {
+  const out: Params = {};
+  for (const [k, v] of Object.entries(params)) out[k] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
+  return out;
 }

@@ -55,6 +55,7 @@ export function runOnce(
     spec: {
       name: spec.name ?? 's',
       key: spec.key ?? ['id'],
+      cursorField: null,
       batchSize: spec.batchSize ?? 100,
       maxRunDurationMs: spec.maxRunDurationMs ?? 60_000,
       lookbackMs: spec.lookbackMs ?? 0,

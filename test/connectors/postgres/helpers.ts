@@ -52,6 +52,7 @@ export function pgSync(options: {
   const spec: RunSpec = {
     name: 'contacts',
     key: ['id'],
+    cursorField: options.cursorField === undefined ? 'updated_at' : options.cursorField,
     batchSize: 1000,
     maxRunDurationMs: 600_000,
     lookbackMs: 0,

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { compareDecimals } from '../../../src/connectors/postgres/source.ts';
 import { PostgresStore } from '../../../src/store/postgres/store.ts';
 import { connect, freshDatabase } from '../../support/pg.ts';
 import { pgSync, tableDigest } from './helpers.ts';
@@ -68,8 +67,9 @@ describe('PostgreSQL types', () => {
         wrapTarget: (t) =>
           native ? t : { database: t.database, write: t.write.bind(t), writeIn: t.writeIn!.bind(t) },
       });
-      // 3 rows in backfill, then incremental re-reads the two at the high-water mark's updated_at.
-      expect(outcome.run.counters).toMatchObject({ read: 5, written: 5, rejected: 0 });
+      // 3 rows in backfill; incremental goes on strictly after the high-water mark (updated_at, id),
+      // so nothing is read twice, though two rows share the newest updated_at.
+      expect(outcome.run.counters).toMatchObject({ read: 3, written: 3, rejected: 0 });
       // \`json\` keeps its text as written; Sluice carries its value, so compare it as jsonb.
       const view = 'kinds_view';
       for (const c of [src, dst])
@@ -139,14 +139,5 @@ describe('PostgreSQL types', () => {
     } finally {
       await store.close();
     }
-  });
-
-  it('orders bigint and numeric cursors as numbers', () => {
-    expect(compareDecimals('9', '10')).toBeLessThan(0);
-    expect(compareDecimals('-10', '-9')).toBeLessThan(0);
-    expect(compareDecimals('1.50', '1.5')).toBe(0);
-    expect(compareDecimals('12345678901234567890.1', '12345678901234567890.09')).toBeGreaterThan(0);
-    expect(compareDecimals('-0.5', '0')).toBeLessThan(0);
-    expect(compareDecimals('NaN', '1e3')).toBeGreaterThan(0);
   });
 });

@@ -1,0 +1,47 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { asSluiceError, type SluiceError } from '../core/errors.ts';
+import { retryDelay } from '../core/policy.ts';
+import type { RunOutcome } from '../engine/run.ts';
+import type { RunParams, Workspace } from './workspace.ts';
+
+export type RetryNotice = { attempt: number; of: number; delayMs: number; error: SluiceError };
+
+/**
+ * One run of a sync that outlives a momentary failure: a dropped connection, a busy database, a 5xx.
+ * The run is started again from the checkpoint after the sync's `retries.backoff`, up to
+ * `retries.attempts` attempts at the same batch (a run that saved a batch before failing starts the
+ * count over: every batch gets the same attempts). A failure a retry cannot fix (bad credentials, a
+ * missing table) is thrown at once, as is the last one.
+ */
+export async function runWithRetries(
+  ws: Workspace,
+  sync: string,
+  params: RunParams,
+  onRetry?: (notice: RetryNotice) => void,
+): Promise<RunOutcome> {
+  const { retries } = ws.sync(sync);
+  for (let attempt = 1; ; attempt++) {
+    let runId: number | null = null;
+    try {
+      return await ws.run(sync, {
+        ...params,
+        onStart: (run) => {
+          runId = run.id;
+          params.onStart?.(run);
+        },
+      });
+    } catch (err) {
+      const error = asSluiceError(err);
+      if (!error.transient || params.stop?.aborted) throw error;
+      const run = runId === null ? null : await ws.store.getRun(runId);
+      if (run && run.counters.batches > 0) attempt = 1;
+      if (attempt >= retries.attempts) throw error;
+      const delayMs = retryDelay(retries, attempt);
+      onRetry?.({ attempt, of: retries.attempts, delayMs, error });
+      const waited = await sleep(delayMs, true, params.stop ? { signal: params.stop } : {}).catch(
+        () => false,
+      );
+      if (!waited) throw error;
+    }
+  }
+}
