@@ -1,3 +1,4 @@
+import { parseJson } from '../../core/json.ts';
 import type { Row } from '../../core/types.ts';
 import { addLine, bodyStart, type Item, type Malformed, type ScanRequest, type ScanResult } from './scan.ts';
 
@@ -66,7 +67,8 @@ function parseLine(bytes: Buffer, offset: number, line: number | null): Item | n
   if (text.trim() === '') return null;
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    // Exact: an id beyond 2^53 read by JSON.parse would become its neighbour's, and one record.
+    value = parseJson(text);
   } catch (err) {
     return bad(`invalid JSON: ${(err as Error).message}`);
   }

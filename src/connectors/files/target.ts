@@ -2,6 +2,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConnectorError } from '../../core/errors.ts';
+import { stringifyJson } from '../../core/json.ts';
 import type { Target } from '../../core/ports.ts';
 import type { Rejected, Row, WriteResult } from '../../core/types.ts';
 import { MALFORMED_FIELD } from './source.ts';
@@ -20,6 +21,8 @@ import { MALFORMED_FIELD } from './source.ts';
  * So: at least once, whole lines only, at most the last confirmed batch duplicated per crash.
  * The file belongs to this target: anything another writer appends past the confirmed length is cut.
  * A file found shorter than the sidecar says (rotated, truncated by hand) is taken as it is.
+ *
+ * Numbers are written as they were read: a bigint as its digits, a raw JSON number verbatim.
  */
 export class JsonlTarget implements Target {
   private readonly path: string;
@@ -62,7 +65,7 @@ export class JsonlTarget implements Target {
         continue;
       }
       try {
-        lines.push(JSON.stringify(record, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+        lines.push(stringifyJson(record));
       } catch (err) {
         rejected.push({ record, reason: `cannot be written as JSON: ${(err as Error).message}` });
       }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseJson as parseExactJson } from '../../core/json.ts';
 import { codeForStatus, HttpError, messageOf } from './errors.ts';
 
 export const authSchema = z.discriminatedUnion('type', [
@@ -175,11 +176,13 @@ export class OAuth2 implements Auth {
   }
 }
 
+/** A response body: JSON, its numbers exact (an id beyond 2^53 stays itself); text when not JSON. */
 export function parseJson(text: string): unknown {
   if (!text) return null;
   try {
-    return JSON.parse(text);
+    return parseExactJson(text);
   } catch {
+    // Not JSON (an HTML error page, say): the text itself, for the error message.
     return text;
   }
 }

@@ -59,7 +59,8 @@ describe('files target: JSON Lines', () => {
       'malformed source record: invalid JSON: x',
       expect.stringMatching(/^cannot be written as JSON: .*circular/i),
     ]);
-    expect(readFileSync(join(dir, 'out/b.jsonl'), 'utf8')).toBe('{"id":1,"big":"10"}\n{"id":4}\n');
+    // A bigint is a JSON number again, as it was in the source, not a string.
+    expect(readFileSync(join(dir, 'out/b.jsonl'), 'utf8')).toBe('{"id":1,"big":10}\n{"id":4}\n');
   });
 
   it('cuts bytes past the last confirmed write when opened (a crash mid-batch), so the replay is written once', async () => {
@@ -90,5 +91,28 @@ describe('files target: JSON Lines', () => {
     await target.write([{ id: 2 }], { signal });
     await target.close?.();
     expect(readFileSync(path, 'utf8')).toBe('{"id":2}\n');
+  });
+
+  it('round-trips ids that differ only beyond 2^53, and numbers a double cannot hold, source to target, digit for digit', async () => {
+    const dir = tempDir();
+    const lines = [
+      '{"id":9007199254740993,"v":"a"}',
+      '{"id":9007199254740992,"v":"b"}',
+      '{"id":-12345678901234567890123,"price":0.10000000000000000001,"huge":1e400,"n":[18446744073709551615]}',
+      '{"id":7,"plain":1.5}',
+    ];
+    writeFileSync(join(dir, 'a.jsonl'), `${lines.join('\n')}\n`);
+    const source = await openSource(dir, { path: 'a.jsonl', malformed: 'fail' });
+    const { records } = await readAll(source, 'backfill', 100, {
+      cursor: null,
+      highWaterMark: await source.highWaterMark(),
+    });
+    // Two keys, not one: an upsert by id keeps both records.
+    expect(new Set(records.map((r) => String(r.id))).size).toBe(4);
+    expect(records[0]?.id).toBe(9007199254740993n);
+    const target = await openTarget(dir);
+    expect(await target.write(records, { signal })).toEqual({ written: 4, rejected: [] });
+    await target.close?.();
+    expect(readFileSync(join(dir, 'out/b.jsonl'), 'utf8')).toBe(`${lines.join('\n')}\n`);
   });
 });
