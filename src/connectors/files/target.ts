@@ -21,6 +21,8 @@ import { MALFORMED_FIELD } from './source.ts';
  * So: at least once, whole lines only, at most the last confirmed batch duplicated per crash.
  * The file belongs to this target: anything another writer appends past the confirmed length is cut.
  * A file found shorter than the sidecar says (rotated, truncated by hand) is taken as it is.
+ * A failed append whose bytes cannot be cut either leaves the target broken: it refuses every later
+ * write rather than append after torn bytes, until it is opened again (which cuts them).
  *
  * Numbers are written as they were read: a bigint as its digits, a raw JSON number verbatim.
  */
@@ -28,6 +30,8 @@ export class JsonlTarget implements Target {
   private readonly path: string;
   private readonly fh: FileHandle;
   private length: number;
+  /** Why no more batches may be appended: set when a failed append's bytes could not be cut. */
+  private broken: string | null = null;
 
   private constructor(path: string, fh: FileHandle, length: number) {
     this.path = path;
@@ -56,6 +60,7 @@ export class JsonlTarget implements Target {
 
   async write(records: Row[], req: { signal: AbortSignal }): Promise<WriteResult<Row>> {
     req.signal.throwIfAborted();
+    if (this.broken !== null) throw this.brokenError();
     const rejected: Rejected<Row>[] = [];
     const lines: string[] = [];
     for (const record of records) {
@@ -77,8 +82,7 @@ export class JsonlTarget implements Target {
       await this.fh.sync();
       await writeSidecar(this.path, this.length + bytes.length);
     } catch (err) {
-      // Cut what this batch left, so a retry in this process does not write it twice.
-      await this.fh.truncate(this.length).catch(() => undefined);
+      await this.cutBack(err);
       throw new ConnectorError(
         'TARGET_WRITE_FAILED',
         `cannot append to ${this.path}: ${(err as Error).message}`,
@@ -89,6 +93,23 @@ export class JsonlTarget implements Target {
     }
     this.length += bytes.length;
     return { written: lines.length, rejected };
+  }
+
+  /** Cuts what a failed batch left, so the next batch (a retry, say) follows whole lines only. */
+  private async cutBack(failure: unknown): Promise<void> {
+    try {
+      await this.fh.truncate(this.length);
+    } catch (err) {
+      this.broken = `appending failed (${(failure as Error).message}) and cutting the partial bytes failed too (${(err as Error).message})`;
+    }
+  }
+
+  private brokenError(): ConnectorError {
+    return new ConnectorError(
+      'TARGET_BROKEN',
+      `${this.path} may end in a torn batch: ${this.broken}. Nothing more is appended to it by this target; ` +
+        `open it again (restart the run or \`sluice serve\`): opening cuts the file back to the ${this.length} bytes confirmed in ${sidecarOf(this.path)}.`,
+    );
   }
 
   async close(): Promise<void> {

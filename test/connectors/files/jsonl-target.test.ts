@@ -1,6 +1,7 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { filesConnector } from '../../../src/connectors/files/index.ts';
 import { MALFORMED_FIELD } from '../../../src/connectors/files/source.ts';
 import type { Target } from '../../../src/core/ports.ts';
@@ -114,5 +115,52 @@ describe('files target: JSON Lines', () => {
     expect(await target.write(records, { signal })).toEqual({ written: 4, rejected: [] });
     await target.close?.();
     expect(readFileSync(join(dir, 'out/b.jsonl'), 'utf8')).toBe(`${lines.join('\n')}\n`);
+  });
+
+  it('refuses every write after a failed append whose torn bytes could not be cut, until opened again', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'out/b.jsonl');
+    let target = await openTarget(dir);
+    await target.write([{ id: 1 }], { signal });
+    // At the fs boundary only: the next append writes 5 bytes and then fails (a full disk), and the
+    // truncate that should cut them fails too (an I/O error). Everything else is the real file.
+    const probe = await open(path, 'r');
+    const handle = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const realWrite = handle.write as (this: FileHandle, data: Buffer) => Promise<unknown>;
+    const write = vi.spyOn(handle, 'write').mockImplementationOnce(async function (
+      this: FileHandle,
+      data: unknown,
+    ) {
+      await realWrite.call(this, (data as Buffer).subarray(0, 5));
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    } as unknown as FileHandle['write']);
+    const truncate = vi
+      .spyOn(handle, 'truncate')
+      .mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' }));
+    try {
+      await expect(target.write([{ id: 2 }, { id: 3 }], { signal })).rejects.toMatchObject({
+        code: 'TARGET_WRITE_FAILED',
+      });
+      expect(truncate).toHaveBeenCalledTimes(1);
+    } finally {
+      write.mockRestore();
+      truncate.mockRestore();
+    }
+    expect(readFileSync(path, 'utf8')).toBe('{"id":1}\n{"id"');
+    // The fs works again, but the target does not append after bytes it could not cut.
+    const refused = target.write([{ id: 4 }], { signal });
+    await expect(refused).rejects.toMatchObject({
+      code: 'TARGET_BROKEN',
+      message: expect.stringMatching(
+        /b\.jsonl may end in a torn batch: appending failed \(ENOSPC.*\) and cutting the partial bytes failed too \(EIO.*\)\. .*open it again.*cuts the file back to the 9 bytes confirmed in .*b\.jsonl\.sluice/,
+      ),
+    });
+    expect(readFileSync(path, 'utf8')).toBe('{"id":1}\n{"id"');
+    await target.close?.();
+    target = await openTarget(dir);
+    await target.write([{ id: 2 }, { id: 3 }], { signal });
+    await target.close?.();
+    expect(readFileSync(path, 'utf8')).toBe('{"id":1}\n{"id":2}\n{"id":3}\n');
   });
 });
