@@ -1,6 +1,6 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { ConnectorError } from '../../core/errors.ts';
-import type { ReadRequest, Source } from '../../core/ports.ts';
+import type { Estimate, ReadRequest, Source } from '../../core/ports.ts';
 import type { Cursor, Json, Page, Phase, Rejected, Row } from '../../core/types.ts';
 import { readHeader, scanCsv } from './csv.ts';
 import { differs, type FileIdentity, identify, type OpenFile, otherFile, shorter } from './identity.ts';
@@ -207,20 +207,25 @@ export class FileSource implements Source {
     }
   }
 
-  /** Bytes left divided by the bytes per record so far (or, at the start, in the first 64 KiB). */
+  /**
+   * Bytes left divided by the bytes per record so far (or, at the start, in the first 64 KiB): a
+   * guess, since records differ in length; exact only where nothing is left.
+   */
   async estimate(req: {
     phase: Phase;
     cursor: Cursor | null;
     highWaterMark: Cursor | null;
-  }): Promise<number | null> {
+  }): Promise<Estimate | null> {
     if (req.phase !== 'backfill') return null;
     const cursor = req.cursor as FileCursor | null;
     const end = (req.highWaterMark as FileCursor | null)?.offset ?? (await this.size());
     const offset = cursor?.offset ?? 0;
-    if (offset >= end) return 0;
-    if (cursor?.line && cursor.offset > 0) return Math.round(((end - offset) * cursor.line) / cursor.offset);
+    if (offset >= end) return { records: 0, exact: true };
+    const guess = (records: number): Estimate => ({ records, exact: false });
+    if (cursor?.line && cursor.offset > 0)
+      return guess(Math.round(((end - offset) * cursor.line) / cursor.offset));
     const sample = await countNewlines(this.path, Math.min(end, 65_536));
-    return sample === 0 ? 1 : Math.round(((end - offset) * sample) / Math.min(end, 65_536));
+    return guess(sample === 0 ? 1 : Math.round(((end - offset) * sample) / Math.min(end, 65_536)));
   }
 
   /** A position in a file read again after it was replaced comes after every one in the old file. */

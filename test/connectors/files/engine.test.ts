@@ -16,6 +16,7 @@ function filesToSqlite(dir: string, sourceOptions: Record<string, unknown>, spec
   const fullSpec: RunSpec = {
     name: 'people',
     key: ['id'],
+    cursorField: null,
     batchSize: 1000,
     maxRunDurationMs: 600_000,
     lookbackMs: 0,

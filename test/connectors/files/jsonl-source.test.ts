@@ -146,9 +146,19 @@ describe('files source: JSON Lines', () => {
     );
     const source = await openSource(dir, { path: 'a.jsonl' });
     const hwm = await source.highWaterMark();
-    expect(await source.estimate({ phase: 'backfill', cursor: null, highWaterMark: hwm })).toBe(1000);
+    expect(await source.estimate({ phase: 'backfill', cursor: null, highWaterMark: hwm })).toEqual({
+      records: 1000,
+      exact: false,
+    });
     const page = await source.read(request('backfill', null, 250, hwm));
-    expect(await source.estimate({ phase: 'backfill', cursor: page.next, highWaterMark: hwm })).toBe(750);
+    expect(await source.estimate({ phase: 'backfill', cursor: page.next, highWaterMark: hwm })).toEqual({
+      records: 750,
+      exact: false,
+    });
+    expect(await source.estimate({ phase: 'backfill', cursor: hwm, highWaterMark: hwm })).toEqual({
+      records: 0,
+      exact: true,
+    });
     expect(await source.estimate({ phase: 'incremental', cursor: hwm, highWaterMark: hwm })).toBeNull();
   });
 

@@ -9,6 +9,9 @@ import { tempDir } from '../../support/tmp.ts';
 import { openSource, readAll } from './helpers.ts';
 
 const signal = new AbortController().signal;
+let batches = 0;
+/** A write request as the engine makes one: each batch its own identity. */
+const req = () => ({ signal, batch: `batch-${++batches}` });
 const shape = (dir: string) => ({ sync: 's', key: ['id'], cursorField: null, baseDir: dir });
 const openTarget = (dir: string, path = 'out/b.jsonl'): Promise<Target> =>
   filesConnector.target!.open({ dir: '.' }, { path }, shape(dir));
@@ -23,7 +26,7 @@ describe('files target: JSON Lines', () => {
     }));
     const target = await openTarget(dir);
     for (let i = 0; i < records.length; i += 40) {
-      expect(await target.write(records.slice(i, i + 40), { signal })).toEqual({
+      expect(await target.write(records.slice(i, i + 40), req())).toEqual({
         written: Math.min(40, records.length - i),
         rejected: [],
       });
@@ -52,7 +55,7 @@ describe('files target: JSON Lines', () => {
         cyclic,
         { id: 4 },
       ],
-      { signal },
+      req(),
     );
     await target.close?.();
     expect(result.written).toBe(2);
@@ -68,13 +71,13 @@ describe('files target: JSON Lines', () => {
     const dir = tempDir();
     const path = join(dir, 'out/b.jsonl');
     let target = await openTarget(dir);
-    await target.write([{ id: 1 }, { id: 2 }], { signal });
+    await target.write([{ id: 1 }, { id: 2 }], req());
     await target.close?.();
     // What a crash mid-append leaves: part of the next batch, the last line torn.
     appendFileSync(path, '{"id":3}\n{"id":');
     target = await openTarget(dir);
     expect(readFileSync(path, 'utf8')).toBe('{"id":1}\n{"id":2}\n');
-    await target.write([{ id: 3 }, { id: 4 }], { signal });
+    await target.write([{ id: 3 }, { id: 4 }], req());
     await target.close?.();
     expect(readFileSync(path, 'utf8')).toBe('{"id":1}\n{"id":2}\n{"id":3}\n{"id":4}\n');
   });
@@ -85,11 +88,11 @@ describe('files target: JSON Lines', () => {
     writeFileSync(path, '{"id":0}\n');
     let target = await openTarget(dir, 'b.jsonl');
     expect(existsSync(`${path}.sluice`)).toBe(true);
-    await target.write([{ id: 1 }], { signal });
+    await target.write([{ id: 1 }], req());
     await target.close?.();
     writeFileSync(path, ''); // rotated by hand
     target = await openTarget(dir, 'b.jsonl');
-    await target.write([{ id: 2 }], { signal });
+    await target.write([{ id: 2 }], req());
     await target.close?.();
     expect(readFileSync(path, 'utf8')).toBe('{"id":2}\n');
   });
@@ -112,7 +115,7 @@ describe('files target: JSON Lines', () => {
     expect(new Set(records.map((r) => String(r.id))).size).toBe(4);
     expect(records[0]?.id).toBe(9007199254740993n);
     const target = await openTarget(dir);
-    expect(await target.write(records, { signal })).toEqual({ written: 4, rejected: [] });
+    expect(await target.write(records, req())).toEqual({ written: 4, rejected: [] });
     await target.close?.();
     expect(readFileSync(join(dir, 'out/b.jsonl'), 'utf8')).toBe(`${lines.join('\n')}\n`);
   });
@@ -121,7 +124,7 @@ describe('files target: JSON Lines', () => {
     const dir = tempDir();
     const path = join(dir, 'out/b.jsonl');
     let target = await openTarget(dir);
-    await target.write([{ id: 1 }], { signal });
+    await target.write([{ id: 1 }], req());
     // At the fs boundary only: the next append writes 5 bytes and then fails (a full disk), and the
     // truncate that should cut them fails too (an I/O error). Everything else is the real file.
     const probe = await open(path, 'r');
@@ -139,7 +142,7 @@ describe('files target: JSON Lines', () => {
       .spyOn(handle, 'truncate')
       .mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' }));
     try {
-      await expect(target.write([{ id: 2 }, { id: 3 }], { signal })).rejects.toMatchObject({
+      await expect(target.write([{ id: 2 }, { id: 3 }], req())).rejects.toMatchObject({
         code: 'TARGET_WRITE_FAILED',
       });
       expect(truncate).toHaveBeenCalledTimes(1);
@@ -149,7 +152,7 @@ describe('files target: JSON Lines', () => {
     }
     expect(readFileSync(path, 'utf8')).toBe('{"id":1}\n{"id"');
     // The fs works again, but the target does not append after bytes it could not cut.
-    const refused = target.write([{ id: 4 }], { signal });
+    const refused = target.write([{ id: 4 }], req());
     await expect(refused).rejects.toMatchObject({
       code: 'TARGET_BROKEN',
       message: expect.stringMatching(
@@ -159,7 +162,7 @@ describe('files target: JSON Lines', () => {
     expect(readFileSync(path, 'utf8')).toBe('{"id":1}\n{"id"');
     await target.close?.();
     target = await openTarget(dir);
-    await target.write([{ id: 2 }, { id: 3 }], { signal });
+    await target.write([{ id: 2 }, { id: 3 }], req());
     await target.close?.();
     expect(readFileSync(path, 'utf8')).toBe('{"id":1}\n{"id":2}\n{"id":3}\n');
   });
