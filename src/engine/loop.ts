@@ -240,9 +240,10 @@ export class RunLoop {
   }
 
   private copiesNatively(plan: ReadPlan): boolean {
-    // Natively copied rows carry no fingerprints: where sweeps re-read them, they go the ordinary way.
-    const fingerprinted = this.scope !== null && plan.phase === 'incremental';
-    return this.native !== null && !this.setAside && !fingerprinted;
+    // Natively copied rows pass no key through Sluice: no fingerprint for a sweep to compare, no key
+    // to close an open dead letter by. Incremental batches, small, go the ordinary way for those.
+    const ordinary = plan.phase === 'incremental' && (this.scope !== null || this.lettersOpen);
+    return this.native !== null && !this.setAside && !ordinary;
   }
 
   /**

@@ -26,8 +26,8 @@ export type RetryOutcome = {
  * the copy kept in the letter may be older than what the source (and, since, the target) has. The
  * kept copy is sent only where the source cannot re-read, and then never over a newer write, since
  * a later run that writes the key closes its letter. A letter whose record is written is closed;
- * one that fails again stays open with one attempt more. The checkpoint is not touched; its totals
- * follow: written up, rejected down.
+ * one that fails again stays open with one attempt more. The checkpoint is not moved; its totals
+ * count what the retry wrote and what was refused again, as a run's do.
  */
 export async function retryDeadLetters(options: {
   spec: RunSpec;
@@ -73,10 +73,6 @@ export async function retryDeadLetters(options: {
         ? await target.write(prepared.toWrite, { signal, batch: batchId(chunk) })
         : { written: 0, rejected: [] };
       const settled = settleBatch(prepared, result, spec, true);
-      const closed = new Set([
-        ...settled.resolvedKeys,
-        ...gone.map((l) => keyText(keyRow(l, spec), spec.key)),
-      ]);
       const counters: Counters = {
         ...zeroCounters(),
         batches: 1,
@@ -92,8 +88,13 @@ export async function retryDeadLetters(options: {
         batch,
         cursorFrom: null,
         checkpoint: null,
-        // The sync's totals: what is written now is no longer set aside.
-        totals: { ...zeroCounters(), written: result.written, rejected: -closed.size },
+        // The sync's totals count what happened, as a run's do: records written, refusals met again.
+        totals: {
+          ...zeroCounters(),
+          written: result.written,
+          unchanged: prepared.unchangedKeys.length,
+          rejected: settled.deadLetters.length,
+        },
         counters,
         deadLetters: settled.deadLetters,
         fingerprints: settled.fingerprints,
