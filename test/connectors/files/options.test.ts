@@ -13,6 +13,7 @@ describe('files options', () => {
       format: 'jsonl',
       malformed: 'reject',
       chunkSize: 65_536,
+      onReplace: 'fail',
     });
     expect(filesConnector.source!.options.parse({ path: 'a.csv' })).toMatchObject({
       format: 'csv',
@@ -31,6 +32,9 @@ describe('files options', () => {
     expect(issuesOf({ path: 7, malformed: 'drop' })).toEqual([
       'syncs.x.source.path: expected the path of a .jsonl, .ndjson or .csv file, got 7',
       'syncs.x.source.malformed: expected "record", "reject" or "fail", got "drop"',
+    ]);
+    expect(issuesOf({ path: 'a.csv', onReplace: 'skip' })).toEqual([
+      'syncs.x.source.onReplace: expected "fail" or "restart", got "skip"',
     ]);
     expect(issuesOf({ path: 'a.csv', csv: { quote: '""' } })).toEqual([
       'syncs.x.source.csv.quote: expected a single quote character, got "\\"\\""',
