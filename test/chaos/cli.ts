@@ -1,7 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { renameSync, writeFileSync } from 'node:fs';
+import { renameSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BIN, SRC_INDEX } from '../support/cli.ts';
 
 export const SYNCS = ['upsert', 'append'] as const;
@@ -62,20 +64,31 @@ const env = {
   NODE_COMPILE_CACHE: join(tmpdir(), 'sluice-chaos-compile-cache'),
 };
 
+/**
+ * How a run is killed, if it is. `spawn`: SIGKILL a set delay after spawn, wherever the run is then
+ * (loading, mid-batch, ending, or already gone). `stall`: SIGKILL it in the window between a batch
+ * the target confirmed and that batch's checkpoint, which a random instant seldom hits (the store's
+ * commit takes well under a millisecond): once the target's file grows, the test takes the store's
+ * write lock, so the run's next checkpoint waits on it; `waitMs` later the run is killed while it
+ * waits, and the lock released. The next run must replay that batch.
+ */
+export type Kill = { after: 'spawn'; ms: number } | { after: 'stall'; waitMs: number };
+
 export type RunResult = {
   sync: SyncName;
   /** Exit code, or null when a signal ended it. */
   code: number | null;
   signal: NodeJS.Signals | null;
-  /** The delay after spawn at which a SIGKILL was sent, when one was due. */
-  killAfterMs: number | null;
+  kill: Kill | null;
+  /** For a `stall` kill: whether the target changed, so the run was killed waiting on the store. */
+  stalled: boolean;
   stdout: string;
   stderr: string;
   wallMs: number;
 };
 
-/** `sluice run <sync> --json` as a child process, SIGKILLed `killAfterMs` after spawn if it is still going. */
-export function runSync(dir: string, sync: SyncName, killAfterMs: number | null): Promise<RunResult> {
+/** `sluice run <sync> --json` as a child process, killed as `kill` says. */
+export async function runSync(dir: string, sync: SyncName, kill: Kill | null): Promise<RunResult> {
   const started = Date.now();
   const child = spawn(
     process.execPath,
@@ -94,14 +107,69 @@ export function runSync(dir: string, sync: SyncName, killAfterMs: number | null)
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
   });
-  const timer = killAfterMs === null ? null : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-  return new Promise((resolve, reject) => {
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      resolve({ sync, code, signal, killAfterMs, stdout, stderr, wallMs: Date.now() - started });
-    });
+    child.on('close', (code, signal) => resolve({ code, signal }));
   });
+  let ended = false;
+  void exited.then(() => {
+    ended = true;
+  });
+  let stalled = false;
+  if (kill?.after === 'spawn') {
+    const timer = setTimeout(() => child.kill('SIGKILL'), kill.ms);
+    void exited.then(() => clearTimeout(timer));
+  } else if (kill?.after === 'stall') {
+    stalled = await stallAndKill(
+      dir,
+      sync,
+      kill.waitMs,
+      () => ended,
+      () => child.kill('SIGKILL'),
+      exited,
+    );
+  }
+  const { code, signal } = await exited;
+  return { sync, code, signal, kill, stalled, stdout, stderr, wallMs: Date.now() - started };
+}
+
+/** The size and time of the file a sync's target appends to (none while it is empty or absent). */
+function targetSignature(dir: string, sync: SyncName): string {
+  try {
+    const file = statSync(join(dir, sync === 'append' ? 'contacts.jsonl' : 'target.db-wal'));
+    return file.size > 0 ? `${file.size}:${file.mtimeMs}` : 'none';
+  } catch {
+    return 'none';
+  }
+}
+
+/**
+ * Waits for the run to write to its target, then holds the store's write lock for `waitMs` (the
+ * batch in hand is confirmed by the target meanwhile and its checkpoint waits on the lock), kills
+ * the run, and releases the lock. False when the run ended without writing.
+ */
+async function stallAndKill(
+  dir: string,
+  sync: SyncName,
+  waitMs: number,
+  ended: () => boolean,
+  killNow: () => void,
+  exited: Promise<unknown>,
+): Promise<boolean> {
+  const before = targetSignature(dir, sync);
+  while (!ended() && targetSignature(dir, sync) === before) await sleep(1);
+  if (ended()) return false;
+  const lock = new DatabaseSync(join(dir, '.sluice', 'state.db'), { timeout: 10_000 });
+  try {
+    lock.exec('BEGIN IMMEDIATE');
+    await sleep(waitMs);
+    killNow();
+    await exited;
+    lock.exec('ROLLBACK');
+  } finally {
+    lock.close();
+  }
+  return true;
 }
 
 /** Whether a finished run says it caught up: `more: false` in its JSON output. Null when it printed none. */

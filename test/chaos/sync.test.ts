@@ -6,6 +6,7 @@ import { tempDir } from '../support/tmp.ts';
 import { checkAppend, checkRuns, checkUpsert } from './check.ts';
 import {
   caughtUp,
+  type Kill,
   LOOKBACK_MS,
   listRuns,
   type RunResult,
@@ -24,7 +25,7 @@ import { ChaosSource, CLOCK_START, MAX_LATENESS_MS, readContacts } from './sourc
  * What a seed finds can depend on timing (the runs race the editor and the kills), not its edits.
  */
 const SEEDS: { seed: number; name: string }[] = [
-  { seed: 2, name: 'every lookback re-read appended the window to the JSON Lines file again (×11 lines)' },
+  { seed: 2, name: 'every lookback re-read appended the whole window to the JSON Lines file again' },
   {
     seed: 3,
     name: 'a lookback re-read cut short by its budget was never finished: updates missing from the JSON Lines file',
@@ -68,7 +69,7 @@ async function chaos(seed: number): Promise<void> {
   const log = (line: string) => appendFileSync(logPath, `${line}\n`);
   const random = new Random(seed);
   const source = new ChaosSource(join(dir, 'source.db'), random);
-  const kills: Record<SyncName, number> = { upsert: 0, append: 0 };
+  const killed: Record<SyncName, number> = { upsert: 0, append: 0 };
   const findings: string[] = [];
   const started = Date.now();
   try {
@@ -83,13 +84,20 @@ async function chaos(seed: number): Promise<void> {
       const settings = drawSettings(random, { minBatch: 7, minBudgetMs: 50 });
       const chosenSyncs = SYNCS.filter(() => random.chance(0.85));
       const syncs = chosenSyncs.length ? chosenSyncs : [...SYNCS];
-      const killAfter = syncs.map(() => (random.chance(0.3) ? random.int(0, 2200) : null));
+      const stall = random.chance(0.3) ? random.pick(syncs) : null;
+      const kills = syncs.map((sync): Kill | null =>
+        sync === stall
+          ? { after: 'stall', waitMs: random.int(30, 300) }
+          : random.chance(0.2)
+            ? { after: 'spawn', ms: random.int(0, 2200) }
+            : null,
+      );
       const during = Array.from({ length: random.int(0, 2) }, () => random.int(0, 1500)).sort(
         (a, b) => a - b,
       );
       log(`step ${step}: between ${JSON.stringify(source.round(false))}`);
       writeChaosConfig(dir, settings);
-      const runs = Promise.all(syncs.map((sync, i) => runSync(dir, sync, killAfter[i]!)));
+      const runs = Promise.all(syncs.map((sync, i) => runSync(dir, sync, kills[i]!)));
       let elapsed = 0;
       for (const at of during) {
         await sleep(at - elapsed);
@@ -98,7 +106,7 @@ async function chaos(seed: number): Promise<void> {
       }
       for (const result of await runs) {
         log(`step ${step}: ${describeResult(result, settings[result.sync])}`);
-        if (result.signal === 'SIGKILL') kills[result.sync] += 1;
+        if (result.signal === 'SIGKILL') killed[result.sync] += 1;
         else if (result.code !== 0)
           findings.push(
             `step ${step}: ${result.sync} exited ${result.code} unkilled: ${result.stderr.trim()}`,
@@ -147,8 +155,10 @@ async function chaos(seed: number): Promise<void> {
     findings.push(...checkUpsert(want, readContacts(join(dir, 'target.db'))));
     const append = checkAppend(want, join(dir, 'contacts.jsonl'));
     findings.push(...append.findings);
-    findings.push(...checkRuns(listRuns(dir), kills));
-    log(`source ${want.length} rows; append ${JSON.stringify(append.stats)}; kills ${JSON.stringify(kills)}`);
+    findings.push(...checkRuns(listRuns(dir), killed));
+    log(
+      `source ${want.length} rows; append ${JSON.stringify(append.stats)}; kills ${JSON.stringify(killed)}`,
+    );
     log(`took ${Date.now() - started} ms`);
     for (const finding of findings) log(`FINDING ${finding}`);
   } catch (err) {
@@ -181,7 +191,12 @@ function drawSettings(
 
 function describeResult(result: RunResult, settings: SyncSettings): string {
   const config = `batch ${settings.batch}, budget ${settings.budgetMs} ms${settings.map ? ', map' : ''}`;
-  const kill = result.killAfterMs === null ? '' : `, kill at ${result.killAfterMs} ms`;
+  const kill =
+    result.kill?.after === 'spawn'
+      ? `, kill at ${result.kill.ms} ms`
+      : result.kill?.after === 'stall'
+        ? `, kill waiting on the store${result.stalled ? '' : ' (never wrote)'}`
+        : '';
   const end = result.signal ? `killed (${result.signal})` : `exit ${result.code}`;
   let summary = '';
   try {
