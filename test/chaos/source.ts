@@ -56,6 +56,8 @@ export class ChaosSource {
   now = CLOCK_START;
   /** The newest `updated_at` ever written (rows can move back in time; this never does). */
   newest = 0;
+  /** The oldest `updated_at` an editing round wrote. */
+  oldestEdit = Number.POSITIVE_INFINITY;
   private company = 0;
 
   constructor(path: string, random: Random) {
@@ -168,6 +170,7 @@ export class ChaosSource {
 
   private saw(at: number): void {
     this.newest = Math.max(this.newest, at);
+    this.oldestEdit = Math.min(this.oldestEdit, at);
   }
 
   private maxId(): number {

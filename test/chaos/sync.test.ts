@@ -17,7 +17,18 @@ import {
   writeChaosConfig,
 } from './cli.ts';
 import { Random } from './random.ts';
-import { ChaosSource, CLOCK_START, MAX_LATENESS_MS, readContacts } from './source.ts';
+import { ChaosSource, readContacts } from './source.ts';
+
+/*
+ * Issue 10: a seeded search for lost, stale or duplicated records. One SQLite `contacts` table is
+ * edited by this process, between runs and during them (inserts, updates, late commits stamped up to
+ * 20 s in the past, ties of hundreds to thousands of rows on one `updated_at`), with `updated_at`
+ * taken from a virtual clock. Two syncs read it through the real CLI, `upsert` into a SQLite table
+ * and `append` to a JSON Lines file, each run with a random batch size and budget, some SIGKILLed.
+ * Then the edits stop, each sync runs until caught up twice over, and the targets must hold the
+ * source: equal by key and content (upsert), each (id, version) at most once with every id's newest
+ * line equal to the source row (append). `chaos.log` in the test's folder tells it step by step.
+ */
 
 /**
  * Seeds run in CI, each kept as a named case for what it found on 9875f8d (before lookback sweeps,
@@ -25,14 +36,17 @@ import { ChaosSource, CLOCK_START, MAX_LATENESS_MS, readContacts } from './sourc
  * What a seed finds can depend on timing (the runs race the editor and the kills), not its edits.
  */
 const SEEDS: { seed: number; name: string }[] = [
-  { seed: 2, name: 'every lookback re-read appended the whole window to the JSON Lines file again' },
   {
     seed: 3,
-    name: 'a lookback re-read cut short by its budget was never finished: updates missing from the JSON Lines file',
+    name: 'a lookback re-read cut short by its budget was never finished: updates missing from the SQLite target',
   },
   {
-    seed: 9,
-    name: 'a lookback re-read cut short by its budget was never finished: an insert and updates missing from the SQLite target',
+    seed: 4,
+    name: 'a lookback re-read cut short by its budget was never finished: an insert and updates missing',
+  },
+  {
+    seed: 10,
+    name: 'lookback re-reads and crash replays appended records to the JSON Lines file again',
   },
 ];
 
@@ -77,8 +91,9 @@ async function chaos(seed: number): Promise<void> {
     log(`seed ${seed}: ${dir}`);
 
     // Chaos: each step edits the source, then runs each sync (most steps both, at once) with a fresh
-    // random batch size and budget, some SIGKILLed at a random instant, while 0–2 more editing rounds
-    // land during the runs.
+    // random batch size and budget, while 0–2 more editing rounds land during the runs. Some runs are
+    // SIGKILLed at a random instant; in some steps one is killed between a batch its target
+    // confirmed and that batch's checkpoint (see `Kill` in cli.ts).
     const steps = random.int(MIN_STEPS, MAX_STEPS);
     for (let step = 0; step < steps; step++) {
       const settings = drawSettings(random, { minBatch: 7, minBudgetMs: 50 });
@@ -115,11 +130,9 @@ async function chaos(seed: number): Promise<void> {
     }
     source.close();
     // The oracle's precondition: every change made in the chaos phase lies inside the lookback window
-    // of wherever the checkpoints end, so a full sweep after the edits stop must deliver all of it,
-    // whenever the sweeps during the chaos happened to start.
-    expect(source.now - CLOCK_START + MAX_LATENESS_MS, 'virtual time span plus lateness').toBeLessThan(
-      LOOKBACK_MS - 2_000,
-    );
+    // of wherever the checkpoints end (never past the virtual now), so a whole sweep after the edits
+    // stop must deliver all of it, whenever the sweeps during the chaos happened to start.
+    expect(source.now - source.oldestEdit, 'virtual time the edits span').toBeLessThan(LOOKBACK_MS - 2_000);
 
     // Convergence: no more edits. Each sync runs until a run says it caught up, and then again until
     // a run says so, so that one whole lookback sweep starts after the last edit. None is killed and
@@ -140,7 +153,11 @@ async function chaos(seed: number): Promise<void> {
           continue;
         }
         runsToCatchUp[sync][pass[sync]]! += 1;
-        if (caughtUp(result)) {
+        const done = caughtUp(result);
+        if (done === null) {
+          findings.push(`catch-up: ${sync} exited 0 without a run as JSON: ${result.stdout.slice(0, 200)}`);
+          pass[sync] = 2;
+        } else if (done) {
           pass[sync] += 1;
           if (pass[sync] < 2) runsToCatchUp[sync].push(0);
         } else if (runsToCatchUp[sync][pass[sync]]! >= MAX_CATCH_UP_RUNS) {
