@@ -23,15 +23,25 @@ export function parseJson(text: string): unknown {
 function exactNumber(_key: string, value: unknown, context?: { source?: string }): unknown {
   if (typeof value !== 'number' || context?.source === undefined) return value;
   const source = context.source;
-  if (String(value) === source) return value;
-  if (/^-?\d+$/.test(source)) {
-    // An integer written with more digits than a double holds: exact as a bigint, unless it is safe.
-    const big = BigInt(source);
-    return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(big)
-      : big;
-  }
-  return rawJSON(source);
+  // Every integer beyond ±(2^53 − 1) is a bigint, even one a double happens to hold (2^53 itself),
+  // so one column's large values all have one type.
+  if (/^-?\d+$/.test(source)) return Number.isSafeInteger(value) ? value : BigInt(source);
+  // `1.0` or `2.50e1` is the number the double holds, written otherwise: a number. `0.1000…01` is not.
+  return decimalOf(String(value)) === decimalOf(source) ? value : rawJSON(source);
+}
+
+/** A decimal literal in one form (sign, significant digits, exponent), to tell equal values apart from equal text. */
+function decimalOf(literal: string): string {
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(literal);
+  if (!m) return literal;
+  const fraction = m[3] ?? '';
+  let digits = `${m[2]}${fraction}`.replace(/^0+/, '');
+  let exponent = Number(m[4] ?? 0) - fraction.length;
+  if (digits === '') return '0';
+  const trailing = digits.length - digits.replace(/0+$/, '').length;
+  digits = digits.slice(0, digits.length - trailing);
+  exponent += trailing;
+  return `${m[1]}${digits}e${exponent}`;
 }
 
 type Replacer = (key: string, value: unknown) => unknown;

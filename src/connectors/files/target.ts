@@ -3,7 +3,7 @@ import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConnectorError } from '../../core/errors.ts';
 import { stringifyJson } from '../../core/json.ts';
-import type { Target } from '../../core/ports.ts';
+import type { Target, WriteRequest } from '../../core/ports.ts';
 import type { Rejected, Row, WriteResult } from '../../core/types.ts';
 import { MALFORMED_FIELD } from './source.ts';
 
@@ -16,9 +16,11 @@ import { MALFORMED_FIELD } from './source.ts';
  *   follows a confirmed write): opening the target cuts them. A crash mid-batch leaves neither a
  *   torn line nor half a batch that the replay would write again; nor does a failed write.
  * - A crash after the confirmation but before the engine saved its checkpoint replays that one
- *   batch, which is appended a second time. The target cannot tell, as it never sees the cursor.
+ *   batch. The sidecar also names the last batch appended and where it started; a batch with the
+ *   same id (the engine gives a replay the id of the write it replays) replaces those lines
+ *   rather than adding to them, so the file holds the batch once, as it was read the last time.
  *
- * So: at least once, whole lines only, at most the last confirmed batch duplicated per crash.
+ * So: exactly once, whole lines only, as long as the engine's checkpoints and this file agree.
  * The file belongs to this target: anything another writer appends past the confirmed length is cut.
  * A file found shorter than the sidecar says (rotated, truncated by hand) is taken as it is.
  * A failed append whose bytes cannot be cut either leaves the target broken: it refuses every later
@@ -30,13 +32,16 @@ export class JsonlTarget implements Target {
   private readonly path: string;
   private readonly fh: FileHandle;
   private length: number;
+  /** The last batch appended, and the length of the file before it. */
+  private last: LastBatch | null;
   /** Why no more batches may be appended: set when a failed append's bytes could not be cut. */
   private broken: string | null = null;
 
-  private constructor(path: string, fh: FileHandle, length: number) {
+  private constructor(path: string, fh: FileHandle, length: number, last: LastBatch | null) {
     this.path = path;
     this.fh = fh;
     this.length = length;
+    this.last = last;
   }
 
   static async open(path: string): Promise<JsonlTarget> {
@@ -44,21 +49,24 @@ export class JsonlTarget implements Target {
     const fh = await open(path, 'a');
     try {
       const size = (await fh.stat()).size;
-      const confirmed = await readSidecar(path);
+      const sidecar = await readSidecar(path);
+      const confirmed = sidecar?.length ?? null;
       const length = confirmed === null ? size : Math.min(confirmed, size);
       if (size > length) {
         await fh.truncate(length);
         await fh.sync();
       }
-      if (confirmed !== length) await writeSidecar(path, length);
-      return new JsonlTarget(path, fh, length);
+      // A last batch the file no longer wholly holds (cut, rotated) cannot be replaced any more.
+      const last = sidecar?.last && sidecar.last.start <= length ? sidecar.last : null;
+      if (confirmed !== length) await writeSidecar(path, length, last);
+      return new JsonlTarget(path, fh, length, last);
     } catch (err) {
       await fh.close();
       throw err;
     }
   }
 
-  async write(records: Row[], req: { signal: AbortSignal }): Promise<WriteResult<Row>> {
+  async write(records: Row[], req: WriteRequest): Promise<WriteResult<Row>> {
     req.signal.throwIfAborted();
     if (this.broken !== null) throw this.brokenError();
     const rejected: Rejected<Row>[] = [];
@@ -77,10 +85,19 @@ export class JsonlTarget implements Target {
     }
     if (lines.length === 0) return { written: 0, rejected };
     const bytes = Buffer.from(`${lines.join('\n')}\n`);
+    // A replay of the last batch appended (its checkpoint was never saved): its lines go first.
+    const start = this.last?.id === req.batch ? this.last.start : this.length;
     try {
+      if (start < this.length) {
+        // Confirmed shorter first: a crash while the replay is appended then leaves nothing torn kept.
+        await writeSidecar(this.path, start, null);
+        this.last = null;
+        await this.fh.truncate(start);
+        this.length = start;
+      }
       await this.fh.write(bytes);
       await this.fh.sync();
-      await writeSidecar(this.path, this.length + bytes.length);
+      await writeSidecar(this.path, start + bytes.length, { id: req.batch, start });
     } catch (err) {
       await this.cutBack(err);
       throw new ConnectorError(
@@ -91,7 +108,8 @@ export class JsonlTarget implements Target {
         },
       );
     }
-    this.length += bytes.length;
+    this.length = start + bytes.length;
+    this.last = { id: req.batch, start };
     return { written: lines.length, rejected };
   }
 
@@ -119,7 +137,9 @@ export class JsonlTarget implements Target {
 
 const sidecarOf = (path: string): string => `${path}.sluice`;
 
-async function readSidecar(path: string): Promise<number | null> {
+type LastBatch = { id: string; start: number };
+
+async function readSidecar(path: string): Promise<{ length: number; last: LastBatch | null } | null> {
   let text: string;
   try {
     text = await readFile(sidecarOf(path), 'utf8');
@@ -127,21 +147,22 @@ async function readSidecar(path: string): Promise<number | null> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-  const length = (JSON.parse(text) as { length?: unknown }).length;
+  const { length, last } = JSON.parse(text) as { length?: unknown; last?: Partial<LastBatch> | null };
   if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
     throw new ConnectorError(
       'TARGET_SIDECAR_INVALID',
       `${sidecarOf(path)} does not hold a file length; remove it to start over`,
     );
   }
-  return length;
+  const valid = last && typeof last.id === 'string' && Number.isSafeInteger(last.start);
+  return { length, last: valid ? { id: last.id!, start: last.start! } : null };
 }
 
 /** Written aside, flushed and renamed over, so a crash leaves the old length or the new, never a torn one. */
-async function writeSidecar(path: string, length: number): Promise<void> {
+async function writeSidecar(path: string, length: number, last: LastBatch | null): Promise<void> {
   const sidecar = sidecarOf(path);
   const temp = `${sidecar}.tmp`;
-  await writeFile(temp, JSON.stringify({ length }), { flush: true });
+  await writeFile(temp, JSON.stringify({ length, last }), { flush: true });
   await rename(temp, sidecar);
   await syncDir(dirname(path));
 }

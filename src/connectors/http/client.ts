@@ -11,6 +11,7 @@ import {
   type RetryPolicy,
   retry,
 } from 'cockatiel';
+import { stringifyJson } from '../../core/json.ts';
 import type { Auth } from './auth.ts';
 import { parseJson } from './auth.ts';
 import {
@@ -183,7 +184,7 @@ export class HttpClient {
     await this.options.auth.apply(headers, url, req.signal);
     let body: string | undefined;
     if (req.body !== undefined) {
-      body = JSON.stringify(req.body);
+      body = stringifyJson(req.body);
       headers.set('content-type', 'application/json');
       // Derived from the content, not random: a batch replayed by a later run carries the same key.
       const idem = this.options.idempotencyHeader;

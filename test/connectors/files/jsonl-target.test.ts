@@ -38,9 +38,53 @@ describe('files target: JSON Lines', () => {
       highWaterMark: await source.highWaterMark(),
     });
     expect(back.records).toEqual(records);
-    expect(JSON.parse(readFileSync(join(dir, 'out/b.jsonl.sluice'), 'utf8'))).toEqual({
+    expect(JSON.parse(readFileSync(join(dir, 'out/b.jsonl.sluice'), 'utf8'))).toMatchObject({
       length: readFileSync(join(dir, 'out/b.jsonl')).length,
     });
+  });
+
+  it('replaces a batch written again under the same id (its checkpoint was never saved) instead of adding to it', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'out/b.jsonl');
+    const lines = () =>
+      readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { id: number; v: number });
+    const first = await openTarget(dir);
+    await first.write([{ id: 1, v: 1 }], { signal, batch: 'b#1' });
+    await first.write(
+      [
+        { id: 2, v: 1 },
+        { id: 3, v: 1 },
+      ],
+      { signal, batch: 'b#2' },
+    );
+    // The process dies before the checkpoint of b#2 is saved; the replay reads the page anew.
+    await first.close?.();
+    const second = await openTarget(dir);
+    await second.write(
+      [
+        { id: 2, v: 2 },
+        { id: 3, v: 1 },
+        { id: 4, v: 1 },
+      ],
+      { signal, batch: 'b#2' },
+    );
+    await second.write([{ id: 5, v: 1 }], { signal, batch: 'b#3' });
+    await second.close?.();
+    expect(lines()).toEqual([
+      { id: 1, v: 1 },
+      { id: 2, v: 2 },
+      { id: 3, v: 1 },
+      { id: 4, v: 1 },
+      { id: 5, v: 1 },
+    ]);
+    // An older batch id is not the last batch: written again, it is appended (no lines vanish).
+    const third = await openTarget(dir);
+    await third.write([{ id: 6, v: 1 }], { signal, batch: 'b#2' });
+    await third.close?.();
+    expect(lines().map((l) => l.id)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   it('rejects malformed source records and values JSON cannot hold, writing the rest', async () => {
