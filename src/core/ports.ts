@@ -108,6 +108,13 @@ export interface Target<R extends Row = Row> {
     range: Json,
     req: { signal: AbortSignal },
   ): Promise<WriteResult<R> | null>;
+  /**
+   * Called as a run starts with the id its first batch will have. A target that cannot absorb a
+   * replay by key (an append-only file) drops a write of that batch it confirmed whose checkpoint
+   * was never saved: the run reads that batch anew, and what it writes may differ (other records,
+   * another batch size), so the earlier write must not stay beside it.
+   */
+  rollback?(batch: string): Promise<void>;
   /** The database this target writes to, in the same form as `Store.database`. */
   readonly database?: string;
   close?(): Promise<void>;

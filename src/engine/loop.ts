@@ -18,6 +18,14 @@ import type { RunOptions } from './run.ts';
 // A fingerprint is kept this long behind the window's start: cursor times are parsed to the millisecond.
 const PRUNE_MARGIN_MS = 1000;
 
+/**
+ * The id of the batch that follows `checkpoint`: the same for a batch read again after a crash left
+ * its checkpoint unsaved, another for every batch after a saved one (or after a reset).
+ */
+function batchId(checkpoint: Checkpoint): string {
+  return `${checkpoint.backfillStartedAt ?? ''}#${checkpoint.version}`;
+}
+
 /** One run's batches, in order: read (one page ahead), prepare, write, commit. */
 export class RunLoop {
   more = false;
@@ -72,6 +80,7 @@ export class RunLoop {
     checkpoint = this.withSweep(checkpoint);
     this.scope = this.fingerprintScope(checkpoint);
     this.lettersOpen = (await store.countOpenDeadLetters(spec.name)) > 0;
+    await this.options.target.rollback?.(batchId(checkpoint));
     try {
       checkpoint = await this.loop(checkpoint);
     } finally {
@@ -176,8 +185,7 @@ export class RunLoop {
     prepared: PreparedBatch,
   ): Promise<Checkpoint> {
     const { store, target } = this.options;
-    // The same id for this batch written again after a crash: the checkpoint's version is unsaved.
-    const req = { signal: this.signal, batch: `${checkpoint.backfillStartedAt ?? ''}#${checkpoint.version}` };
+    const req = { signal: this.signal, batch: batchId(checkpoint) };
     const records = prepared.toWrite;
     const none: WriteResult<Row> = { written: 0, rejected: [] };
     this.batch += 1;

@@ -16,9 +16,10 @@ import { MALFORMED_FIELD } from './source.ts';
  *   follows a confirmed write): opening the target cuts them. A crash mid-batch leaves neither a
  *   torn line nor half a batch that the replay would write again; nor does a failed write.
  * - A crash after the confirmation but before the engine saved its checkpoint replays that one
- *   batch. The sidecar also names the last batch appended and where it started; a batch with the
- *   same id (the engine gives a replay the id of the write it replays) replaces those lines
- *   rather than adding to them, so the file holds the batch once, as it was read the last time.
+ *   batch. The sidecar also names the last batch appended and where it started; the next run
+ *   starts by rolling back a batch of its first batch's id (the engine gives a replay the id of
+ *   the write it replays), and a write under that id replaces those lines, so the file holds the
+ *   batch once, as it was read the last time.
  *
  * So: exactly once, whole lines only, as long as the engine's checkpoints and this file agree.
  * The file belongs to this target: anything another writer appends past the confirmed length is cut.
@@ -88,13 +89,7 @@ export class JsonlTarget implements Target {
     // A replay of the last batch appended (its checkpoint was never saved): its lines go first.
     const start = this.last?.id === req.batch ? this.last.start : this.length;
     try {
-      if (start < this.length) {
-        // Confirmed shorter first: a crash while the replay is appended then leaves nothing torn kept.
-        await writeSidecar(this.path, start, null);
-        this.last = null;
-        await this.fh.truncate(start);
-        this.length = start;
-      }
+      if (start < this.length) await this.cutTo(start);
       await this.fh.write(bytes);
       await this.fh.sync();
       await writeSidecar(this.path, start + bytes.length, { id: req.batch, start });
@@ -111,6 +106,21 @@ export class JsonlTarget implements Target {
     this.length = start + bytes.length;
     this.last = { id: req.batch, start };
     return { written: lines.length, rejected };
+  }
+
+  /** Drops the last batch appended if it is `batch`: it was confirmed, but its checkpoint never saved. */
+  async rollback(batch: string): Promise<void> {
+    if (this.last?.id !== batch || this.broken !== null) return;
+    await this.cutTo(this.last.start);
+  }
+
+  /** Confirmed shorter first: a crash while the file is cut or appended then leaves nothing torn kept. */
+  private async cutTo(start: number): Promise<void> {
+    await writeSidecar(this.path, start, null);
+    this.last = null;
+    await this.fh.truncate(start);
+    await this.fh.sync();
+    this.length = start;
   }
 
   /** Cuts what a failed batch left, so the next batch (a retry, say) follows whole lines only. */

@@ -80,11 +80,22 @@ describe('files target: JSON Lines', () => {
       { id: 4, v: 1 },
       { id: 5, v: 1 },
     ]);
+    // A run that reads the unsaved batch again may write nothing for it (other records, another
+    // batch size): rolled back as the run starts, its lines go all the same.
+    const fourth = await openTarget(dir);
+    await fourth.write([{ id: 6, v: 1 }], { signal, batch: 'b#4' });
+    await fourth.close?.();
+    const fifth = await openTarget(dir);
+    await fifth.rollback?.('b#4');
+    await fifth.write([{ id: 7, v: 1 }], { signal, batch: 'b#5' });
+    await fifth.close?.();
+    expect(lines().map((l) => l.id)).toEqual([1, 2, 3, 4, 5, 7]);
     // An older batch id is not the last batch: written again, it is appended (no lines vanish).
     const third = await openTarget(dir);
+    await third.rollback?.('b#2');
     await third.write([{ id: 6, v: 1 }], { signal, batch: 'b#2' });
     await third.close?.();
-    expect(lines().map((l) => l.id)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(lines().map((l) => l.id)).toEqual([1, 2, 3, 4, 5, 7, 6]);
   });
 
   it('rejects malformed source records and values JSON cannot hold, writing the rest', async () => {
