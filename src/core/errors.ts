@@ -77,6 +77,22 @@ export class CheckpointConflictError extends SluiceError {
   }
 }
 
+/**
+ * A connection's API budget (a daily quota, say) is spent until `resetsAt` (epoch ms). Not a failure:
+ * the run ends with its confirmed batches kept and work left, and the sync goes on once it resets.
+ */
+export class QuotaExhaustedError extends SluiceError {
+  readonly resetsAt: number;
+  constructor(connection: string, used: number, limit: number, resetsAt: number) {
+    super(
+      'QUOTA_EXHAUSTED',
+      `connection "${connection}" has spent its API budget (${used} of ${limit} calls); it goes on at ${new Date(resetsAt).toISOString()}`,
+    );
+    this.name = 'QuotaExhaustedError';
+    this.resetsAt = resetsAt;
+  }
+}
+
 export class ConnectorError extends SluiceError {
   constructor(code: string, message: string, options?: { cause?: unknown; transient?: boolean }) {
     super(code, message, options);
