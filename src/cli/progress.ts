@@ -27,17 +27,21 @@ export class BackfillProgress {
     const rate = elapsed > 0 ? (moved * 1000) / elapsed : 0;
     const total = Math.max(p.backfillEstimate ?? 0, p.backfillDone);
     const eta = rate > 0 && total > 0 ? ((total - p.backfillDone) / rate) * 1000 : null;
+    // A guessed total (a planner's estimate) is marked, so a bar near 100% is not read as a promise.
+    const about = p.estimateExact ? '' : '~';
+    const pct = total > 0 ? `${about}${((p.backfillDone / total) * 100).toFixed(1)}%` : '?';
     const fields = {
       rate: count(Math.round(rate)),
-      eta: duration(eta),
+      eta: eta === null ? '-' : `${about}${duration(eta)}`,
       runs: String(runs),
+      pct,
       doneText: count(p.backfillDone),
-      totalText: count(total),
+      totalText: `${about}${count(total)}`,
     };
     if (this.tty) {
       if (!this.bar) {
         this.bar = new SingleBar({
-          format: `${this.sync} |{bar}| {percentage}% | {doneText}/{totalText} | {rate} rec/s | ETA {eta} | run {runs}`,
+          format: `${this.sync} |{bar}| {pct} | {doneText}/{totalText} | {rate} rec/s | ETA {eta} | run {runs}`,
           stream: process.stderr,
           hideCursor: true,
         });
@@ -49,9 +53,8 @@ export class BackfillProgress {
     }
     if (Date.now() - this.lastLine < 2000) return;
     this.lastLine = Date.now();
-    const pct = total > 0 ? ((p.backfillDone / total) * 100).toFixed(1) : '?';
     process.stderr.write(
-      `${this.sync}: ${pct}% ${fields.doneText}/${fields.totalText} records, ${fields.rate} rec/s, ETA ${fields.eta}, run ${runs}\n`,
+      `${this.sync}: ${pct} ${fields.doneText}/${fields.totalText} records, ${fields.rate} rec/s, ETA ${fields.eta}, run ${runs}\n`,
     );
   }
 

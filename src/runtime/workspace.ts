@@ -2,7 +2,7 @@ import { loadConfig } from '../config/load.ts';
 import type { ResolvedSync } from '../config/schema.ts';
 import { type ConnectorLookup, type ValidConfig, validateConfig } from '../config/validate.ts';
 import { connectorTypes, findConnector } from '../connectors/registry.ts';
-import { ConnectorError, UnknownSyncError } from '../core/errors.ts';
+import { ConnectorError, isTransient, UnknownSyncError } from '../core/errors.ts';
 import type { Checkpoint, Connector, RunRecord, Source, Store, SyncShape, Target } from '../core/ports.ts';
 import type { Json, RunTrigger } from '../core/types.ts';
 import type { Progress } from '../engine/progress.ts';
@@ -236,7 +236,8 @@ async function openEndpoint<T>(open: () => Promise<T>, sync: string, side: 'sour
     throw new ConnectorError(
       typeof code === 'string' && code.length > 0 ? code : `${side.toUpperCase()}_OPEN_FAILED`,
       `sync "${sync}": cannot open its ${side}: ${message}`,
-      { cause: err },
+      // A dropped connection while opening is as momentary as one mid-batch.
+      { cause: err, transient: isTransient(err) },
     );
   }
 }

@@ -233,6 +233,33 @@ export function runtimeConformance(name: string, factory: RuntimeFactory): void 
       }
     });
 
+    it('gives every failing batch of a scheduled sync exactly its attempts, the one after a set-aside batch too', async () => {
+      // Batches 301–400 and 401–500 both fail. The run that sets the first aside goes on into the
+      // second and fails there: that is the second batch's first attempt, not a free one.
+      const t = await setUp(factory, {
+        sched: {
+          rows: 1000,
+          batch: 100,
+          maxRunDuration: '1h',
+          rerun: { mode: 'scheduled', every: '60ms' },
+          retries: { attempts: 3 },
+          target: { failKeys: [301, 401] },
+        },
+      });
+      try {
+        await t.runtime.start();
+        await until('backfill done', () => t.done('sched'));
+        const failed = (await t.runs('sched')).filter((r) => r.status === 'failed');
+        expect(failed).toHaveLength(6);
+        const letters = await t.ws.store.listDeadLetters({ sync: 'sched', limit: 1000 });
+        expect(letters).toHaveLength(200);
+        expect(letters.every((l) => /^failed 3 times: /.test(l.reason))).toBe(true);
+        expect(digest(join(t.dir, 'sched-b.db')).count).toBe(800);
+      } finally {
+        await t.close();
+      }
+    });
+
     it('stops a triggered chain after its retries, and a watchdog restarts it from the checkpoint', async () => {
       const t = await setUp(factory, {
         chain: {

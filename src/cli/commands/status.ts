@@ -15,19 +15,21 @@ export function registerStatus(program: Command): void {
           s.sync,
           s.phase,
           s.state,
-          percent(s.progress),
+          `${s.estimateExact || s.progress === null ? '' : '~'}${percent(s.progress)}`,
           s.backfillEstimate === null
             ? count(s.backfillDone)
-            : `${count(s.backfillDone)}/${count(s.backfillEstimate)}`,
+            : `${count(s.backfillDone)}/${s.estimateExact ? '' : '~'}${count(s.backfillEstimate)}`,
           s.totals ? count(s.totals.written) : null,
+          s.totals ? count(s.totals.unchanged) : null,
           s.totals ? count(s.totals.rejected) : null,
+          count(s.deadLetters),
           s.lastRun ? `${s.lastRun.id} ${s.lastRun.status}` : null,
           s.lastRun?.endedAt ?? s.lastRun?.startedAt ?? null,
           s.lagMs === null ? null : duration(s.lagMs),
         ]);
         const failures = statuses.filter((s) => s.error).map((s) => `${s.sync}: ${s.error}`);
         process.stdout.write(
-          `${table(['SYNC', 'PHASE', 'STATE', 'BACKFILL', 'RECORDS', 'WRITTEN', 'REJECTED', 'LAST RUN', 'AT', 'LAG'], rows)}\n`,
+          `${table(['SYNC', 'PHASE', 'STATE', 'BACKFILL', 'RECORDS', 'WRITTEN', 'UNCHANGED', 'REJECTED', 'DEAD LETTERS', 'LAST RUN', 'AT', 'LAG'], rows)}\n`,
         );
         if (failures.length > 0) process.stdout.write(`\nfailed:\n  ${failures.join('\n  ')}\n`);
       });
