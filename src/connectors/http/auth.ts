@@ -40,8 +40,12 @@ export type TokenResponse = { access_token: string; expires_in?: number; refresh
 export interface Auth {
   /** Adds credentials to a request about to be sent. */
   apply(headers: Headers, url: URL, signal: AbortSignal): Promise<void>;
-  /** Gets a fresh token after a 401; false when this kind of auth cannot refresh. */
-  refresh(signal: AbortSignal): Promise<boolean>;
+  /**
+   * Gets a fresh token after a 401 to a request sent with the `authorization` header `rejected`;
+   * false when this kind of auth cannot refresh. Any number of requests refused with the same token
+   * cause one refresh.
+   */
+  refresh(signal: AbortSignal, rejected: string | null): Promise<boolean>;
 }
 
 export function createAuth(config: AuthConfig, timeoutMs = 30_000): Auth {
@@ -101,20 +105,31 @@ export class OAuth2 implements Auth {
     headers.set('authorization', `Bearer ${this.token}`);
   }
 
-  async refresh(signal: AbortSignal): Promise<boolean> {
+  async refresh(signal: AbortSignal, rejected: string | null): Promise<boolean> {
+    // Refused with a token already replaced (another request's 401 refreshed it): just send again.
+    if (this.pending === null && this.token !== null && `Bearer ${this.token}` !== rejected) return true;
     await this.fetchToken(signal);
     return true;
   }
 
-  /** Fetches a token now (or joins the request already in flight). */
+  /**
+   * Fetches a token now (or joins the request already in flight). The request is shared by every
+   * caller on the connection, so it runs on its own timeout; `signal` only stops this caller's wait.
+   */
   async fetchToken(signal: AbortSignal): Promise<TokenResponse> {
-    this.pending ??= this.request(signal).finally(() => {
+    this.pending ??= this.request().finally(() => {
       this.pending = null;
     });
-    return this.pending;
+    signal.throwIfAborted();
+    const pending = this.pending;
+    return new Promise<TokenResponse>((resolve, reject) => {
+      const abort = () => reject(signal.reason);
+      signal.addEventListener('abort', abort, { once: true });
+      pending.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+    });
   }
 
-  private async request(signal: AbortSignal): Promise<TokenResponse> {
+  private async request(): Promise<TokenResponse> {
     const c = this.config;
     const form = new URLSearchParams({ grant_type: c.grant });
     if (c.grant === 'refresh_token') {
@@ -143,7 +158,7 @@ export class OAuth2 implements Auth {
         method: 'POST',
         headers,
         body: form,
-        signal: AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]),
+        signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
       throw new HttpError(

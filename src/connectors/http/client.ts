@@ -1,28 +1,22 @@
 import { createHash } from 'node:crypto';
-import {
-  BrokenCircuitError,
-  type BulkheadPolicy,
-  bulkhead,
-  type CircuitBreakerPolicy,
-  ConsecutiveBreaker,
-  circuitBreaker,
-  DelegateBackoff,
-  handleWhen,
-  type RetryPolicy,
-  retry,
-} from 'cockatiel';
 import { stringifyJson } from '../../core/json.ts';
 import type { Auth } from './auth.ts';
 import { parseJson } from './auth.ts';
+import type { CircuitSettings } from './circuit.ts';
+import { Connection, type HttpStats } from './connection.ts';
 import {
   codeForStatus,
   HttpError,
   isRetryable,
   isServiceFailure,
   messageOf,
+  networkCause,
   parseRetryAfter,
 } from './errors.ts';
-import { RateLimiter } from './limiter.ts';
+import { type SlidingWindow, type WindowLimit, wait } from './limiter.ts';
+import type { QuotaSettings } from './quota.ts';
+
+export type { HttpStats } from './connection.ts';
 
 export type HttpClientOptions = {
   baseUrl: string;
@@ -30,22 +24,34 @@ export type HttpClientOptions = {
   headers?: Record<string, string> | undefined;
   /** Per attempt, combined with the run's signal. @defaultValue 30000 */
   timeoutMs?: number | undefined;
-  /** Retries after the first attempt, for 429, 5xx, network errors and timeouts. @defaultValue 5 */
+  /** Retries after the first attempt, for 429, 5xx, network errors and timeouts. @defaultValue 8 */
   retries?: number | undefined;
-  /** First backoff step; doubles per retry, with full jitter. @defaultValue 500 */
+  /** First backoff step; doubles per retry, half of it fixed and half random. @defaultValue 500 */
   backoffMs?: number | undefined;
   /** @defaultValue 30000 */
   maxBackoffMs?: number | undefined;
   /** A Retry-After longer than this is cut to it. @defaultValue 120000 */
   maxRetryAfterMs?: number | undefined;
+  /**
+   * A call stops retrying (and stops waiting for an open circuit) once this long has passed since its
+   * first attempt, and fails naming the last failure. The run's own deadline (its signal) stops it
+   * earlier. @defaultValue 120000
+   */
+  retryWindowMs?: number | undefined;
   /** Requests per window for this connection; null for no client-side limit. */
-  rateLimit?: { requests: number; perMs: number } | null | undefined;
+  rateLimit?: WindowLimit | null | undefined;
   /** Requests in flight at once on this connection. @defaultValue 4 */
   concurrency?: number | undefined;
-  /** Consecutive service failures that open the circuit, and how long it stays open. */
-  circuitBreaker?: { failures: number; halfOpenAfterMs: number } | null | undefined;
+  /** Consecutive service failures that open the circuit, and how long it stays open before a probe. */
+  circuitBreaker?: CircuitSettings | null | undefined;
   /** Header carrying an idempotency key on writes, where the API supports one (e.g. `Idempotency-Key`). */
   idempotencyHeader?: string | null | undefined;
+  /** The connection's daily budget. */
+  quota?: QuotaSettings | null | undefined;
+  /** The connection's shared state (see `sharedConnection`); a private one is made when absent. */
+  connection?: Connection | undefined;
+  /** Kinds of call with a limit of their own on top of the connection's: `{ search: { requests: 4, perMs: 1000 } }`. */
+  kinds?: Record<string, WindowLimit | null> | undefined;
 };
 
 export type HttpRequest = {
@@ -58,103 +64,153 @@ export type HttpRequest = {
   signal: AbortSignal;
   /** Statuses returned to the caller rather than thrown (a batch endpoint's 207 or 400 with per-record errors). */
   accept?: readonly number[] | undefined;
+  /** One of the client's `kinds`: the call also counts in that kind's window. */
+  kind?: string | undefined;
 };
 
 export type HttpResponse = { status: number; headers: Headers; body: unknown };
 
-export type HttpStats = {
-  requests: number;
-  retries: number;
-  rateLimited: number;
-  refreshes: number;
-  timeouts: number;
-};
-
 /**
- * The one HTTP client every API connector uses: auth with one refresh-and-replay on 401, a rate
- * limiter that honours 429 Retry-After and rate-limit headers, a concurrency cap, jittered retries on
- * 5xx/network/timeouts, a circuit breaker, and per-attempt timeouts tied to the run's signal.
+ * The one HTTP client every API connector uses. Every call goes through its connection's shared
+ * state: a concurrency cap, a circuit breaker that waits out an outage and probes, a sliding-window
+ * rate gate (429 Retry-After and rate-limit headers pause it), the daily budget, and auth with one
+ * refresh for any number of parallel 401s. Failures that may pass (429, 5xx, refused connections,
+ * timeouts) are retried with backoff within `retryWindowMs`; the error that ends the call names the
+ * last failure.
  */
 export class HttpClient {
-  readonly stats: HttpStats = { requests: 0, retries: 0, rateLimited: 0, refreshes: 0, timeouts: 0 };
-  readonly limiter: RateLimiter;
   baseUrl: string;
+  readonly connection: Connection;
   private readonly options: HttpClientOptions;
-  private readonly retry: RetryPolicy;
-  private readonly breaker: CircuitBreakerPolicy | null;
-  private readonly bulkhead: BulkheadPolicy;
+  private readonly windows = new Map<string | undefined, readonly SlidingWindow[]>();
+  private readonly retries: number;
+  private readonly base: number;
+  private readonly maxBackoff: number;
+  private readonly maxRetryAfter: number;
+  private readonly retryWindowMs: number;
+  private readonly timeoutMs: number;
 
   constructor(options: HttpClientOptions) {
     this.options = options;
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
-    this.limiter = new RateLimiter(options.rateLimit ?? null);
-    const base = options.backoffMs ?? 500;
-    const max = options.maxBackoffMs ?? 30_000;
-    const maxRetryAfter = options.maxRetryAfterMs ?? 120_000;
-    this.retry = retry(
-      handleWhen((err) => isRetryable(err)),
-      {
-        maxAttempts: options.retries ?? 5,
-        backoff: new DelegateBackoff((ctx) => {
-          const err = 'error' in ctx.result ? ctx.result.error : null;
-          if (err instanceof HttpError && err.retryAfterMs !== null)
-            return Math.min(err.retryAfterMs, maxRetryAfter);
-          // Full jitter: concurrent clients that failed together do not come back together.
-          return Math.random() * Math.min(max, base * 2 ** Math.max(0, ctx.attempt - 1));
-        }),
-      },
-    );
-    this.retry.onRetry(() => {
-      this.stats.retries += 1;
-    });
-    const cb =
-      options.circuitBreaker === undefined
-        ? { failures: 10, halfOpenAfterMs: 30_000 }
-        : options.circuitBreaker;
-    this.breaker = cb
-      ? circuitBreaker(
-          handleWhen((err) => isServiceFailure(err)),
-          { halfOpenAfter: cb.halfOpenAfterMs, breaker: new ConsecutiveBreaker(cb.failures) },
-        )
-      : null;
-    this.bulkhead = bulkhead(options.concurrency ?? 4, Number.MAX_SAFE_INTEGER);
+    this.connection =
+      options.connection ??
+      new Connection(
+        {
+          identity: this.baseUrl,
+          label: this.baseUrl,
+          rateLimit: options.rateLimit ?? null,
+          concurrency: options.concurrency ?? 4,
+          circuitBreaker:
+            options.circuitBreaker === undefined
+              ? { failures: 10, halfOpenAfterMs: 5_000 }
+              : options.circuitBreaker,
+          quota: options.quota ?? null,
+        },
+        options.auth,
+      );
+    const gate = this.connection.gate;
+    this.windows.set(undefined, gate.window(null));
+    for (const [kind, limit] of Object.entries(options.kinds ?? {}))
+      this.windows.set(kind, gate.window(limit));
+    this.retries = options.retries ?? 8;
+    this.base = options.backoffMs ?? 500;
+    this.maxBackoff = options.maxBackoffMs ?? 30_000;
+    this.maxRetryAfter = options.maxRetryAfterMs ?? 120_000;
+    this.retryWindowMs = options.retryWindowMs ?? 120_000;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  get stats(): HttpStats {
+    return this.connection.stats;
   }
 
   async request(req: HttpRequest): Promise<HttpResponse> {
-    try {
-      return await this.retry.execute(() => {
-        const once = () => this.bulkhead.execute(() => this.attempt(req), req.signal);
-        return this.breaker ? this.breaker.execute(once, req.signal) : once();
-      }, req.signal);
-    } catch (err) {
-      if (req.signal.aborted) throw req.signal.reason;
-      if (err instanceof BrokenCircuitError) {
-        throw new HttpError(
-          'HTTP_CIRCUIT_OPEN',
-          `${this.baseUrl} failed too often in a row; not calling it for a while`,
-          { cause: err },
-        );
-      }
-      throw err;
-    }
+    const started = Date.now();
+    return this.withRetries(() => this.once(req, started), req.signal, started);
   }
 
   /** Runs `fn` under this connection's retry policy (a token request made outside `request`). */
-  async withRetries<T>(fn: () => Promise<T>, signal: AbortSignal): Promise<T> {
-    return this.retry.execute(fn, signal);
+  async withRetries<T>(fn: () => Promise<T>, signal: AbortSignal, started = Date.now()): Promise<T> {
+    for (let retry = 1; ; retry++) {
+      let failure: unknown;
+      try {
+        return await fn();
+      } catch (err) {
+        failure = err;
+      }
+      if (signal.aborted) throw signal.reason;
+      if (!isRetryable(failure)) throw failure;
+      const delay = this.delayFor(failure as HttpError, retry);
+      const spent = Date.now() - started;
+      if (retry > this.retries || spent + delay > this.retryWindowMs) throw gaveUp(failure, retry, spent);
+      this.connection.stats.retries += 1;
+      await wait(delay, signal);
+    }
   }
 
-  /** One attempt, plus one replay after a 401 when the auth can get a fresh token. */
+  /** Doubling steps, half fixed and half random: parallel callers spread out, yet each waits a while. */
+  private delayFor(err: HttpError, retry: number): number {
+    if (err.retryAfterMs !== null) return Math.min(err.retryAfterMs, this.maxRetryAfter);
+    const step = Math.min(this.maxBackoff, this.base * 2 ** (retry - 1));
+    return step / 2 + (Math.random() * step) / 2;
+  }
+
+  /** One attempt: a concurrency slot, the circuit's leave, then the call. */
+  private async once(req: HttpRequest, started: number): Promise<HttpResponse> {
+    const { slots, circuit } = this.connection;
+    await slots.take(req.signal);
+    let probe = false;
+    try {
+      if (circuit) probe = await this.admitted(req, started);
+      const res = await this.attempt(req);
+      circuit?.succeeded();
+      return res;
+    } catch (err) {
+      if (!circuit) throw err;
+      if (isServiceFailure(err)) circuit.failed(err, probe);
+      else if (err instanceof HttpError && err.status !== null)
+        circuit.succeeded(); // it answered
+      else circuit.released(probe);
+      throw err;
+    } finally {
+      slots.release();
+    }
+  }
+
+  /** Waits while the circuit is open; true when this call is the probe. */
+  private async admitted(req: HttpRequest, started: number): Promise<boolean> {
+    const circuit = this.connection.circuit!;
+    while (true) {
+      const { waitMs, probe } = circuit.admit();
+      if (waitMs === 0) return probe;
+      const deadline = started + this.retryWindowMs;
+      if (Number.isFinite(waitMs) && Date.now() + waitMs > deadline) {
+        const last = circuit.lastFailure;
+        const why = last instanceof Error ? last.message : 'repeated failures';
+        throw new HttpError(
+          'HTTP_CIRCUIT_OPEN',
+          `${this.connection.settings.label} keeps failing (${why}); gave up waiting for it after ${Math.round((Date.now() - started) / 1000)} s`,
+          { cause: last },
+        );
+      }
+      await circuit.changed(Math.min(waitMs, Math.max(1, deadline - Date.now())), req.signal);
+      req.signal.throwIfAborted();
+    }
+  }
+
+  /** The call, plus one replay after a 401 when the auth can get a fresh token. */
   private async attempt(req: HttpRequest): Promise<HttpResponse> {
-    let res = await this.send(req);
-    if (res.status === 401 && (await this.options.auth.refresh(req.signal))) {
-      this.stats.refreshes += 1;
-      res = await this.send(req);
+    const sent = await this.send(req);
+    let res = sent.res;
+    if (res.status === 401 && (await this.connection.auth.refresh(req.signal, sent.authorization))) {
+      this.connection.stats.refreshes += 1;
+      res = (await this.send(req)).res;
     }
     if (res.status === 429) {
-      this.stats.rateLimited += 1;
+      this.connection.stats.rateLimited += 1;
       const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
-      if (retryAfterMs !== null) this.limiter.pause(retryAfterMs);
+      if (retryAfterMs !== null) this.connection.gate.pause(retryAfterMs);
       throw new HttpError('HTTP_RATE_LIMITED', `${req.method} ${req.path}: rate limited (429)`, {
         status: 429,
         retryAfterMs,
@@ -165,23 +221,23 @@ export class HttpClient {
       const why = messageOf(res.body) ?? 'no message';
       throw new HttpError(
         codeForStatus(res.status),
-        `${req.method} ${req.path} failed (${res.status}): ${why}`,
-        {
-          status: res.status,
-          body: res.body,
-        },
+        `${req.method} ${pathOf(req.path)} failed (${res.status}): ${why}`,
+        { status: res.status, body: res.body },
       );
     }
     return res;
   }
 
-  private async send(req: HttpRequest): Promise<HttpResponse> {
-    await this.limiter.acquire(req.signal);
+  private async send(req: HttpRequest): Promise<{ res: HttpResponse; authorization: string | null }> {
+    const conn = this.connection;
     const url = new URL(/^https?:\/\//.test(req.path) ? req.path : `${this.baseUrl}${req.path}`);
-    for (const [k, v] of Object.entries(req.query ?? {}))
-      if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
-    const headers = new Headers({ accept: 'application/json', ...this.options.headers, ...req.headers });
-    await this.options.auth.apply(headers, url, req.signal);
+    if (req.query)
+      for (const [k, v] of Object.entries(req.query))
+        if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
+    const headers = new Headers(this.options.headers);
+    headers.set('accept', 'application/json');
+    if (req.headers) for (const [k, v] of Object.entries(req.headers)) headers.set(k, v);
+    await conn.auth.apply(headers, url, req.signal);
     let body: string | undefined;
     if (req.body !== undefined) {
       body = stringifyJson(req.body);
@@ -194,44 +250,59 @@ export class HttpClient {
           createHash('sha256').update(`${req.method} ${url.pathname}\n${body}`).digest('hex'),
         );
     }
+    const windows = this.windows.get(req.kind) ?? this.windows.get(undefined)!;
+    await conn.gate.acquire(windows, req.signal);
+    conn.quota?.spend();
     // One controller per attempt, aborted by the run's signal or our timer. (AbortSignal.any over the
     // run's long-lived signal costs measurably more per request at thousands of requests a second.)
     const ac = new AbortController();
-    const timeoutMs = this.options.timeoutMs ?? 30_000;
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       ac.abort();
-    }, timeoutMs);
+    }, this.timeoutMs);
     const onAbort = () => ac.abort(req.signal.reason);
     req.signal.addEventListener('abort', onAbort, { once: true });
-    this.stats.requests += 1;
+    conn.stats.requests += 1;
     try {
       const res = await fetch(url, { method: req.method, headers, body, signal: ac.signal });
       const text = await res.text();
-      this.limiter.observe(res.headers);
-      return { status: res.status, headers: res.headers, body: parseJson(text) };
+      conn.gate.observe(res.headers);
+      return {
+        res: { status: res.status, headers: res.headers, body: parseJson(text) },
+        authorization: headers.get('authorization'),
+      };
     } catch (err) {
       if (req.signal.aborted) throw req.signal.reason;
       if (timedOut) {
-        this.stats.timeouts += 1;
+        conn.stats.timeouts += 1;
         throw new HttpError(
           'HTTP_TIMEOUT',
-          `${req.method} ${url.pathname}: no answer within ${timeoutMs} ms`,
-          {
-            cause: err,
-          },
+          `${req.method} ${url.host}${url.pathname}: no answer within ${this.timeoutMs} ms`,
+          { cause: err },
         );
       }
-      const cause = (err as { cause?: { code?: string } }).cause;
-      throw new HttpError(
-        'HTTP_NETWORK',
-        `${req.method} ${url.host}: ${cause?.code ?? (err as Error).message}`,
-        { cause: err },
-      );
+      throw new HttpError('HTTP_NETWORK', `${req.method} ${url.host}${url.pathname}: ${networkCause(err)}`, {
+        cause: err,
+      });
     } finally {
       clearTimeout(timer);
       req.signal.removeEventListener('abort', onAbort);
     }
   }
+}
+
+/** A path for messages: an absolute next link without its host and query. */
+function pathOf(path: string): string {
+  return /^https?:\/\//.test(path) ? new URL(path).pathname : path.split('?')[0]!;
+}
+
+/** The last failure, saying it was the last: same code, so callers still tell a timeout from a 5xx. */
+function gaveUp(err: unknown, attempts: number, spentMs: number): unknown {
+  if (!(err instanceof HttpError)) return err;
+  return new HttpError(
+    err.code as ConstructorParameters<typeof HttpError>[0],
+    `${err.message} (gave up after ${attempts} attempts over ${(spentMs / 1000).toFixed(1)} s)`,
+    { status: err.status, retryAfterMs: err.retryAfterMs, body: err.body, cause: err },
+  );
 }

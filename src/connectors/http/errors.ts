@@ -94,3 +94,28 @@ export function messageOf(body: unknown): string | null {
   }
   return null;
 }
+
+const NETWORK_WORDS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection closed while sending',
+  ETIMEDOUT: 'connection timed out',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'name lookup failed for now',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  UND_ERR_SOCKET: 'connection closed by the server',
+  UND_ERR_CLOSED: 'connection closed',
+};
+
+/** What went wrong under a failed fetch, in words and with its errno code: `connection refused (ECONNREFUSED)`. */
+export function networkCause(err: unknown): string {
+  let at: unknown = err;
+  for (let depth = 0; at && depth < 4; depth++) {
+    const code = (at as { code?: unknown }).code;
+    if (typeof code === 'string' && code in NETWORK_WORDS) return `${NETWORK_WORDS[code]} (${code})`;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `${(at as Error).message} (${code})`;
+    at = (at as { cause?: unknown }).cause;
+  }
+  return (err as Error)?.message ?? String(err);
+}

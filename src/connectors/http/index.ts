@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import type { Connector } from '../../core/ports.ts';
+import type { Connector, SyncShape } from '../../core/ports.ts';
 import { authSchema, createAuth } from './auth.ts';
+import { credentialId, labelOf } from './connection.ts';
 import { pagingSchema } from './paging.ts';
-import { clientFor, transportShape } from './settings.ts';
+import { clientFor, connectionFor, transportShape } from './settings.ts';
 import { RestSource, type RestSourceOptions } from './source.ts';
 import { RestTarget, type RestTargetOptions } from './target.ts';
 
@@ -38,10 +39,13 @@ const targetOptions = z.strictObject({
 
 type Conn = z.output<typeof connection>;
 
-function client(conn: Conn) {
-  return clientFor(conn.baseUrl, createAuth(conn.auth, conn.timeoutMs), conn, {
-    idempotencyHeader: conn.idempotencyHeader,
+function client(conn: Conn, shape: SyncShape) {
+  const connection = connectionFor(conn, conn, {
+    identity: `${conn.baseUrl}#${credentialId(JSON.stringify(conn.auth))}`,
+    label: labelOf('http', conn.baseUrl, shape),
+    auth: () => createAuth(conn.auth, conn.timeoutMs),
   });
+  return clientFor(conn.baseUrl, connection, conn, { idempotencyHeader: conn.idempotencyHeader });
 }
 
 /** Any REST API, described rather than coded: a list endpoint to read, an endpoint to write. */
@@ -50,7 +54,10 @@ export const httpConnector: Connector<Conn, RestSourceOptions, RestTargetOptions
   connection,
   source: {
     options: sourceOptions,
-    open: async (conn, options, shape) => new RestSource(client(conn), options, shape),
+    open: async (conn, options, shape) => new RestSource(client(conn, shape), options, shape),
   },
-  target: { options: targetOptions, open: async (conn, options) => new RestTarget(client(conn), options) },
+  target: {
+    options: targetOptions,
+    open: async (conn, options, shape) => new RestTarget(client(conn, shape), options),
+  },
 };

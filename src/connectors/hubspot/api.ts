@@ -1,3 +1,4 @@
+import type { HttpClient } from '../http/client.ts';
 import { HttpError } from '../http/errors.ts';
 
 /** The parts of HubSpot's CRM v3 answers the connector reads. */
@@ -42,4 +43,41 @@ export function modifiedOf(o: HubSpotObject): number {
   if (Number.isNaN(t))
     throw new HttpError('HTTP_BAD_RESPONSE', `HubSpot contact ${o.id} has no lastmodifieddate`);
   return t;
+}
+
+/** Inputs per batch read call (documented maximum). */
+export const BATCH_READ_MAX = 100;
+
+/**
+ * The contacts with these ids (or values of the unique `idProperty`), as HubSpot holds them now, by
+ * `POST …/batch/read`, 100 per call. Ids HubSpot does not know come back in a 207's errors and are
+ * left out (gone, or never there).
+ */
+export async function readByIds(
+  client: HttpClient,
+  ids: readonly string[],
+  req: { properties: readonly string[]; idProperty: string | null; signal: AbortSignal },
+): Promise<HubSpotObject[]> {
+  const calls: Promise<HubSpotObject[]>[] = [];
+  for (let i = 0; i < ids.length; i += BATCH_READ_MAX) {
+    const inputs = ids.slice(i, i + BATCH_READ_MAX).map((id) => ({ id }));
+    calls.push(
+      client
+        .request({
+          method: 'POST',
+          path: `${CONTACTS}/batch/read`,
+          query: { archived: 'false' },
+          body: {
+            properties: req.properties,
+            propertiesWithHistory: [],
+            inputs,
+            ...(req.idProperty ? { idProperty: req.idProperty } : {}),
+          },
+          signal: req.signal,
+          accept: [207],
+        })
+        .then((res) => asAnswer<{ results: HubSpotObject[] }>(res.body, 'batch read contacts').results),
+    );
+  }
+  return (await Promise.all(calls)).flat();
 }

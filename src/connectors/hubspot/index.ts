@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import type { Connector } from '../../core/ports.ts';
+import type { Connector, SyncShape } from '../../core/ports.ts';
 import { type Auth, authSchema, createAuth } from '../http/auth.ts';
-import { clientFor, transportShape } from '../http/settings.ts';
+import { credentialId, labelOf } from '../http/connection.ts';
+import { quotaSchema } from '../http/quota.ts';
+import { clientFor, connectionFor, transportShape, windowSchema } from '../http/settings.ts';
 import { HubSpotSource, type HubSpotSourceOptions } from './source.ts';
 import { HubSpotTarget, type HubSpotTargetOptions } from './target.ts';
-
-const limit = z.strictObject({ requests: z.number().int().positive(), perMs: z.number().int().positive() });
 
 const connection = z
   .object({
@@ -16,11 +16,21 @@ const connection = z
     ...transportShape,
     /**
      * HubSpot's documented burst limit is per app and account: 100 requests per 10 s for public
-     * (OAuth) apps, 100–190 for private apps by tier. The default stays at the lowest.
+     * (OAuth) apps and free/starter accounts, 190 for private apps on Professional and Enterprise.
+     * The default stays at the lowest. Never more than this in any 10 s, over every sync on the
+     * connection in the process.
      */
-    rateLimit: limit.nullable().default({ requests: 100, perMs: 10_000 }),
-    /** The CRM search API has its own, lower limit (4 requests per second per token, documented). */
-    searchRateLimit: limit.nullable().default({ requests: 4, perMs: 1_000 }),
+    rateLimit: windowSchema.nullable().default({ requests: 100, perMs: 10_000 }),
+    /**
+     * The CRM search API has its own, lower limit (4 requests per second per token, documented); a
+     * search counts in both windows.
+     */
+    searchRateLimit: windowSchema.nullable().default({ requests: 4, perMs: 1_000 }),
+    /**
+     * HubSpot's daily limit (250,000 to 1,000,000 calls by tier, reset at midnight in the account's
+     * time zone): set the share Sluice may use, e.g. `{ perDay: 200000, timeZone: 'America/New_York' }`.
+     */
+    quota: quotaSchema.nullable().default(null),
   })
   .refine((c) => c.accessToken || c.auth, {
     error: 'expected accessToken (private app) or auth (OAuth)',
@@ -31,6 +41,12 @@ const sourceOptions = z.strictObject({
   properties: z.array(z.string().min(1)).default(['email', 'firstname', 'lastname']),
   pageSize: z.number().int().min(1).max(100).default(100),
   searchPageSize: z.number().int().min(1).max(200).default(100),
+  /**
+   * How far behind the search index may be: incremental reads stop this long before now, so a change
+   * the index has not taken in yet is read by a later run (HubSpot: changes take several seconds to
+   * reach search). @defaultValue 30000
+   */
+  searchLagMs: z.number().int().min(0).default(30_000),
 });
 
 const targetOptions = z.strictObject({
@@ -43,8 +59,14 @@ const targetOptions = z.strictObject({
 
 type Conn = z.output<typeof connection>;
 
-function authOf(conn: Conn): Auth {
-  return createAuth(conn.auth ?? { type: 'bearer', token: conn.accessToken! }, conn.timeoutMs);
+function clientOf(conn: Conn, shape: SyncShape) {
+  const auth = conn.auth ?? { type: 'bearer' as const, token: conn.accessToken! };
+  const connection = connectionFor(conn, conn, {
+    identity: `${conn.baseUrl}#${credentialId(JSON.stringify(auth))}`,
+    label: labelOf('hubspot', conn.baseUrl, shape),
+    auth: (): Auth => createAuth(auth, conn.timeoutMs),
+  });
+  return clientFor(conn.baseUrl, connection, conn, { kinds: { search: conn.searchRateLimit } });
 }
 
 /** HubSpot CRM v3 contacts: list + search to read, batch upsert to write. */
@@ -53,17 +75,10 @@ export const hubspotConnector: Connector<Conn, HubSpotSourceOptions, HubSpotTarg
   connection,
   source: {
     options: sourceOptions,
-    open: async (conn, options) => {
-      const auth = authOf(conn);
-      return new HubSpotSource(
-        clientFor(conn.baseUrl, auth, conn),
-        clientFor(conn.baseUrl, auth, conn, { rateLimit: conn.searchRateLimit }),
-        options,
-      );
-    },
+    open: async (conn, options, shape) => new HubSpotSource(clientOf(conn, shape), options, shape),
   },
   target: {
     options: targetOptions,
-    open: async (conn, options) => new HubSpotTarget(clientFor(conn.baseUrl, authOf(conn), conn), options),
+    open: async (conn, options, shape) => new HubSpotTarget(clientOf(conn, shape), options),
   },
 };

@@ -1,5 +1,5 @@
-import type { Estimate, ReadRequest, Source } from '../../core/ports.ts';
-import type { Cursor, Page, Row } from '../../core/types.ts';
+import type { Estimate, ReadRequest, Source, SyncShape } from '../../core/ports.ts';
+import type { Cursor, Json, Page, Row } from '../../core/types.ts';
 import type { HttpClient } from '../http/client.ts';
 import {
   asAnswer,
@@ -7,6 +7,7 @@ import {
   type Filter,
   type ListAnswer,
   modifiedOf,
+  readByIds,
   type SearchAnswer,
   type SearchRequest,
   toRow,
@@ -18,6 +19,8 @@ export type HubSpotSourceOptions = {
   pageSize: number;
   /** Records per search call (HubSpot's maximum is 200). */
   searchPageSize: number;
+  /** Incremental reads stop this long before now: the search index lags writes. */
+  searchLagMs: number;
 };
 
 /** Backfill: the list endpoint's `after` token, in id order. */
@@ -36,19 +39,30 @@ type SearchCursor = { ts: number; id: string | null; past: boolean };
  * by a second kind of query — `lastmodifieddate = ts AND hs_object_id > id`, sorted by id — whenever
  * a page could have cut through them. 25,000 contacts modified in the same millisecond cost 250
  * calls and lose none.
+ *
+ * The search index lags writes by several seconds, so incremental reads end `searchLagMs` before
+ * now (a lookback sweep ends at its `until`): what the index has not taken in yet is read by a later
+ * run, never skipped. Searches count in the connection's window and in the search API's own.
  */
 export class HubSpotSource implements Source {
   private readonly client: HttpClient;
-  private readonly search: HttpClient;
   private readonly options: HubSpotSourceOptions;
   private readonly properties: string[];
+  /** The property records are looked up by for `readByKeys`: the sync's key. */
+  private readonly keyProperty: string;
+  private readonly now: () => number;
 
-  /** `search` is a client of its own: HubSpot limits the search API separately (a few calls a second). */
-  constructor(client: HttpClient, search: HttpClient, options: HubSpotSourceOptions) {
+  constructor(
+    client: HttpClient,
+    options: HubSpotSourceOptions,
+    shape: SyncShape,
+    now: () => number = Date.now,
+  ) {
     this.client = client;
-    this.search = search;
     this.options = options;
     this.properties = [...new Set([...options.properties, 'hs_object_id', 'lastmodifieddate', 'createdate'])];
+    this.keyProperty = shape.key.length === 1 ? shape.key[0]! : 'id';
+    this.now = now;
   }
 
   async read(req: ReadRequest): Promise<Page<Row>> {
@@ -81,12 +95,17 @@ export class HubSpotSource implements Source {
   private async readChanges(start: SearchCursor, req: ReadRequest): Promise<Page<Row>> {
     const records: Row[] = [];
     let at = start;
+    // A sweep ends at its `until` (every record at that time included); a read after the checkpoint
+    // at what the index has surely taken in.
+    const until = req.until as SearchCursor | null | undefined;
+    const upTo = until ? until.ts : this.now() - this.options.searchLagMs;
+    if (at.ts > upTo || (at.ts === upTo && at.past)) return { records, next: at as Cursor, done: true };
     while (records.length < req.limit) {
       const limit = Math.min(this.options.searchPageSize, req.limit - records.length);
       const step =
         at.id !== null
           ? await this.tieStep(at, limit, req.signal)
-          : await this.mainStep(at, limit, req.signal);
+          : await this.mainStep(at, upTo, limit, req.signal);
       records.push(...step.records);
       at = step.next;
       if (step.exhausted) return { records, next: at as Cursor, done: true };
@@ -95,13 +114,12 @@ export class HubSpotSource implements Source {
   }
 
   /** Records after `at` in time order; keeps only those certainly complete at the page's end. */
-  private async mainStep(at: SearchCursor, limit: number, signal: AbortSignal): Promise<Step> {
-    const filter: Filter = {
-      propertyName: 'lastmodifieddate',
-      operator: at.past ? 'GT' : 'GTE',
-      value: String(at.ts),
-    };
-    const answer = await this.query([[filter]], 'lastmodifieddate', limit, signal);
+  private async mainStep(at: SearchCursor, upTo: number, limit: number, signal: AbortSignal): Promise<Step> {
+    const filters: Filter[] = [
+      { propertyName: 'lastmodifieddate', operator: at.past ? 'GT' : 'GTE', value: String(at.ts) },
+      { propertyName: 'lastmodifieddate', operator: 'LTE', value: String(upTo) },
+    ];
+    const answer = await this.query([filters], 'lastmodifieddate', limit, signal);
     const found = answer.results;
     if (found.length < limit) {
       // Everything after `at` is here, ties included: the position is past the last timestamp seen.
@@ -143,26 +161,41 @@ export class HubSpotSource implements Source {
       properties: this.properties,
       limit,
     };
-    const res = await this.search.request({ method: 'POST', path: `${CONTACTS}/search`, body, signal });
-    return asAnswer<SearchAnswer>(res.body, 'search contacts');
-  }
-
-  /** Where incremental starts: after every record at the newest `lastmodifieddate` when the backfill starts. */
-  async highWaterMark(): Promise<Cursor> {
-    const body = {
-      filterGroups: [],
-      sorts: [{ propertyName: 'lastmodifieddate', direction: 'DESCENDING' }],
-      properties: ['lastmodifieddate'],
-      limit: 1,
-    };
-    const res = await this.search.request({
+    const res = await this.client.request({
       method: 'POST',
       path: `${CONTACTS}/search`,
       body,
-      signal: AbortSignal.timeout(60_000),
+      signal,
+      kind: 'search',
     });
-    const newest = asAnswer<SearchAnswer>(res.body, 'search contacts').results[0];
-    return { ts: newest ? modifiedOf(newest) : 0, id: null, past: true } satisfies SearchCursor;
+    return asAnswer<SearchAnswer>(res.body, 'search contacts');
+  }
+
+  /**
+   * Where incremental starts: `searchLagMs` before the backfill starts. The backfill lists every
+   * contact as it is when listed; a change made after it started is at a later time and read by
+   * incremental (one made meanwhile may be read by both, which the target absorbs by key).
+   */
+  async highWaterMark(): Promise<Cursor> {
+    return { ts: this.now() - this.options.searchLagMs, id: null, past: true } satisfies SearchCursor;
+  }
+
+  /** The `lastmodifieddate` of an incremental position, in ms; null for a backfill position. */
+  timeOf(cursor: Cursor): number | null {
+    const ts = (cursor as Partial<SearchCursor> | null)?.ts;
+    return typeof ts === 'number' ? ts : null;
+  }
+
+  /** The contacts with these keys as HubSpot holds them now: batch read by id (or by the key property). */
+  async readByKeys(keys: readonly (readonly Json[])[], req: { signal: AbortSignal }): Promise<Row[]> {
+    const ids = keys.map((k) => String(k[0]));
+    const byId = this.keyProperty === 'id' || this.keyProperty === 'hs_object_id';
+    const found = await readByIds(this.client, ids, {
+      properties: this.properties,
+      idProperty: byId ? null : this.keyProperty,
+      signal: req.signal,
+    });
+    return found.map(toRow);
   }
 
   async estimate(req: { phase: string; cursor: Cursor | null }): Promise<Estimate | null> {
@@ -173,16 +206,18 @@ export class HubSpotSource implements Source {
         ? [{ filters: [{ propertyName: 'hs_object_id', operator: 'GTE', value: after }] }]
         : [];
     const body = { filterGroups, sorts: [], properties: ['hs_object_id'], limit: 1 };
-    const res = await this.search.request({
+    const res = await this.client.request({
       method: 'POST',
       path: `${CONTACTS}/search`,
       body,
       signal: AbortSignal.timeout(60_000),
+      kind: 'search',
     });
     // The list pages by its own `after` token: a count from an id is close, not exact.
     return { records: asAnswer<SearchAnswer>(res.body, 'search contacts').total, exact: false };
   }
 
+  /** A lookback sweep starts before every record `lookbackMs` earlier; it ends at `ReadRequest.until`. */
   rewind(cursor: Cursor, lookbackMs: number): Cursor {
     const c = cursor as SearchCursor;
     return { ts: c.ts - lookbackMs, id: null, past: false } satisfies SearchCursor;

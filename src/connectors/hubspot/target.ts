@@ -3,6 +3,7 @@ import type { Rejected, Row, WriteResult } from '../../core/types.ts';
 import type { HttpClient } from '../http/client.ts';
 import { HttpError, messageOf } from '../http/errors.ts';
 import { type BatchAnswer, type BatchError, CONTACTS } from './api.ts';
+import { UnknownPropertyError, unknownProperties } from './errors.ts';
 
 export type HubSpotTargetOptions = {
   /** The unique property records are matched by: `email`, or a custom unique property. */
@@ -18,7 +19,13 @@ type Input = { id: string; idProperty: string; properties: Record<string, string
 /**
  * Batch upsert by a unique property. Per-record errors come back in a 207's `errors`, each naming
  * the input ids it concerns; those records are rejected with HubSpot's message and the rest count
- * as written. A 400 refusing the whole batch is split in halves until the bad inputs stand alone.
+ * as written. A 400 refusing the whole batch is split in halves until the bad inputs stand alone,
+ * except one naming properties HubSpot does not have: that is the sync's mistake, not the records',
+ * and fails the write at once (`HUBSPOT_PROPERTY_UNKNOWN`) rather than dead-lettering every record.
+ *
+ * HubSpot matches emails case-insensitively, so `A@x.com` and `a@x.com` are one contact there: a
+ * batch keeps the last version of each, as the service would end up with, and never sends both
+ * (HubSpot refuses a batch naming one contact twice).
  */
 export class HubSpotTarget implements Target {
   private readonly client: HttpClient;
@@ -32,13 +39,18 @@ export class HubSpotTarget implements Target {
   async write(records: Row[], req: { signal: AbortSignal }): Promise<WriteResult<Row>> {
     const { idProperty, batchSize } = this.options;
     const rejected: Rejected<Row>[] = [];
-    // HubSpot refuses a batch naming one id twice; the last version of a record is the one to keep.
+    // HubSpot refuses a batch naming one contact twice; the last version of a record is the one to keep.
     const latest = new Map<string, Row>();
+    const fold = idProperty === 'email';
     for (const record of records) {
       const id = record[idProperty];
       if (id === null || id === undefined || id === '')
         rejected.push({ record, reason: `"${idProperty}" is empty; HubSpot upserts by it` });
-      else latest.set(String(id), record);
+      else {
+        const key = fold ? String(id).toLowerCase() : String(id);
+        latest.delete(key); // re-inserted last: a later version keeps the later place
+        latest.set(key, record);
+      }
     }
     const superseded = records.length - rejected.length - latest.size;
     const unique = [...latest.values()];
@@ -71,7 +83,11 @@ export class HubSpotTarget implements Target {
       signal,
       accept: [207, 400, 409],
     });
-    if (res.status === 400 || res.status === 409) return this.split(chunk, res.body, signal);
+    if (res.status === 400 || res.status === 409) {
+      const unknown = unknownProperties(res.body);
+      if (unknown.length) throw new UnknownPropertyError(unknown, res.body);
+      return this.split(chunk, res.body, signal);
+    }
     const errors = (res.body as BatchAnswer | null)?.errors ?? [];
     if (res.status !== 207 || errors.length === 0) return { written: chunk.length, rejected: [] };
     const byId = new Map(inputs.map((input, i) => [input.id, chunk[i]!]));

@@ -1,7 +1,9 @@
 import { z } from 'zod';
-import type { Connector } from '../../core/ports.ts';
+import type { Connector, SyncShape } from '../../core/ports.ts';
 import { type Auth, createAuth } from '../http/auth.ts';
-import { clientFor, transportShape } from '../http/settings.ts';
+import { credentialId, labelOf } from '../http/connection.ts';
+import { quotaSchema } from '../http/quota.ts';
+import { clientFor, connectionFor, transportShape } from '../http/settings.ts';
 import { SalesforceApi } from './api.ts';
 import { SalesforceSource, type SalesforceSourceOptions } from './source.ts';
 import { SalesforceTarget, type SalesforceTargetOptions } from './target.ts';
@@ -22,6 +24,14 @@ const connection = z
       .regex(/^\d+\.\d$/, { error: 'expected an API version such as "60.0"' })
       .default('60.0'),
     ...transportShape,
+    /**
+     * Salesforce's daily API request limit is per org over a rolling 24 hours (the org's allocation,
+     * shared by every integration): set the share Sluice may use, e.g. `{ perDay: 50000 }`.
+     */
+    quota: quotaSchema
+      .extend({ window: z.enum(['day', 'rolling']).default('rolling') })
+      .nullable()
+      .default(null),
   })
   .refine((c) => c.clientId || (c.accessToken && c.instanceUrl), {
     error: 'expected clientId (OAuth) or accessToken with instanceUrl',
@@ -38,6 +48,11 @@ const sourceOptions = z.strictObject({
 const targetOptions = z.strictObject({
   object: z.string().default('Contact'),
   externalIdField: z.string().min(1),
+  /**
+   * Whether the external id field was defined case-sensitive; by default Salesforce matches external
+   * ids case-insensitively, so `A-1` and `a-1` are one record. @defaultValue false
+   */
+  externalIdCaseSensitive: z.boolean().default(false),
   batchSize: z.number().int().min(1).max(200).default(200),
   omit: z
     .array(z.string())
@@ -46,29 +61,46 @@ const targetOptions = z.strictObject({
 
 type Conn = z.output<typeof connection>;
 
-function api(conn: Conn): SalesforceApi {
-  const auth: Auth = conn.clientId
-    ? createAuth(
-        {
-          type: 'oauth2',
-          grant: conn.refreshToken ? 'refresh_token' : 'client_credentials',
-          tokenUrl: `${conn.loginUrl.replace(/\/+$/, '')}/services/oauth2/token`,
-          clientId: conn.clientId,
-          clientSecret: conn.clientSecret,
-          refreshToken: conn.refreshToken,
-          accessToken: conn.accessToken,
-          clientAuth: 'body',
-        },
-        conn.timeoutMs,
-      )
-    : createAuth({ type: 'bearer', token: conn.accessToken! });
-  return new SalesforceApi(clientFor(conn.instanceUrl ?? '', auth, conn), auth, conn.apiVersion);
+function api(conn: Conn, shape: SyncShape): SalesforceApi {
+  const makeAuth = (): Auth =>
+    conn.clientId
+      ? createAuth(
+          {
+            type: 'oauth2',
+            grant: conn.refreshToken ? 'refresh_token' : 'client_credentials',
+            tokenUrl: `${conn.loginUrl.replace(/\/+$/, '')}/services/oauth2/token`,
+            clientId: conn.clientId,
+            clientSecret: conn.clientSecret,
+            refreshToken: conn.refreshToken,
+            accessToken: conn.accessToken,
+            clientAuth: 'body',
+          },
+          conn.timeoutMs,
+        )
+      : createAuth({ type: 'bearer', token: conn.accessToken! });
+  const where = conn.clientId ? conn.loginUrl : (conn.instanceUrl ?? '');
+  const connection = connectionFor(conn, conn, {
+    identity: `${where}#${credentialId(conn.clientId, conn.refreshToken, conn.accessToken)}`,
+    label: labelOf('salesforce', conn.instanceUrl ?? conn.loginUrl, shape),
+    auth: makeAuth,
+  });
+  return new SalesforceApi(
+    clientFor(conn.instanceUrl ?? '', connection, conn),
+    connection.auth,
+    conn.apiVersion,
+  );
 }
 
 /** Salesforce sObjects (Contact by default): SOQL + queryMore to read, sObject Collections upsert to write. */
 export const salesforceConnector: Connector<Conn, SalesforceSourceOptions, SalesforceTargetOptions> = {
   type: 'salesforce',
   connection,
-  source: { options: sourceOptions, open: async (conn, options) => new SalesforceSource(api(conn), options) },
-  target: { options: targetOptions, open: async (conn, options) => new SalesforceTarget(api(conn), options) },
+  source: {
+    options: sourceOptions,
+    open: async (conn, options, shape) => new SalesforceSource(api(conn, shape), options, shape),
+  },
+  target: {
+    options: targetOptions,
+    open: async (conn, options, shape) => new SalesforceTarget(api(conn, shape), options),
+  },
 };

@@ -115,11 +115,15 @@ describe('generic REST source', () => {
     await store.close();
   });
 
-  it('opens the circuit when the service keeps failing', async () => {
+  it('opens the circuit when the service keeps failing, probes it, and gives up naming the cause', async () => {
     const dir = tempDir();
     const emu = await emulator(10);
     emu.server.faults.failRate = 1;
-    const c = conn(emu, { retries: 20, circuitBreaker: { failures: 3, halfOpenAfterMs: 60_000 } });
+    const c = conn(emu, {
+      retries: 20,
+      retryWindowMs: 1_500,
+      circuitBreaker: { failures: 3, halfOpenAfterMs: 300 },
+    });
     const source = await openSource(
       httpConnector as Connector,
       c,
@@ -128,8 +132,13 @@ describe('generic REST source', () => {
     );
     const { target } = await sqliteTarget(dir, ['id']);
     const store = openStore(dir);
-    await expect(runOnce(store, source, target)).rejects.toMatchObject({ code: 'HTTP_CIRCUIT_OPEN' });
-    expect(emu.server.stats.failed).toBe(3);
+    const err = await runOnce(store, source, target).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'HTTP_CIRCUIT_OPEN' });
+    // The message names what kept failing, not just that the circuit was open.
+    expect((err as Error).message).toMatch(/keeps failing \(GET .* failed \(503\)/);
+    // 3 failures open it; then one probe per interval (300, 600 ms…), never every caller's retries.
+    expect(emu.server.stats.failed).toBeGreaterThanOrEqual(4);
+    expect(emu.server.stats.failed).toBeLessThanOrEqual(6);
     await store.close();
   });
 

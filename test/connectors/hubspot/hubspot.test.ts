@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hubspotConnector } from '../../../src/connectors/hubspot/index.ts';
 import type { Connector } from '../../../src/core/ports.ts';
@@ -35,13 +36,24 @@ const conn = (emu: HubSpotEmulator, extra: object = {}) => ({
   ...extra,
 });
 
-async function hubspotSource(emu: HubSpotEmulator, dir: string, extra: object = {}) {
+async function hubspotSource(emu: HubSpotEmulator, dir: string, extra: object = {}, options: object = {}) {
   return openSource(
     hubspotConnector as Connector,
     conn(emu, extra),
-    { properties: ['email', 'firstname', 'lastname'] },
+    { properties: ['email', 'firstname', 'lastname'], searchLagMs: 0, ...options },
     shapeOf(['id'], 'lastmodifieddate', dir),
   );
+}
+
+/**
+ * A time after the sync's high-water mark (where incremental starts), and that has passed: changes
+ * stamped there are read by the next incremental run.
+ */
+async function afterHighWaterMark(store: ReturnType<typeof openStore>, ms = 1): Promise<number> {
+  const hwm = (await store.getCheckpoint('s'))!.highWaterMark as { ts: number };
+  const at = hwm.ts + ms;
+  if (Date.now() <= at) await sleep(at - Date.now() + 1);
+  return at;
 }
 
 describe('HubSpot contacts source', () => {
@@ -54,10 +66,10 @@ describe('HubSpot contacts source', () => {
     await runToEnd(store, source, target, { batchSize: 500 });
     expect(rows()).toHaveLength(1_234);
 
-    const later = Date.now() + 1_000;
+    const later = await afterHighWaterMark(store, 10);
     for (const id of [5, 600, 1_200]) emu.get(id)!.firstname = `Edited${id}`;
     emu.touch([5, 600, 1_200], later);
-    emu.create(7, (i) => later + i);
+    emu.create(7, (i) => later - i);
     await runToEnd(store, source, target, { batchSize: 500 });
     const all = rows();
     expect(all).toHaveLength(1_241);
@@ -76,11 +88,11 @@ describe('HubSpot contacts source', () => {
     expect(rows()).toHaveLength(25_000);
 
     // 12,000 share one exact millisecond, the other 13,000 spread over the same second.
-    const second = Math.ceil((Date.now() + 5_000) / 1000) * 1000;
+    const second = await afterHighWaterMark(store, 1_000);
     for (const c of emu.contacts) {
       c.firstname = `Changed${c.id}`;
       // Uneven groups per millisecond, so pages cut through them.
-      c.modified = c.id % 25 < 12 ? second + 500 : second + ((c.id * 7) % 997);
+      c.modified = c.id % 25 < 12 ? second - 500 : second - ((c.id * 7) % 997);
     }
     const before = (await store.getCheckpoint('s'))!.totals.read;
     await runToEnd(store, source, target, { batchSize: 2_000 });
