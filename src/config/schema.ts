@@ -153,6 +153,11 @@ const runtimeSchema = z.strictObject({
   grace: duration('runtime.grace').default(30_000),
   /** How often the queue is polled for due runs, besides being woken when one is queued. @defaultValue '1s' */
   poll: duration('runtime.poll').default(1000),
+  /**
+   * How long a run's hold lasts without a heartbeat (renewed every third of it): a process that dies
+   * has its runs taken over by a live one this long after, within one poll. @defaultValue '30s'
+   */
+  lease: duration('runtime.lease').default(30_000),
 });
 
 const serverSchema = z.strictObject({
@@ -167,7 +172,7 @@ const serverSchema = z.strictObject({
 export const configSchema = z.strictObject({
   /** Where checkpoints, run history, the data store and dead letters live. @defaultValue '.sluice/state.db' */
   store: z.string().default('.sluice/state.db'),
-  runtime: runtimeSchema.default({ concurrency: 4, grace: 30_000, poll: 1000 }),
+  runtime: runtimeSchema.default({ concurrency: 4, grace: 30_000, poll: 1000, lease: 30_000 }),
   server: serverSchema.default({ host: '127.0.0.1', port: 4300, apiTokens: [] }),
   connections: z.record(name, connectionSchema).default({}),
   syncs: z.record(name, syncSchema).default({}),

@@ -51,5 +51,6 @@ export function retryDelay(retries: RetryPolicy, failed: number): number {
   });
   let backoff: IBackoff<unknown> = factory.next();
   for (let i = 1; i < failed; i++) backoff = backoff.next(undefined);
-  return Math.min(retries.backoff.max, Math.round(backoff.duration));
+  // The jitter may go under `initial`; never wait less than the user asked for.
+  return Math.min(retries.backoff.max, Math.max(retries.backoff.initial, Math.round(backoff.duration)));
 }

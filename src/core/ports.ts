@@ -300,6 +300,11 @@ export interface Store {
    */
   startRun(start: RunStart): Promise<RunRecord>;
   /**
+   * A running run's heartbeat: extends its lease by `leaseMs` from now. False when the run is no
+   * longer running under `holder` (timed out, taken over): it must stop.
+   */
+  renewRun(runId: number, holder: string, leaseMs: number): Promise<boolean>;
+  /**
    * Ends a run that is still running under `end.holder`. A run already ended (timed out, abandoned
    * by another process) keeps its first end; the record returned says which end stands.
    */
@@ -323,9 +328,12 @@ export type RunContext = {
   sync: string;
   runId: number;
   phase: Phase;
+  /** The data store; once the run is past its deadline or lost its hold, it refuses every write. */
   data: DataStore;
   /** What the run was triggered with: a webhook's JSON body, an API request's payload; else null. */
   payload: Json | null;
+  /** Aborts when the run must stop at once (its deadline, a lost hold, a kill): a slow `map` should give up. */
+  signal: AbortSignal;
 };
 
 /** A connector: one folder under connectors/, one line in the registry. */
@@ -388,10 +396,14 @@ export interface RunQueue {
    * has one running, marking them running under `holder`'s lease.
    */
   claim(options: { holder: string; leaseMs: number; limit: number }): Promise<RunRequest[]>;
-  /** Extends the lease of a running request. */
-  renew(id: number, leaseMs: number): Promise<void>;
+  /** Extends the lease of a running request `holder` holds; false when it no longer does. */
+  renew(id: number, holder: string, leaseMs: number): Promise<boolean>;
+  /** When the earliest queued request is due (epoch ms), or null with none queued. */
+  nextDue(): Promise<number | null>;
+  /** Ends a running request `holder` holds; null when it no longer does (recovered by another process). */
   finish(
     id: number,
+    holder: string,
     end: {
       status: 'done' | 'failed' | 'cancelled';
       runId?: number | null;
@@ -400,9 +412,9 @@ export interface RunQueue {
       /** The failure's attempt at the batch, where it differs from the request's (see `RunRequest.attempt`). */
       attempt?: number;
     },
-  ): Promise<RunRequest>;
-  /** Puts a running request back in the queue (its run could not start), due at `notBefore`. */
-  release(id: number, notBefore: number): Promise<void>;
+  ): Promise<RunRequest | null>;
+  /** Puts a running request `holder` holds back in the queue (its run could not start), due at `notBefore`. */
+  release(id: number, holder: string, notBefore: number): Promise<void>;
   /** Requeues running requests whose holder is gone; returns them. */
   recover(): Promise<RunRequest[]>;
   get(id: number): Promise<RunRequest | null>;

@@ -2,7 +2,14 @@ import { setImmediate } from 'node:timers/promises';
 import { afterPage, beginSweep, nextRead, type PageEvent, type ReadPlan } from '../core/checkpoint.ts';
 import { SluiceError } from '../core/errors.ts';
 import { stringifyJson } from '../core/json.ts';
-import type { BatchCommit, Checkpoint, NativeLocation, RunContext, RunRecord } from '../core/ports.ts';
+import type {
+  BatchCommit,
+  Checkpoint,
+  DataStore,
+  NativeLocation,
+  RunContext,
+  RunRecord,
+} from '../core/ports.ts';
 import {
   addCounters,
   type Counters,
@@ -17,6 +24,22 @@ import type { RunOptions } from './run.ts';
 
 // A fingerprint is kept this long behind the window's start: cursor times are parsed to the millisecond.
 const PRUNE_MARGIN_MS = 1000;
+
+/** The data store as a run's `map` sees it: reads always, writes only while the run may still write. */
+function guardedData(data: DataStore, signal: AbortSignal): DataStore {
+  return {
+    get: (key) => data.get(key),
+    list: (prefix) => data.list(prefix),
+    set: async (key, value) => {
+      signal.throwIfAborted();
+      await data.set(key, value);
+    },
+    del: async (key) => {
+      signal.throwIfAborted();
+      return data.del(key);
+    },
+  };
+}
 
 /**
  * The id of the batch that follows `checkpoint`: the same for a batch read again after a crash left
@@ -59,8 +82,9 @@ export class RunLoop {
       sync: options.spec.name,
       runId: run.id,
       phase: run.phase,
-      data: options.store.data,
+      data: guardedData(options.store.data, signal),
       payload: options.payload ?? null,
+      signal,
     };
     this.setAside = options.setAside ?? null;
     const { source, target, spec } = options;

@@ -51,8 +51,15 @@ export async function retryDeadLetters(options: {
     leaseMs,
     lane: options.lane ?? null,
   });
-  const ctx = { sync: spec.name, runId: run.id, phase: checkpoint.phase, data: store.data, payload: null };
   const signal = AbortSignal.timeout(leaseMs);
+  const ctx = {
+    sync: spec.name,
+    runId: run.id,
+    phase: checkpoint.phase,
+    data: store.data,
+    payload: null,
+    signal,
+  };
   // Written records get fingerprints as in a run, so a later lookback sweep does not send them again.
   const scope: FingerprintScope = spec.lookbackMs > 0 && source.rewind ? { backfillFromMs: null } : null;
   const outcome = { retried: 0, written: 0, rejectedAgain: 0, gone: 0, unkeyed: 0 };

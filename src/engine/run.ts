@@ -1,6 +1,7 @@
 import { asSluiceError, RunFencedError, SluiceError } from '../core/errors.ts';
 import type { Checkpoint, RunContext, RunRecord, Source, Store, Target } from '../core/ports.ts';
 import type { Json, Row, RunTrigger } from '../core/types.ts';
+import { Heartbeat } from './heartbeat.ts';
 import { RunLoop } from './loop.ts';
 import type { Progress } from './progress.ts';
 
@@ -30,6 +31,18 @@ export type RunOptions = {
   stop?: AbortSignal;
   /** A run still going after its budget plus this grace is aborted and recorded `timed_out`. @defaultValue 60000 */
   graceMs?: number;
+  /**
+   * How long the run's hold on its sync and lane lasts without a heartbeat; renewed every third of
+   * it while the run runs. A process that dies loses its runs this long after. @defaultValue 30000
+   */
+  leaseMs?: number;
+  /**
+   * Stops the run at once, the batch in hand unsaved: the run is recorded `abandoned` with the
+   * signal's reason (a shutdown whose grace ran out) and resumes from its checkpoint next time.
+   */
+  kill?: AbortSignal;
+  /** The run, where the caller started it already (see `startRunOf`). */
+  run?: RunRecord;
   /** End the run when the backfill completes rather than going on into incremental. */
   stopAfterBackfill?: boolean;
   /** What the run was triggered with (a webhook's body, say); `map` sees it as `ctx.payload`. */
@@ -52,6 +65,39 @@ export type RunOutcome = {
   more: boolean;
 };
 
+const DEFAULT_LEASE_MS = 30_000;
+
+/**
+ * Records a run of the sync and takes its hold (the sync, and the lane of its bundle), refusing with
+ * SYNC_BUSY or LANE_BUSY while another live run holds either. Taken before the source and target
+ * are opened, so a run that cannot start opens nothing, and one whose connectors fail is recorded.
+ */
+export async function startRunOf(
+  options: Pick<RunOptions, 'spec' | 'store' | 'trigger' | 'holder' | 'lane' | 'leaseMs'>,
+): Promise<RunRecord> {
+  const { spec, store } = options;
+  return store.startRun({
+    sync: spec.name,
+    trigger: options.trigger,
+    phase: (await store.getCheckpoint(spec.name))?.phase ?? 'backfill',
+    holder: options.holder,
+    leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
+    lane: options.lane ?? null,
+  });
+}
+
+/** Ends a run that failed before its first batch could start (its source or target would not open). */
+export async function failRun(store: Store, run: RunRecord, err: unknown): Promise<void> {
+  const error = asSluiceError(err);
+  await store.finishRun(run.id, {
+    holder: run.holder,
+    status: 'failed',
+    more: true,
+    errorCode: error.code,
+    errorMessage: error.message,
+  });
+}
+
 /**
  * One run: read a batch → map → write → checkpoint, until the budget is spent or the phase has no
  * more to give. A checkpoint is saved only after the target confirmed the batch, so a crash at any
@@ -61,42 +107,54 @@ export async function executeRun(options: RunOptions): Promise<RunOutcome> {
   const { spec, store, holder } = options;
   const now = options.now ?? Date.now;
   const graceMs = options.graceMs ?? 60_000;
-  const leaseMs = spec.maxRunDurationMs + graceMs;
-  const run = await store.startRun({
-    sync: spec.name,
-    trigger: options.trigger,
-    phase: (await store.getCheckpoint(spec.name))?.phase ?? 'backfill',
-    holder,
-    leaseMs,
-    lane: options.lane ?? null,
-  });
-  options.onStart?.(run);
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const run = options.run ?? (await startRunOf(options));
+  if (!options.run) options.onStart?.(run);
   // Read once the run is ours: a run that ended meanwhile may have moved the checkpoint.
   const existing = await store.getCheckpoint(spec.name);
-  // The graceful `stop` only keeps new batches from starting; this deadline aborts the batch in hand.
-  const deadline = AbortSignal.timeout(leaseMs);
+  const heartbeat = new Heartbeat(store, run, leaseMs);
+  // The graceful `stop` only keeps new batches from starting; these abort the batch in hand: the
+  // deadline (budget plus grace), a lost hold, a kill.
+  const deadline = AbortSignal.timeout(spec.maxRunDurationMs + graceMs);
+  const signal = AbortSignal.any([deadline, heartbeat.signal, ...(options.kill ? [options.kill] : [])]);
   try {
-    const loop = new RunLoop(options, run, deadline, now, leaseMs);
+    const loop = new RunLoop(options, run, signal, now, leaseMs);
     const checkpoint = await loop.execute(existing);
     const finished = await store.finishRun(run.id, { holder, status: 'succeeded', more: loop.more });
     if (finished.status !== 'succeeded') throw new RunFencedError(spec.name, run.id, 'its end');
     return { run: finished, checkpoint, more: loop.more };
   } catch (err) {
-    const timedOut = deadline.aborted;
-    const error = timedOut
-      ? new SluiceError(
-          'RUN_TIMED_OUT',
-          `run exceeded maxRunDuration plus ${graceMs} ms of grace and was aborted`,
-          { cause: err, transient: true },
-        )
-      : asSluiceError(err);
+    const error = endOf(err, { deadline, heartbeat: heartbeat.signal, kill: options.kill, graceMs });
     await store.finishRun(run.id, {
       holder,
-      status: timedOut ? 'timed_out' : 'failed',
+      status: error.status,
       more: true,
-      errorCode: error.code,
-      errorMessage: error.message,
+      errorCode: error.error.code,
+      errorMessage: error.error.message,
     });
-    throw error;
+    throw error.error;
+  } finally {
+    heartbeat.stop();
   }
+}
+
+/** How a run that threw ends: timed out, lost, killed, or failed, with the error to report. */
+function endOf(
+  err: unknown,
+  why: { deadline: AbortSignal; heartbeat: AbortSignal; kill: AbortSignal | undefined; graceMs: number },
+): { status: 'timed_out' | 'abandoned' | 'failed'; error: SluiceError } {
+  if (why.heartbeat.aborted) return { status: 'failed', error: asSluiceError(why.heartbeat.reason) };
+  if (why.kill?.aborted) {
+    const reason = why.kill.reason instanceof Error ? why.kill.reason.message : String(why.kill.reason);
+    return { status: 'abandoned', error: new SluiceError('RUN_KILLED', reason, { cause: err }) };
+  }
+  if (why.deadline.aborted) {
+    const error = new SluiceError(
+      'RUN_TIMED_OUT',
+      `run exceeded maxRunDuration plus ${why.graceMs} ms of grace and was aborted`,
+      { cause: err, transient: true },
+    );
+    return { status: 'timed_out', error };
+  }
+  return { status: 'failed', error: asSluiceError(err) };
 }

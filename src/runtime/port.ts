@@ -22,6 +22,8 @@ export type RuntimeEvents = {
   'run:progress': [Progress];
   /** A triggered chain ran out of retries; the sync stays failed until restarted. */
   'chain:broken': [{ sync: string; reason: string }];
+  /** Requests of a process that died, put back in the queue by this one (a lane taken over). */
+  recovered: [{ requests: RunRequest[] }];
   /** Something the runtime could not do on its own (a skip that failed, a tick that failed). */
   error: [{ sync: string | null; error: Error }];
 };
@@ -34,8 +36,8 @@ export interface Runtime {
   start(): Promise<void>;
   /** Queues a run of a sync; it starts when its lane is free. */
   request(sync: string, options?: { trigger?: RunTrigger; payload?: Json | null }): Promise<RunRequest>;
-  /** Stops taking runs, lets running batches finish and checkpoint, then resolves. */
-  stop(options?: { timeoutMs?: number }): Promise<void>;
+  /** Stops taking runs; running batches finish and checkpoint within the grace, then stop at once. True when all finished in time. */
+  stop(options?: { timeoutMs?: number }): Promise<boolean>;
   on<E extends keyof RuntimeEvents>(event: E, listener: (...args: RuntimeEvents[E]) => void): this;
   off<E extends keyof RuntimeEvents>(event: E, listener: (...args: RuntimeEvents[E]) => void): this;
 }

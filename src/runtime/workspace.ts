@@ -7,7 +7,7 @@ import type { Checkpoint, Connector, RunRecord, Source, Store, SyncShape, Target
 import type { Json, RunTrigger } from '../core/types.ts';
 import type { Progress } from '../engine/progress.ts';
 import { type RetryOutcome, retryDeadLetters } from '../engine/retry.ts';
-import { executeRun, type RunOutcome } from '../engine/run.ts';
+import { executeRun, failRun, type RunOutcome, startRunOf } from '../engine/run.ts';
 import { currentHolder } from '../store/holder.ts';
 import { openStore } from '../store/open.ts';
 import { bundleIndex, laneOf } from './lanes.ts';
@@ -29,6 +29,8 @@ export type RunParams = {
    * are closed at once, so a run stuck in a connector lets go of its connections and can write no more.
    */
   abandon?: AbortSignal;
+  /** Stops the run at once, recorded `abandoned` with the reason (a shutdown past its grace). */
+  kill?: AbortSignal;
 };
 
 export type WorkspaceOptions = {
@@ -137,30 +139,49 @@ export class Workspace {
     }
   }
 
-  /** One run of a sync, with its source and target opened for it and closed after. */
+  /**
+   * One run of a sync. Its hold on the sync and its lane is taken first, so a busy lane opens no
+   * connector; then its source and target are opened for it (a failure to open is a failed run, with
+   * the reason, like any other) and closed after.
+   */
   async run(name: string, request: RunParams): Promise<RunOutcome> {
     const sync = this.sync(name);
-    return this.withEndpoints(
-      name,
-      (source, target) =>
-        executeRun({
-          spec: sync,
-          source,
-          target,
-          store: this.store,
-          trigger: request.trigger,
-          holder: currentHolder(),
-          lane: laneOf(name, bundleIndex(this.config.config.bundles), request.trigger),
-          ...(request.stop ? { stop: request.stop } : {}),
-          ...(request.stopAfterBackfill ? { stopAfterBackfill: true } : {}),
-          ...(request.onProgress ? { onProgress: request.onProgress } : {}),
-          ...(request.onStart ? { onStart: request.onStart } : {}),
-          ...(request.payload !== undefined ? { payload: request.payload } : {}),
-          ...(request.setAside ? { setAside: request.setAside } : {}),
-          graceMs: request.graceMs ?? this.config.config.runtime.grace,
-        }),
-      request.abandon,
-    );
+    const base = {
+      spec: sync,
+      store: this.store,
+      trigger: request.trigger,
+      holder: currentHolder(),
+      lane: laneOf(name, bundleIndex(this.config.config.bundles), request.trigger),
+      leaseMs: this.config.config.runtime.lease,
+    };
+    const run = await startRunOf(base);
+    request.onStart?.(run);
+    let opened = false;
+    try {
+      return await this.withEndpoints(
+        name,
+        (source, target) => {
+          opened = true;
+          return executeRun({
+            ...base,
+            run,
+            source,
+            target,
+            ...(request.stop ? { stop: request.stop } : {}),
+            ...(request.stopAfterBackfill ? { stopAfterBackfill: true } : {}),
+            ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+            ...(request.payload !== undefined ? { payload: request.payload } : {}),
+            ...(request.setAside ? { setAside: request.setAside } : {}),
+            ...(request.kill ? { kill: request.kill } : {}),
+            graceMs: request.graceMs ?? this.config.config.runtime.grace,
+          });
+        },
+        request.abandon,
+      );
+    } catch (err) {
+      if (!opened) await failRun(this.store, run, err);
+      throw err;
+    }
   }
 
   /** Sends the sync's open dead letters again (see `retryDeadLetters`), holding its lane. */

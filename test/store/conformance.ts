@@ -279,18 +279,38 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       // A confirmed batch extends the lease from now.
       const cp = checkpoint('s1', { key: [3] }, clock.t, 3);
       await store.commitBatch(commitOf(run.id, cp, { deadLetters: [], leaseMs: 2000 }));
+      const lastSign = clock.t;
       clock.t += 1200;
       await expect(started(store)).rejects.toMatchObject({ code: 'SYNC_BUSY' });
       clock.t += 1000;
       const next = await started(store);
       const old = await store.getRun(run.id);
+      // It ends at its last sign of life (the batch), not when it was found dead: the time it could write.
       expect(old).toMatchObject({
         status: 'abandoned',
         errorCode: 'HOLDER_GONE',
-        endedAt: new Date(clock.t).toISOString(),
+        endedAt: new Date(lastSign).toISOString(),
       });
       expect(old?.errorMessage).toContain('elsewhere:1');
       expect(next.status).toBe('running');
+    });
+
+    it('renews the lease of a run only for its holder while it runs: a heartbeat', async () => {
+      const { store, clock } = await open();
+      const run = await started(store);
+      clock.t += 800;
+      expect(await store.renewRun(run.id, HOLDER, 1000)).toBe(true);
+      expect(await store.renewRun(run.id, 'thief:2', 60_000)).toBe(false);
+      clock.t += 900;
+      // Still held: the heartbeat moved the lease to 1,800 ms from the start.
+      await expect(started(store)).rejects.toMatchObject({ code: 'SYNC_BUSY' });
+      clock.t += 200;
+      await started(store);
+      expect(await store.getRun(run.id)).toMatchObject({
+        status: 'abandoned',
+        endedAt: new Date(T0 + 800).toISOString(),
+      });
+      expect(await store.renewRun(run.id, HOLDER, 1000)).toBe(false);
     });
 
     it('records how a run ended and lists runs newest first', async () => {

@@ -85,7 +85,7 @@ async function drain(seed: number, ledgerPath: string): Promise<number> {
             ledger
               .prepare('DELETE FROM occupied WHERE lane = ? AND request_id = ?')
               .run(request.lane, request.id);
-          await queue.finish(request.id, { status: 'done' });
+          await queue.finish(request.id, holder, { status: 'done' });
         }),
       );
     }
@@ -101,7 +101,7 @@ async function handle(command: QueueCommand): Promise<object> {
     case 'recover':
       return { op: 'recover', recovered: await queue.recover() };
     case 'finish':
-      for (const id of command.ids) await queue.finish(id, { status: 'done' });
+      for (const id of command.ids) await queue.finish(id, holder, { status: 'done' });
       return { op: 'finish' };
     case 'drain':
       return { op: 'drain', claimed: await drain(command.seed, command.ledger) };

@@ -67,9 +67,17 @@ async function runService(cmd: Command, opts: ServeOptions, http: boolean): Prom
       });
       log.info({ signal }, 'stopping: no new runs; running batches finish and checkpoint');
       server?.close();
-      await runtime.stop({ timeoutMs: 30_000 });
+      const clean = await runtime.stop({ timeoutMs: ws.config.config.runtime.grace });
       await ws.close();
-      log.info('stopped');
+      if (clean) log.info('stopped');
+      else {
+        // A supervisor can rely on the bound: past the grace, runs were cut short and recorded.
+        log.warn(
+          { graceMs: ws.config.config.runtime.grace },
+          'stopped: runs still going after the grace were abandoned',
+        );
+        process.exitCode = 1;
+      }
       resolve();
     };
     process.once('SIGINT', shutdown);

@@ -35,9 +35,13 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
   private readonly graceMs: number;
   private readonly holder: string;
   private readonly bundles: Map<string, string>;
+  private readonly leaseMs: number;
   private readonly scheduler = new Scheduler();
   private readonly inFlight = new Map<number, Promise<void>>();
   private readonly stopController = new AbortController();
+  /** Aborted when a shutdown's grace runs out: the runs still going stop at once. */
+  private readonly killController = new AbortController();
+  private renewals: NodeJS.Timeout | null = null;
   private stopping = false;
   private wakeUp: (() => void) | null = null;
   private loopDone: Promise<void> | null = null;
@@ -57,6 +61,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     this.pollMs = options.pollMs ?? runtime.poll;
     this.graceMs = options.graceMs ?? runtime.grace;
     this.holder = options.holder ?? currentHolder();
+    this.leaseMs = runtime.lease;
     this.bundles = bundleIndex(ws.config.config.bundles);
   }
 
@@ -65,7 +70,23 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     for (const name of this.ws.syncNames()) await this.continueChain(name, 'recovery');
 
     this.schedule();
+    // The requests this process runs keep their lease while they run; a dead process's lapse.
+    this.renewals = setInterval(() => this.renewLeases(), Math.max(10, Math.floor(this.leaseMs / 3)));
+    this.renewals.unref();
     this.loopDone = this.loop();
+  }
+
+  private renewLeases(): void {
+    for (const id of this.inFlight.keys()) {
+      this.queue.renew(id, this.holder, this.leaseMs).catch((err) => this.report(null, err));
+    }
+  }
+
+  /** An error the runtime could not act on: an event for listeners (a host), a line on stderr otherwise. */
+  private report(sync: string | null, err: unknown): void {
+    const error = asSluiceError(err);
+    if (this.listenerCount('error') > 0) this.emit('error', { sync, error });
+    else process.stderr.write(`sluice runtime: ${sync ? `${sync}: ` : ''}${error.code}: ${error.message}\n`);
   }
 
   async request(
@@ -84,16 +105,33 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     return request;
   }
 
-  async stop(options: { timeoutMs?: number } = {}): Promise<void> {
-    if (this.stopping) return;
+  /**
+   * Stops taking runs and lets the batches in hand finish and checkpoint, for `timeoutMs` at most
+   * (`runtime.grace` by default). Past it the runs still going are stopped at once: recorded
+   * `abandoned` with the reason, their requests put back in the queue (the next start resumes them
+   * from their checkpoints). Resolves true when everything finished within the grace.
+   */
+  async stop(options: { timeoutMs?: number } = {}): Promise<boolean> {
+    if (this.stopping) return true;
     this.stopping = true;
     this.scheduler.stop();
     this.stopController.abort();
     this.wake();
     const drained = Promise.allSettled([...this.inFlight.values(), this.loopDone]);
-    // Past the timeout the runs still going are left `running` in the queue: the next start
-    // finds their holder gone and requeues them, and they resume from their checkpoints.
-    await Promise.race([drained, sleep(options.timeoutMs ?? 10_000, undefined, { ref: false })]);
+    const timeoutMs = options.timeoutMs ?? this.graceMs;
+    const clean = await Promise.race([drained.then(() => true), sleep(timeoutMs, false, { ref: false })]);
+    if (!clean) {
+      this.killController.abort(
+        new SluiceError(
+          'RUN_KILLED',
+          `the process stopped and its shutdown grace of ${timeoutMs} ms ran out`,
+        ),
+      );
+      // A run that ignores even that is left to its lease: another process takes it over.
+      await Promise.race([drained, sleep(5_000, undefined, { ref: false })]);
+    }
+    if (this.renewals) clearInterval(this.renewals);
+    return clean;
   }
 
   private wake(): void {
@@ -102,14 +140,24 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
 
   private async loop(): Promise<void> {
     while (!this.stopping) {
-      const free = this.concurrency - this.inFlight.size;
-      if (free > 0) {
-        const claimed = await this.queue.claim({ holder: this.holder, leaseMs: this.leaseMs(), limit: free });
-        for (const request of claimed) this.launch(request);
-        if (claimed.length > 0) continue;
+      try {
+        // A lane whose holder died (its lease ran out, or its process is gone) is taken over here,
+        // within one poll: its request goes back in the queue and resumes from the checkpoint.
+        const recovered = await this.queue.recover();
+        if (recovered.length > 0) this.emit('recovered', { requests: recovered });
+        const free = this.concurrency - this.inFlight.size;
+        if (free > 0) {
+          const claimed = await this.queue.claim({ holder: this.holder, leaseMs: this.leaseMs, limit: free });
+          for (const request of claimed) this.launch(request);
+          if (claimed.length > 0) continue;
+        }
+      } catch (err) {
+        // The store is busy or unwell: say so and try again at the next poll, never die undrained.
+        this.report(null, err);
       }
+      const waitMs = await this.untilNextDue();
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.pollMs);
+        const timer = setTimeout(resolve, waitMs);
         this.wakeUp = () => {
           clearTimeout(timer);
           resolve();
@@ -119,18 +167,15 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     }
   }
 
-  /** The longest a claimed request may run before another process may take its lane. */
-  private leaseMs(): number {
-    let longest = 0;
-    for (const sync of this.ws.config.syncs.values()) longest = Math.max(longest, sync.maxRunDurationMs);
-    return longest + this.graceMs + 10_000;
+  /** A poll, or less where a queued request falls due sooner (a retry's backoff, a busy lane's wait). */
+  private async untilNextDue(): Promise<number> {
+    const next = await this.queue.nextDue().catch(() => null);
+    return next === null ? this.pollMs : Math.min(this.pollMs, Math.max(1, next - Date.now()));
   }
 
   private launch(request: RunRequest): void {
     const done = this.execute(request)
-      .catch((err) => {
-        this.emit('error', { sync: request.sync, error: asSluiceError(err) });
-      })
+      .catch((err) => this.report(request.sync, err))
       .finally(() => {
         this.inFlight.delete(request.id);
         this.wake();
@@ -149,7 +194,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     });
     const sync = this.ws.config.syncs.get(request.sync);
     if (!sync) {
-      await this.queue.finish(request.id, {
+      await this.queue.finish(request.id, this.holder, {
         status: 'cancelled',
         errorCode: 'SYNC_UNKNOWN',
         errorMessage: `no sync named "${request.sync}" in the config`,
@@ -169,6 +214,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
           payload: request.payload,
           graceMs: this.graceMs,
           abandon: abandon.signal,
+          kill: this.killController.signal,
           onStart: (run) => {
             started = run;
           },
@@ -179,7 +225,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         () => started,
         abandon,
       );
-      await this.queue.finish(request.id, { status: 'done', runId: outcome.run.id });
+      await this.queue.finish(request.id, this.holder, { status: 'done', runId: outcome.run.id });
       ended({
         runId: outcome.run.id,
         ok: true,
@@ -198,7 +244,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       const error = asSluiceError(err);
       // Busy elsewhere (a CLI run of the sync, or of another sync in its bundle): try again shortly.
       if (error.code === 'SYNC_BUSY' || error.code === 'LANE_BUSY') {
-        await this.queue.release(request.id, Date.now() + BUSY_RETRY_MS);
+        await this.queue.release(request.id, this.holder, Date.now() + BUSY_RETRY_MS);
         ended({
           runId: null,
           ok: false,
@@ -214,7 +260,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       const run = runId === null ? null : await this.ws.store.getRun(runId);
       // A run that saved batches before failing failed at a new batch: its first attempt there.
       const attempt = run && run.counters.batches > 0 ? 1 : request.attempt;
-      await this.queue.finish(request.id, {
+      await this.queue.finish(request.id, this.holder, {
         status: 'failed',
         runId,
         errorCode: error.code,

@@ -37,14 +37,16 @@ WHERE sync = $1 AND version = $17 - 1`,
     deleteCheckpoint: `DELETE FROM ${checkpoints} WHERE sync = $1`,
 
     selectRunningRuns: `SELECT * FROM ${runs} WHERE status = 'running' AND (sync = $1 OR lane = $2) FOR UPDATE`,
-    abandonRun: `UPDATE ${runs} SET status = 'abandoned', ended_at = $1, error_code = 'HOLDER_GONE',
+    abandonRun: `UPDATE ${runs} SET status = 'abandoned', ended_at = coalesce(renewed_at, $1), error_code = 'HOLDER_GONE',
   error_message = $2 WHERE id = $3 AND status = 'running'`,
-    insertRun: `INSERT INTO ${runs} (sync, trigger, status, phase, started_at, holder, lease_until, lane)
-  VALUES ($1, $2, 'running', $3, $4, $5, $6, $7) RETURNING *`,
+    insertRun: `INSERT INTO ${runs} (sync, trigger, status, phase, started_at, holder, lease_until, lane, renewed_at)
+  VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $4) RETURNING *`,
+    // A heartbeat: only the holder of a running run extends its lease.
+    renewRun: `UPDATE ${runs} SET lease_until = $1, renewed_at = $2 WHERE id = $3 AND status = 'running' AND holder = $4`,
     // Fenced: a run that lost its hold (timed out, abandoned) changes nothing, and its batch rolls back.
     addRunCounters: `UPDATE ${runs} SET batches = batches + $2, records_read = records_read + $3,
   records_written = records_written + $4, records_unchanged = records_unchanged + $5,
-  records_rejected = records_rejected + $6, lease_until = $7
+  records_rejected = records_rejected + $6, lease_until = $7, renewed_at = $9
   WHERE id = $1 AND status = 'running' AND holder = $8`,
     // Only a running run is finished, by its holder: a late end from an aborted run does not overwrite `timed_out`.
     finishRun: `UPDATE ${runs} SET status = $1, ended_at = $2, more = $3, error_code = $4, error_message = $5

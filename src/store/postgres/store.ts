@@ -180,6 +180,7 @@ export class PostgresStore implements Store {
       counters.rejected,
       this.now() + commit.leaseMs,
       commit.holder,
+      this.iso(),
     ]);
     if (held.rowCount !== 1) throw new RunFencedError(commit.sync, commit.runId, `batch ${commit.batch}`);
     if (commit.checkpoint) await this.putCheckpoint(client, commit.checkpoint);
@@ -258,6 +259,16 @@ export class PostgresStore implements Store {
     return this.withClient((client) =>
       withAdvisoryLock(client, `sluice.run:${this.schema}:${start.sync}`, () => start_(client)),
     );
+  }
+
+  async renewRun(runId: number, holder: string, leaseMs: number): Promise<boolean> {
+    const result = await this.pool.query(this.sql.renewRun, [
+      this.now() + leaseMs,
+      this.iso(),
+      runId,
+      holder,
+    ]);
+    return result.rowCount === 1;
   }
 
   async finishRun(runId: number, end: RunEnd): Promise<RunRecord> {

@@ -46,7 +46,7 @@ export class SqliteQueue implements RunQueue {
     return this.tx(() => {
       const now = this.now();
       // More rows than the limit: several due requests may share a lane, and only one is taken.
-      const due = this.db.prepare(sql.selectDueRequests).all(now, options.limit * 8 + 8);
+      const due = this.db.prepare(sql.selectDueRequests).all({ now, limit: options.limit });
       const lanes = new Set<string>();
       const claimed: RunRequest[] = [];
       const claim = this.db.prepare(sql.claimRequest);
@@ -62,12 +62,18 @@ export class SqliteQueue implements RunQueue {
     });
   }
 
-  async renew(id: number, leaseMs: number): Promise<void> {
-    this.db.prepare(sql.renewRequest).run(this.now() + leaseMs, id);
+  async renew(id: number, holder: string, leaseMs: number): Promise<boolean> {
+    return Number(this.db.prepare(sql.renewRequest).run(this.now() + leaseMs, id, holder).changes) === 1;
+  }
+
+  async nextDue(): Promise<number | null> {
+    const at = this.db.prepare(sql.selectNextDue).get()?.at;
+    return at === null || at === undefined ? null : Number(at);
   }
 
   async finish(
     id: number,
+    holder: string,
     end: {
       status: 'done' | 'failed' | 'cancelled';
       runId?: number | null;
@@ -75,7 +81,7 @@ export class SqliteQueue implements RunQueue {
       errorMessage?: string;
       attempt?: number;
     },
-  ): Promise<RunRequest> {
+  ): Promise<RunRequest | null> {
     const row = this.db
       .prepare(sql.finishRequest)
       .get(
@@ -86,12 +92,13 @@ export class SqliteQueue implements RunQueue {
         end.errorMessage ?? null,
         end.attempt ?? null,
         id,
+        holder,
       );
-    return requestFromRow(row!);
+    return row ? requestFromRow(row) : null;
   }
 
-  async release(id: number, notBefore: number): Promise<void> {
-    this.db.prepare(sql.releaseRequest).run(notBefore, id);
+  async release(id: number, holder: string, notBefore: number): Promise<void> {
+    this.db.prepare(sql.releaseRequest).run(notBefore, id, holder);
   }
 
   async recover(): Promise<RunRequest[]> {
@@ -100,7 +107,7 @@ export class SqliteQueue implements RunQueue {
       const recovered: RunRequest[] = [];
       for (const row of this.db.prepare(sql.selectRunningRequests).all()) {
         if (!isHolderGone(String(row.holder), Number(row.lease_until), now)) continue;
-        this.db.prepare(sql.releaseRequest).run(now, Number(row.id));
+        this.db.prepare(sql.releaseRequest).run(now, Number(row.id), String(row.holder));
         recovered.push(requestFromRow({ ...row, status: 'queued' }));
       }
       return recovered;

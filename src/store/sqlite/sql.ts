@@ -23,14 +23,16 @@ export const addToTotals = `UPDATE checkpoints SET batches = batches + $batches,
 export const deleteCheckpoint = 'DELETE FROM checkpoints WHERE sync = ?';
 
 export const selectRunningRuns = `SELECT * FROM runs WHERE status = 'running' AND (sync = $sync OR lane = $lane)`;
-export const abandonRun = `UPDATE runs SET status = 'abandoned', ended_at = ?, error_code = 'HOLDER_GONE',
+export const abandonRun = `UPDATE runs SET status = 'abandoned', ended_at = coalesce(renewed_at, ?), error_code = 'HOLDER_GONE',
   error_message = ? WHERE id = ? AND status = 'running'`;
-export const insertRun = `INSERT INTO runs (sync, trigger, status, phase, started_at, holder, lease_until, lane)
-  VALUES (?, ?, 'running', ?, ?, ?, ?, ?) RETURNING *`;
+export const insertRun = `INSERT INTO runs (sync, trigger, status, phase, started_at, holder, lease_until, lane, renewed_at)
+  VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?) RETURNING *`;
+// A heartbeat: only the holder of a running run extends its lease.
+export const renewRun = `UPDATE runs SET lease_until = ?, renewed_at = ? WHERE id = ? AND status = 'running' AND holder = ?`;
 // Fenced: a run that lost its hold (timed out, abandoned) changes nothing, and its batch rolls back.
 export const addRunCounters = `UPDATE runs SET batches = batches + $batches, records_read = records_read + $read,
   records_written = records_written + $written, records_unchanged = records_unchanged + $unchanged,
-  records_rejected = records_rejected + $rejected, lease_until = $leaseUntil
+  records_rejected = records_rejected + $rejected, lease_until = $leaseUntil, renewed_at = $now
   WHERE id = $id AND status = 'running' AND holder = $holder`;
 // Only a running run is finished, by its holder: a late end from an aborted run does not overwrite `timed_out`.
 export const finishRun = `UPDATE runs SET status = ?, ended_at = ?, more = ?, error_code = ?, error_message = ?
@@ -75,16 +77,23 @@ export const insertRequest = `INSERT INTO run_requests (sync, lane, trigger, pay
   not_before, created_at) VALUES ($sync, $lane, $trigger, $payload, $setAside, $attempt, 'queued', $notBefore, $now) RETURNING *`;
 export const selectQueuedOfSyncInLane = `SELECT * FROM run_requests WHERE sync = ? AND lane = ? AND status = 'queued'
   ORDER BY id LIMIT 1`;
-export const selectDueRequests = `SELECT * FROM run_requests WHERE status = 'queued' AND not_before <= ?
-  AND lane NOT IN (SELECT lane FROM run_requests WHERE status = 'running') ORDER BY id LIMIT ?`;
+// The oldest due request of each free lane: a lane with many requests waiting hides no other lane's.
+export const selectDueRequests = `SELECT * FROM run_requests r WHERE status = 'queued' AND not_before <= $now
+  AND lane NOT IN (SELECT lane FROM run_requests WHERE status = 'running')
+  AND id = (SELECT min(id) FROM run_requests q WHERE q.lane = r.lane AND q.status = 'queued' AND q.not_before <= $now)
+  ORDER BY id LIMIT $limit`;
+export const selectNextDue = "SELECT min(not_before) AS at FROM run_requests WHERE status = 'queued'";
 export const claimRequest = `UPDATE run_requests SET status = 'running', holder = ?, lease_until = ?, started_at = ?
   WHERE id = ? AND status = 'queued' RETURNING *`;
-export const renewRequest = "UPDATE run_requests SET lease_until = ? WHERE id = ? AND status = 'running'";
+// Queue writes of a running request are its holder's only: one recovered elsewhere is not touched.
+export const renewRequest =
+  "UPDATE run_requests SET lease_until = ? WHERE id = ? AND status = 'running' AND holder = ?";
 // `attempt` is rewritten where a failed run had saved batches first: the next failure is the new batch's first.
 export const finishRequest = `UPDATE run_requests SET status = ?, finished_at = ?, run_id = coalesce(?, run_id),
-  error_code = ?, error_message = ?, attempt = coalesce(?, attempt) WHERE id = ? RETURNING *`;
+  error_code = ?, error_message = ?, attempt = coalesce(?, attempt)
+  WHERE id = ? AND status = 'running' AND holder = ? RETURNING *`;
 export const releaseRequest = `UPDATE run_requests SET status = 'queued', holder = NULL, lease_until = NULL,
-  started_at = NULL, not_before = ? WHERE id = ? AND status = 'running'`;
+  started_at = NULL, not_before = ? WHERE id = ? AND status = 'running' AND holder = ?`;
 export const selectRunningRequests = "SELECT * FROM run_requests WHERE status = 'running'";
 export const selectRequest = 'SELECT * FROM run_requests WHERE id = ?';
 export const selectRequests = `SELECT * FROM run_requests WHERE ($sync IS NULL OR sync = $sync)

@@ -104,9 +104,13 @@ export class SqliteStore implements Store {
     const now = this.iso();
     this.tx(() => {
       const leaseUntil = this.now() + commit.leaseMs;
-      const held = this.db
-        .prepare(sql.addRunCounters)
-        .run({ id: commit.runId, holder: commit.holder, leaseUntil, ...counterParams(commit.counters) });
+      const held = this.db.prepare(sql.addRunCounters).run({
+        id: commit.runId,
+        holder: commit.holder,
+        leaseUntil,
+        now,
+        ...counterParams(commit.counters),
+      });
       if (Number(held.changes) !== 1)
         throw new RunFencedError(commit.sync, commit.runId, `batch ${commit.batch}`);
       if (commit.checkpoint) this.putCheckpoint(commit.checkpoint);
@@ -155,9 +159,23 @@ export class SqliteStore implements Store {
       }
       const row = this.db
         .prepare(sql.insertRun)
-        .get(start.sync, start.trigger, start.phase, this.iso(), start.holder, now + start.leaseMs, lane);
+        .get(
+          start.sync,
+          start.trigger,
+          start.phase,
+          this.iso(),
+          start.holder,
+          now + start.leaseMs,
+          lane,
+          this.iso(),
+        );
       return runFromRow(row!);
     });
+  }
+
+  async renewRun(runId: number, holder: string, leaseMs: number): Promise<boolean> {
+    const result = this.db.prepare(sql.renewRun).run(this.now() + leaseMs, this.iso(), runId, holder);
+    return Number(result.changes) === 1;
   }
 
   async finishRun(runId: number, end: RunEnd): Promise<RunRecord> {

@@ -4,6 +4,8 @@ ALTER TABLE checkpoints ADD COLUMN version bigint NOT NULL DEFAULT 0;
 ALTER TABLE checkpoints ADD COLUMN sweep json;
 ALTER TABLE checkpoints ADD COLUMN records_unchanged bigint NOT NULL DEFAULT 0;
 ALTER TABLE checkpoints ADD COLUMN backfill_estimate_exact boolean NOT NULL DEFAULT false;
+-- A run's last heartbeat: an abandoned run ends there (it could write no later), not when it was noticed.
+ALTER TABLE runs ADD COLUMN renewed_at timestamptz;
 ALTER TABLE runs ADD COLUMN records_unchanged bigint NOT NULL DEFAULT 0;
 
 -- A letter is closed when its record is written (by a later run, or a retry) or gone from the
