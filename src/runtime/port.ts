@@ -8,7 +8,7 @@ export type RunEnded = {
   request: RunRequest;
   runId: number | null;
   ok: boolean;
-  status: 'succeeded' | 'failed' | 'timed_out' | 'requeued';
+  status: 'succeeded' | 'failed' | 'timed_out' | 'abandoned' | 'requeued';
   counters: Counters | null;
   more: boolean;
   durationMs: number;

@@ -242,6 +242,20 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       return;
     } catch (err) {
       const error = asSluiceError(err);
+      // Cut short by a shutdown past its grace: back in the queue, to resume at the next start.
+      if (error.code === 'RUN_KILLED') {
+        await this.queue.release(request.id, this.holder, Date.now());
+        ended({
+          runId: (started as RunRecord | null)?.id ?? null,
+          ok: false,
+          status: 'abandoned',
+          counters: null,
+          more: true,
+          errorCode: error.code,
+          errorMessage: error.message,
+        });
+        return;
+      }
       // Busy elsewhere (a CLI run of the sync, or of another sync in its bundle): try again shortly.
       if (error.code === 'SYNC_BUSY' || error.code === 'LANE_BUSY') {
         await this.queue.release(request.id, this.holder, Date.now() + BUSY_RETRY_MS);
