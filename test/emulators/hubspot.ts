@@ -1,65 +1,70 @@
 import { randomUUID } from 'node:crypto';
+import { type BatchBody, error, getOne, read, update, upsert } from './hubspot-batch.ts';
 import { compileFilter, type Filter, searchOrder } from './hubspot-search.ts';
-import { type EmulatorRequest, type EmulatorResponse, EmulatorServer, validEmail } from './server.ts';
+import { type Contact, ContactStore, type ContactStoreOptions } from './hubspot-store.ts';
+import { type EmulatorRequest, type EmulatorResponse, EmulatorServer } from './server.ts';
 
 /**
  * A HubSpot CRM v3 contacts emulator (dev-only; never the real service), following the documented
- * shapes so `@hubspot/api-client` works against it as well as Sluice:
+ * shapes and refusals so `@hubspot/api-client` works against it as well as Sluice:
  *   GET  /crm/v3/objects/contacts?limit&after&properties   list in id order, `paging.next.after`
+ *   GET  /crm/v3/objects/contacts/{id}[?idProperty=email]  one contact (hubspot-batch.ts)
  *   POST /crm/v3/objects/contacts/search                   filterGroups/sorts/limit/after → { total, results, paging }
- *        past 10,000 results per query it answers 400, as the real search API does
- *   POST /crm/v3/objects/contacts/batch/upsert             ≤100 inputs by idProperty; invalid emails → 207 with errors
- * Private-app bearer token, `X-HubSpot-RateLimit-*` headers, 429 + Retry-After, 5xx and hang faults.
+ *        past 10,000 results per query it answers 400; the index lags writes by `searchLagMs`
+ *   POST /crm/v3/objects/contacts/batch/{upsert,update,read}  ≤100 inputs; refusals in hubspot-batch.ts
+ * Private-app bearer token, `X-HubSpot-RateLimit-*` headers, a rolling 10-second limit answering 429
+ * without Retry-After (as documented), the search API's own per-second limit, 5xx and hang faults;
+ * contacts kept in a file when asked (hubspot-store.ts).
  */
 export const HUBSPOT_TOKEN = 'pat-emulator-hubspot';
 export const SEARCH_CAP = 10_000;
 
-/** Compact in memory (a million fit); rendered to HubSpot's shape on the way out. */
-export type Contact = {
-  id: number;
-  email: string;
-  firstname: string;
-  lastname: string;
-  created: number;
-  modified: number;
-} & Record<string, string | number>;
+export type { Contact } from './hubspot-store.ts';
 
 const DEFAULT_PROPS = ['email', 'firstname', 'lastname'];
 const ALWAYS = ['createdate', 'hs_object_id', 'lastmodifieddate'];
 
-export type HubSpotEmulatorOptions = { contacts?: number; startMs?: number; stepMs?: number };
+export type HubSpotEmulatorOptions = {
+  contacts?: number;
+  startMs?: number;
+  stepMs?: number;
+} & ContactStoreOptions;
 
 export class HubSpotEmulator {
   readonly server: EmulatorServer;
-  /** In id order. */
-  readonly contacts: Contact[] = [];
-  private readonly byId = new Map<number, Contact>();
-  private readonly byProp = new Map<string, Map<string, Contact>>([['email', new Map()]]);
-  private nextId = 1;
+  readonly store: ContactStore;
   /**
    * The search endpoints' own per-second limit (documented separately from the burst limit); past
    * it, 429 with the message HubSpot sends for it. Off by default.
    */
   searchRateLimit: { requests: number; windowMs: number } | null = null;
-  private searchWindow = { start: 0, count: 0 };
+  /** Searches answered 429 by the search API's own limit. */
+  searchRateLimited = 0;
+  private searchWindow: number[] = [];
 
   constructor(options: HubSpotEmulatorOptions = {}) {
+    this.store = new ContactStore(options);
     const start = options.startMs ?? Date.UTC(2024, 0, 1);
     const step = options.stepMs ?? 1000;
-    for (let i = 0; i < (options.contacts ?? 0); i++) {
-      const id = this.nextId++;
-      const at = start + i * step;
-      this.add({
-        id,
-        email: `contact${id}@example.com`,
-        firstname: `First${id}`,
-        lastname: `Last${id}`,
-        created: at,
-        modified: at,
-      });
+    if (!this.store.restored) {
+      for (let i = 0; i < (options.contacts ?? 0); i++) {
+        const id = this.store.nextId;
+        const at = start + i * step;
+        this.store.seed({
+          id,
+          email: `contact${id}@example.com`,
+          firstname: `First${id}`,
+          lastname: `Last${id}`,
+          created: at,
+          modified: at,
+        });
+      }
+      this.store.save();
     }
     this.server = new EmulatorServer((req) => this.route(req), {
       tokens: [HUBSPOT_TOKEN],
+      // HubSpot documents no Retry-After on its 429s: a client must know the window itself.
+      retryAfter: false,
       publicPaths: ['/_emulator/count'],
       errors: {
         rateLimited: () => ({
@@ -98,64 +103,47 @@ export class HubSpotEmulator {
     return this.server.url;
   }
 
+  /** In id order. */
+  get contacts(): readonly Contact[] {
+    return this.store.contacts;
+  }
+
   /** Adds a contact with the next id, its fields made from that id (for seeding); returns it. */
   insert(make: (id: number) => Omit<Contact, 'id'>): Contact {
-    const id = this.nextId++;
-    const c = { ...make(id), id } as Contact;
-    this.add(c);
+    const c = { ...make(this.store.nextId), id: this.store.nextId } as Contact;
+    this.store.seed(c);
     return c;
   }
 
-  private add(c: Contact): void {
-    this.contacts.push(c);
-    this.byId.set(c.id, c);
-    this.index(c);
-  }
-
-  /** Only properties used to find contacts (email, and an idProperty once asked for) are indexed. */
-  private index(c: Contact): void {
-    for (const [k, m] of this.byProp) {
-      const v = c[k];
-      if (v !== undefined) m.set(String(v), c);
-    }
-  }
-
   get(id: number): Contact | undefined {
-    return this.byId.get(id);
+    return this.store.get(id);
   }
 
   findBy(property: string, value: string): Contact | undefined {
-    let m = this.byProp.get(property);
-    if (!m) {
-      m = new Map();
-      this.byProp.set(property, m);
-      for (const c of this.contacts) if (c[property] !== undefined) m.set(String(c[property]), c);
-    }
-    return m.get(value);
+    return this.store.findBy(property, value);
   }
 
-  /** Marks contacts modified at `at` (ms), as an edit in the CRM would. */
-  touch(ids: Iterable<number>, at: number): void {
+  /** Changes contacts as an edit in the CRM would, now: `lastmodifieddate` becomes `at` (ms). */
+  touch(ids: Iterable<number>, at: number, fields: Record<string, string> = {}): void {
     for (const id of ids) {
-      const c = this.byId.get(id);
-      if (c) c.modified = at;
+      const c = this.store.get(id);
+      if (c) this.store.modify(c, { ...fields, modified: at });
     }
   }
 
-  /** Adds contacts modified at `at(i)`; returns their ids. */
+  /** Adds contacts modified at `at(i)`, written now; returns their ids. */
   create(n: number, at: (i: number) => number): number[] {
     const ids: number[] = [];
     for (let i = 0; i < n; i++) {
-      const id = this.nextId++;
-      this.add({
-        id,
+      const id = this.store.nextId;
+      const c = this.store.create({
         email: `new${id}@example.com`,
         firstname: `New${id}`,
         lastname: `Last${id}`,
         created: at(i),
         modified: at(i),
       });
-      ids.push(id);
+      ids.push(c.id);
     }
     return ids;
   }
@@ -190,11 +178,18 @@ export class HubSpotEmulator {
     if (path === '/_emulator/count') return { status: 200, body: { count: this.contacts.length } };
     if (path === '/crm/v3/objects/contacts' && req.method === 'GET') return this.list(req.url.searchParams);
     if (path === '/crm/v3/objects/contacts/search' && req.method === 'POST')
-      return this.searchLimited() ?? this.search(req.body as SearchBody);
+      return this.searchLimited(req.arrived) ?? this.search(req.body as SearchBody);
+    const render = (c: Contact, props: readonly string[]) => this.render(c, props);
+    const body = req.body as BatchBody | null;
     if (path === '/crm/v3/objects/contacts/batch/upsert' && req.method === 'POST')
-      return this.upsert(req.body as UpsertBody);
+      return upsert(this.store, body, render);
     if (path === '/crm/v3/objects/contacts/batch/update' && req.method === 'POST')
-      return this.update(req.body as UpsertBody);
+      return update(this.store, body, render);
+    if (path === '/crm/v3/objects/contacts/batch/read' && req.method === 'POST')
+      return read(this.store, body, render);
+    const one = /^\/crm\/v3\/objects\/contacts\/([^/]+)$/.exec(path);
+    if (one && req.method === 'GET')
+      return getOne(this.store, decodeURIComponent(one[1]!), req.url.searchParams, render);
     return error(404, 'OBJECT_NOT_FOUND', `Unable to route ${req.method} ${path}`);
   }
 
@@ -220,14 +215,16 @@ export class HubSpotEmulator {
     return { status: 200, body };
   }
 
-  private searchLimited(): EmulatorResponse | null {
+  private searchLimited(now: number): EmulatorResponse | null {
     const limit = this.searchRateLimit;
     if (!limit) return null;
-    const now = Date.now();
-    if (now - this.searchWindow.start >= limit.windowMs) this.searchWindow = { start: now, count: 0 };
-    this.searchWindow.count += 1;
-    if (this.searchWindow.count <= limit.requests) return null;
+    this.searchWindow = this.searchWindow.filter((t) => t > now - limit.windowMs);
+    if (this.searchWindow.length < limit.requests) {
+      this.searchWindow.push(now);
+      return null;
+    }
     this.server.stats.rateLimited += 1;
+    this.searchRateLimited += 1;
     return {
       status: 429,
       body: {
@@ -237,7 +234,6 @@ export class HubSpotEmulator {
         correlationId: randomUUID(),
         policyName: 'SECONDLY',
       },
-      headers: { 'retry-after': '1' },
     };
   }
 
@@ -266,7 +262,13 @@ export class HubSpotEmulator {
     const compiled = groups.map((g) =>
       g.filters.map((f) => ({ name: f.propertyName, test: compileFilter(f) })),
     );
-    const hits = this.contacts.filter(
+    // The index as it is now: contacts written within the lag as they were before (or absent).
+    const now = Date.now();
+    const indexed =
+      this.store.searchLagMs > 0
+        ? this.store.contacts.map((c) => this.store.searchView(c, now)).filter((c) => c !== null)
+        : this.store.contacts;
+    const hits = indexed.filter(
       (c) => compiled.length === 0 || compiled.some((g) => g.every((f) => f.test(value(c, f.name)))),
     );
     const page = firstInOrder(hits, after + limit, searchOrder(sort, value)).slice(after);
@@ -277,111 +279,6 @@ export class HubSpotEmulator {
     };
     if (after + limit < hits.length) out.paging = { next: { after: String(after + limit) } };
     return { status: 200, body: out };
-  }
-
-  private upsert(body: UpsertBody | null): EmulatorResponse {
-    const inputs = body?.inputs;
-    if (!Array.isArray(inputs) || inputs.length === 0)
-      return error(400, 'VALIDATION_ERROR', 'inputs must be a non-empty array');
-    if (inputs.length > 100)
-      return error(400, 'VALIDATION_ERROR', `Batch size ${inputs.length} exceeds the limit of 100`);
-    const startedAt = new Date().toISOString();
-    const results: unknown[] = [];
-    const errors: unknown[] = [];
-    for (const input of inputs) {
-      const idProperty = input.idProperty ?? 'hs_object_id';
-      const email = input.properties?.email ?? (idProperty === 'email' ? input.id : undefined);
-      if (email !== undefined && !validEmail(email)) {
-        const detail = [
-          {
-            isValid: false,
-            message: `Email address ${email} is invalid`,
-            error: 'INVALID_EMAIL',
-            name: 'email',
-          },
-        ];
-        // A StandardError: `errors` (details) and `links` are part of its documented shape.
-        errors.push({
-          status: 'error',
-          category: 'VALIDATION_ERROR',
-          message: `Property values were not valid: ${JSON.stringify(detail)}`,
-          context: { ids: [input.id] },
-          errors: [
-            { message: detail[0]!.message, code: 'INVALID_EMAIL', context: { propertyName: ['email'] } },
-          ],
-          links: {},
-        });
-        continue;
-      }
-      results.push(this.apply(idProperty, input));
-    }
-    const completedAt = new Date().toISOString();
-    const out: Record<string, unknown> = { status: 'COMPLETE', results, startedAt, completedAt };
-    if (errors.length === 0) return { status: 200, body: out };
-    return { status: 207, body: { ...out, numErrors: errors.length, errors } };
-  }
-
-  /** Batch update by record id (≤100): unknown ids and invalid emails come back as errors (207). */
-  private update(body: UpsertBody | null): EmulatorResponse {
-    const inputs = body?.inputs;
-    if (!Array.isArray(inputs) || inputs.length === 0)
-      return error(400, 'VALIDATION_ERROR', 'inputs must be a non-empty array');
-    if (inputs.length > 100)
-      return error(400, 'VALIDATION_ERROR', `Batch size ${inputs.length} exceeds the limit of 100`);
-    const startedAt = new Date().toISOString();
-    const results: unknown[] = [];
-    const errors: unknown[] = [];
-    for (const input of inputs) {
-      const c = this.byId.get(Number(input.id));
-      const email = input.properties?.email;
-      if (!c || (email !== undefined && !validEmail(email))) {
-        const [category, message] = !c
-          ? ['OBJECT_NOT_FOUND', `Object ${input.id} not found`]
-          : ['VALIDATION_ERROR', `Email address ${email} is invalid`];
-        errors.push({
-          status: 'error',
-          category,
-          message,
-          context: { ids: [input.id] },
-          errors: [],
-          links: {},
-        });
-        continue;
-      }
-      Object.assign(c, input.properties ?? {}, { modified: Date.now() });
-      this.index(c);
-      results.push(this.render(c, Object.keys(input.properties ?? {})));
-    }
-    const out = { status: 'COMPLETE', results, startedAt, completedAt: new Date().toISOString() };
-    if (errors.length === 0) return { status: 200, body: out };
-    return { status: 207, body: { ...out, numErrors: errors.length, errors } };
-  }
-
-  private apply(idProperty: string, input: UpsertInput): Record<string, unknown> {
-    const now = Date.now();
-    const existing =
-      idProperty === 'hs_object_id' ? this.byId.get(Number(input.id)) : this.findBy(idProperty, input.id);
-    const props = {
-      ...input.properties,
-      ...(idProperty === 'hs_object_id' ? {} : { [idProperty]: input.id }),
-    };
-    if (existing) {
-      Object.assign(existing, props, { modified: now });
-      this.index(existing);
-      return { ...this.render(existing, Object.keys(props)), new: false };
-    }
-    const id = this.nextId++;
-    const c = {
-      email: '',
-      firstname: '',
-      lastname: '',
-      ...props,
-      id,
-      created: now,
-      modified: now,
-    } as Contact;
-    this.add(c);
-    return { ...this.render(c, Object.keys(props)), new: true };
   }
 }
 
@@ -394,8 +291,6 @@ type SearchBody = {
   limit?: number;
   after?: string;
 };
-type UpsertInput = { id: string; idProperty?: string; properties?: Record<string, string> };
-type UpsertBody = { inputs?: UpsertInput[] };
 
 function sortOf(sort: Sort | string | undefined): Sort | undefined {
   if (typeof sort !== 'string') return sort;
@@ -416,10 +311,6 @@ function firstInOrder<T>(items: T[], k: number, order: (a: T, b: T) => number): 
     if (top.length > k) top.pop();
   }
   return top;
-}
-
-function error(status: number, category: string, message: string): EmulatorResponse {
-  return { status, body: { status: 'error', message, correlationId: randomUUID(), category } };
 }
 
 export async function startHubSpotEmulator(options: HubSpotEmulatorOptions = {}): Promise<HubSpotEmulator> {

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { type EmulatorRequest, type EmulatorResponse, EmulatorServer, validEmail } from './server.ts';
-import { compare, evaluate, parseSoql, type Query, SoqlError, type Value } from './soql.ts';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { bad, ContactFields, type FieldError, type FieldType } from './salesforce-fields.ts';
+import { type EmulatorRequest, type EmulatorResponse, EmulatorServer } from './server.ts';
+import { compare, evaluate, fieldsOf, parseSoql, type Query, SoqlError, type Value } from './soql.ts';
 
 /**
  * A Salesforce REST API emulator for Contacts (dev-only; never the real service), following the
@@ -10,7 +12,14 @@ import { compare, evaluate, parseSoql, type Query, SoqlError, type Value } from 
  *   GET   /services/data/vXX.X/query/<locator>-<offset>  the next chunk (queryMore); 2,000 per chunk by default
  *   PATCH /services/data/vXX.X/composite/sobjects/Contact/<ExternalIdField>  ≤200 records, allOrNone
  *         → [{ id, success, errors: [{ statusCode, message, fields }], created }]
+ *   GET   /services/data/vXX.X/composite/sobjects/Contact?ids=…&fields=…  records by Id (null where none)
  * Errors are Salesforce's `[{ message, errorCode }]`; an expired session answers 401 INVALID_SESSION_ID.
+ * As strict as the documentation: unknown fields refuse the whole call (`INVALID_FIELD`), values are
+ * checked against the field's type (salesforce-fields.ts), external ids match case-insensitively
+ * (unless the field is case-sensitive) and one named twice in a call fails both records
+ * (`DUPLICATE_EXTERNAL_ID`), an optional duplicate rule refuses a second contact with an email
+ * (`DUPLICATES_DETECTED`), and `lockFailures` makes saves fail with the transient `UNABLE_TO_LOCK_ROW`.
+ * Contacts are kept in a JSON Lines file when `file` is given.
  */
 export const SF_CLIENT = {
   id: 'sf-emulator-client',
@@ -33,6 +42,13 @@ export type SalesforceEmulatorOptions = {
   stepMs?: number;
   tokenTtlMs?: number;
   externalIdField?: string;
+  /** Custom fields of the org's Contact (default: External_Id__c, HubSpot_Id__c, Company__c). */
+  customFields?: Record<string, FieldType>;
+  /** External ids match case-sensitively (a field defined so); by default they do not. */
+  externalIdCaseSensitive?: boolean;
+  /** An active duplicate rule refusing a new contact whose email another contact has. */
+  duplicateRule?: 'email' | null;
+  file?: string | null;
 };
 
 /** Ids sort as text in creation order: '003' + 'EMU' + 12 digits = 18 characters. */
@@ -45,16 +61,28 @@ const sfDate = (ms: number) => new Date(ms).toISOString().replace('Z', '+0000');
 export class SalesforceEmulator {
   readonly server: EmulatorServer;
   readonly contacts: SfContact[] = [];
+  readonly fields: ContactFields;
+  /** The next this-many record saves fail with `UNABLE_TO_LOCK_ROW` (another transaction holds the row). */
+  lockFailures = 0;
   private readonly byExt = new Map<string, Map<string, SfContact>>();
   private readonly cursors = new Map<string, { rows: SfContact[]; fields: string[] }>();
   private next = 1;
   private readonly tokenTtlMs: number;
+  private readonly caseSensitive: boolean;
+  private readonly duplicateRule: 'email' | null;
+  private readonly file: string | null;
 
   constructor(options: SalesforceEmulatorOptions = {}) {
     this.tokenTtlMs = options.tokenTtlMs ?? 2 * 3_600_000;
+    this.fields = new ContactFields(options.customFields);
+    this.caseSensitive = options.externalIdCaseSensitive ?? false;
+    this.duplicateRule = options.duplicateRule ?? null;
+    this.file = options.file ?? null;
     const start = options.startMs ?? Date.UTC(2024, 0, 1);
     const ext = options.externalIdField ?? 'External_Id__c';
-    for (let i = 0; i < (options.contacts ?? 0); i++) {
+    if (this.file && existsSync(this.file)) this.load(this.file);
+    const seed = this.contacts.length === 0 ? (options.contacts ?? 0) : 0;
+    for (let i = 0; i < seed; i++) {
       const n = this.next++;
       const at = start + i * (options.stepMs ?? 1000);
       this.contacts.push({
@@ -89,7 +117,12 @@ export class SalesforceEmulator {
   }
 
   findBy(field: string, value: string): SfContact | undefined {
-    return this.extIndex(field).get(value);
+    return this.extIndex(field).get(this.extKey(value));
+  }
+
+  /** External ids as Salesforce compares them: case-insensitively, unless the field says otherwise. */
+  private extKey(value: unknown): string {
+    return this.caseSensitive ? String(value) : String(value).toLowerCase();
   }
 
   private extIndex(field: string): Map<string, SfContact> {
@@ -97,10 +130,25 @@ export class SalesforceEmulator {
     if (!m) {
       m = new Map();
       for (const c of this.contacts)
-        if (c[field] !== undefined && c[field] !== null) m.set(String(c[field]), c);
+        if (c[field] !== undefined && c[field] !== null) m.set(this.extKey(c[field]), c);
       this.byExt.set(field, m);
     }
     return m;
+  }
+
+  private load(file: string): void {
+    const latest = new Map<string, SfContact>();
+    for (const line of readFileSync(file, 'utf8').split('\n'))
+      if (line) {
+        const c = JSON.parse(line) as SfContact;
+        latest.set(c.Id, c);
+      }
+    this.contacts.push(...[...latest.values()].sort((a, b) => (a.Id < b.Id ? -1 : 1)));
+    this.next = this.contacts.length + 1;
+  }
+
+  private persist(changed: SfContact[]): void {
+    if (this.file) appendFileSync(this.file, changed.map((c) => `${JSON.stringify(c)}\n`).join(''));
   }
 
   private route(req: EmulatorRequest): EmulatorResponse {
@@ -125,6 +173,8 @@ export class SalesforceEmulator {
       return this.upsertOne(one[1]!, decodeURIComponent(one[2]!), req.body as UpsertRecord | null);
     const byId = /^\/sobjects\/Contact\/(\w+)$/.exec(rest!);
     if (byId && req.method === 'GET') return this.retrieve(version!, byId[1]!);
+    if (rest === '/composite/sobjects/Contact' && req.method === 'GET')
+      return this.retrieveMany(version!, req.url.searchParams);
     return notFound(path);
   }
 
@@ -162,6 +212,8 @@ export class SalesforceEmulator {
         status: 400,
         body: [{ message: `sObject type '${q.from}' is not supported.`, errorCode: 'INVALID_TYPE' }],
       };
+    const unknown = this.fields.unknown(fieldsOf(q));
+    if (unknown.length) return invalidField(unknown[0]!);
     let rows = q.where
       ? this.contacts.filter((c) => evaluate(q.where!, (f) => this.get(c, f)))
       : this.contacts.slice();
@@ -206,8 +258,18 @@ export class SalesforceEmulator {
         status: 400,
         body: [{ message: 'Maximum number of records is 200', errorCode: 'EXCEEDED_ID_LIMIT' }],
       };
+    const unknown = this.fields.unknown([field, ...records.flatMap((r) => Object.keys(r))]);
+    if (unknown.length) return invalidField(unknown[0]!);
     const index = this.extIndex(field);
-    const check = records.map((r) => this.invalid(r, field, index));
+    const counts = new Map<string, number>();
+    for (const r of records) counts.set(this.extKey(r[field]), (counts.get(this.extKey(r[field])) ?? 0) + 1);
+    const check = records.map((r) =>
+      (counts.get(this.extKey(r[field])) ?? 0) > 1
+        ? failure(
+            bad('DUPLICATE_EXTERNAL_ID', `Duplicate external id specified: ${String(r[field])}`, [field]),
+          )
+        : this.invalid(r, field, index),
+    );
     const failed = check.some(Boolean);
     // allOrNone: one failure rolls every record back, the others report ALL_OR_NONE_OPERATION_ROLLED_BACK.
     if (failed && body?.allOrNone) {
@@ -216,21 +278,25 @@ export class SalesforceEmulator {
         body: check.map(
           (c) =>
             c ??
-            bad(
-              'ALL_OR_NONE_OPERATION_ROLLED_BACK',
-              'Record rolled back because not all records were valid and the request was using AllOrNone header',
-              [],
+            failure(
+              bad(
+                'ALL_OR_NONE_OPERATION_ROLLED_BACK',
+                'Record rolled back because not all records were valid and the request was using AllOrNone header',
+                [],
+              ),
             ),
         ),
       };
     }
     const now = wholeSecond(Date.now());
-    const results = records.map((r, i) => check[i] ?? this.save(r, field, index, now));
+    const results = records.map((r, i) => check[i] ?? this.lockOr(() => this.save(r, field, index, now)));
     return { status: 200, body: results };
   }
 
   /** sObject Rows by External ID: PATCH one record; 201 when created, 200 when updated, 400 with errors. */
   private upsertOne(field: string, value: string, body: UpsertRecord | null): EmulatorResponse {
+    const unknown = this.fields.unknown([field, ...Object.keys(body ?? {})]);
+    if (unknown.length) return invalidField(unknown[0]!);
     const index = this.extIndex(field);
     const record = { ...(body ?? {}), attributes: { type: 'Contact' }, [field]: value } as UpsertRecord;
     const invalid = this.invalid(record, field, index);
@@ -254,19 +320,54 @@ export class SalesforceEmulator {
     return { status: 200, body: this.render(c, fields, version) };
   }
 
+  /** `GET …/composite/sobjects/Contact?ids=&fields=`: the records in the order asked, null where none. */
+  private retrieveMany(version: string, q: URLSearchParams): EmulatorResponse {
+    const ids = (q.get('ids') ?? '').split(',').filter(Boolean);
+    const fields = (q.get('fields') ?? 'Id').split(',').filter(Boolean);
+    const unknown = this.fields.unknown(fields);
+    if (unknown.length) return invalidField(unknown[0]!);
+    if (ids.length > 2000)
+      return { status: 400, body: [{ message: 'too many ids', errorCode: 'EXCEEDED_ID_LIMIT' }] };
+    const byId = new Map(this.contacts.map((c) => [c.Id, c]));
+    return {
+      status: 200,
+      body: ids.map((id) => {
+        const c = byId.get(id);
+        return c ? this.render(c, fields, version) : null;
+      }),
+    };
+  }
+
+  /** A save, unless a lock fault is armed: then `UNABLE_TO_LOCK_ROW`, as another transaction would cause. */
+  private lockOr<T>(save: () => T): T | Failure {
+    if (this.lockFailures <= 0) return save();
+    this.lockFailures -= 1;
+    return failure(
+      bad('UNABLE_TO_LOCK_ROW', 'unable to obtain exclusive access to this record or 1 records', []),
+    );
+  }
+
   /** Why Salesforce would refuse this record, or null. */
   private invalid(r: UpsertRecord, field: string, index: Map<string, SfContact>): Failure | null {
-    if (r.attributes?.type !== 'Contact') return bad('INVALID_TYPE', 'attributes.type must be Contact', []);
-    if (r[field] === undefined || r[field] === null || r[field] === '')
-      return bad('REQUIRED_FIELD_MISSING', `Required fields are missing: [${field}]`, [field]);
-    if (r.Email !== undefined && r.Email !== null && !validEmail(r.Email))
-      return bad('INVALID_EMAIL_ADDRESS', `Email: invalid email address: ${r.Email}`, ['Email']);
+    if (r.attributes?.type !== 'Contact')
+      return failure(bad('INVALID_TYPE', 'attributes.type must be Contact', []));
+    const problem = this.fields.check(r, field);
+    if (problem) return failure(problem);
+    const existing = index.get(this.extKey(r[field]));
     // LastName is required on a Contact: a record that would be created needs one.
-    if (
-      !index.has(String(r[field])) &&
-      (r.LastName === undefined || r.LastName === null || r.LastName === '')
-    )
-      return bad('REQUIRED_FIELD_MISSING', 'Required fields are missing: [LastName]', ['LastName']);
+    if (!existing && (r.LastName === undefined || r.LastName === null || r.LastName === ''))
+      return failure(bad('REQUIRED_FIELD_MISSING', 'Required fields are missing: [LastName]', ['LastName']));
+    if (!existing && this.duplicateRule === 'email' && typeof r.Email === 'string' && r.Email) {
+      const email = r.Email.toLowerCase();
+      if (this.contacts.some((c) => typeof c.Email === 'string' && c.Email.toLowerCase() === email))
+        return failure(
+          bad(
+            'DUPLICATES_DETECTED',
+            'Use one of these records? (duplicate rule: a contact with this email exists)',
+            [],
+          ),
+        );
+    }
     return null;
   }
 
@@ -276,11 +377,17 @@ export class SalesforceEmulator {
     index: Map<string, SfContact>,
     now: number,
   ): { id: string; success: true; errors: []; created: boolean } {
-    const { attributes: _a, Id: _id, ...fields } = r;
-    const key = String(r[field]);
+    const { attributes: _a, Id: _id, ...given } = r;
+    // Field names are case-insensitive: stored under their declared names.
+    const fields: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(given)) fields[this.fields.name(k) ?? k] = v;
+    const key = this.extKey(r[field]);
     const existing = index.get(key);
     if (existing) {
+      // The record keeps the external id it has when matched by another case of it.
+      delete fields[this.fields.name(field) ?? field];
       Object.assign(existing, fields, { modstamp: now });
+      this.persist([existing]);
       return { id: existing.Id, success: true, errors: [], created: false };
     }
     const c = {
@@ -294,6 +401,7 @@ export class SalesforceEmulator {
     } as SfContact;
     this.contacts.push(c);
     index.set(key, c);
+    this.persist([c]);
     return { id: c.Id, success: true, errors: [], created: true };
   }
 
@@ -344,12 +452,17 @@ type UpsertRecord = { attributes?: { type?: string } } & Record<
     Id?: string;
   };
 type UpsertBody = { allOrNone?: boolean; records?: UpsertRecord[] };
-type Failure = { success: false; errors: { statusCode: string; message: string; fields: string[] }[] };
+type Failure = { success: false; errors: FieldError[] };
 
-const bad = (statusCode: string, message: string, fields: string[]): Failure => ({
-  success: false,
-  errors: [{ statusCode, message, fields }],
-});
+const failure = (error: FieldError): Failure => ({ success: false, errors: [error] });
+
+/** The whole call refused for a field the object does not have. */
+function invalidField(field: string): EmulatorResponse {
+  return {
+    status: 400,
+    body: [{ message: `No such column '${field}' on sobject of type Contact`, errorCode: 'INVALID_FIELD' }],
+  };
+}
 
 function notFound(path: string): EmulatorResponse {
   return {

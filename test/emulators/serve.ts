@@ -7,8 +7,9 @@
  *     --hubspot-rate-limit 190/10000 --search-rate-limit 4/1000
  *
  * `--realistic` seeds names, emails, companies, titles, phones and cities (test/emulators/people.ts)
- * instead of contact1@example.com…; `--hubspot-rate-limit n/ms` answers 429 past n requests per
- * window (fixed window, Retry-After), `--search-rate-limit n/ms` the search API's own limit.
+ * instead of contact1@example.com…; `--hubspot-rate-limit n/ms` answers 429 past n requests in any
+ * window (rolling, no Retry-After, as HubSpot documents), `--search-rate-limit n/ms` the search API's
+ * own limit, `--search-lag ms` how long the search index lags writes.
  * Prints one JSON line `{ hubspot: url, salesforce: [url, …], invalidEmails: [ids] }` once
  * listening; exits when stdin closes or on SIGTERM. Each emulator answers `GET /_emulator/count`,
  * `GET /_emulator/stats` and `PUT /_emulator/rate-limit` (no token; emulator controls, not API).
@@ -35,10 +36,14 @@ async function main(): Promise<void> {
       'invalid-emails': { type: 'string', default: '0' },
       'hubspot-rate-limit': { type: 'string' },
       'search-rate-limit': { type: 'string' },
+      'search-lag': { type: 'string', default: '0' },
     },
   });
   const contacts = Number(values.hubspot);
-  const hubspot = await startHubSpotEmulator({ contacts: values.realistic ? 0 : contacts });
+  const hubspot = await startHubSpotEmulator({
+    contacts: values.realistic ? 0 : contacts,
+    searchLagMs: Number(values['search-lag']),
+  });
   const invalidEmails = values.realistic
     ? seedContacts(hubspot, contacts, {
         perSecond: Number(values['per-second']),
@@ -46,8 +51,7 @@ async function main(): Promise<void> {
       })
     : [];
   const burst = limitOf(values['hubspot-rate-limit']);
-  // HubSpot's 429 for the burst limit carries no Retry-After in its docs; 1 s keeps clients honest.
-  if (burst) hubspot.server.faults.rateLimit = { ...burst, retryAfterS: 1 };
+  if (burst) hubspot.server.faults.rateLimit = burst;
   hubspot.searchRateLimit = limitOf(values['search-rate-limit']);
   const salesforce = await Promise.all(
     Array.from({ length: Number(values.salesforce) }, () => startSalesforceEmulator()),

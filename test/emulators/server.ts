@@ -4,22 +4,29 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * The HTTP plumbing shared by the API emulators (dev-only test doubles, never the real services):
- * a node:http server on 127.0.0.1, port 0, with switchable faults — a fixed-window rate limit
- * answering 429 + Retry-After, bursts of 5xx, a "hang" mode that never answers — and OAuth-style
- * bearer tokens that expire.
+ * a node:http server on 127.0.0.1, port 0, with switchable faults — a rolling-window rate limit
+ * answering 429 (with the Retry-After the window really needs, or none where the API sends none),
+ * bursts of 5xx, a "hang" mode that never answers, a "down" mode that refuses connections — and
+ * OAuth-style bearer tokens that expire. It keeps the arrival time of every API request, so a test
+ * can ask for the busiest window a client ever caused (`busiest`).
  */
 export type EmulatorRequest = {
   method: string;
   url: URL;
   headers: IncomingMessage['headers'];
   body: unknown;
+  /** When the request arrived (ms), before its body was read. */
+  arrived: number;
 };
 export type EmulatorResponse = { status: number; body?: unknown; headers?: Record<string, string> };
 export type Handler = (req: EmulatorRequest) => EmulatorResponse | Promise<EmulatorResponse>;
 
 export type Faults = {
-  /** At most `requests` per `windowMs` (fixed window); past it, 429 with `Retry-After: retryAfterS`. */
-  rateLimit: { requests: number; windowMs: number; retryAfterS: number } | null;
+  /**
+   * At most `requests` in any `windowMs` (rolling, as HubSpot's TEN_SECONDLY_ROLLING); past it, 429.
+   * `retryAfterS`: the Retry-After sent; absent, the seconds until the window has room again.
+   */
+  rateLimit: { requests: number; windowMs: number; retryAfterS?: number | null } | null;
   /** The next this-many requests fail with 503. */
   failNext: number;
   /** Each request fails with 503 with this probability (0..1). */
@@ -46,6 +53,8 @@ export type EmulatorOptions = {
   tokens?: readonly string[];
   /** Extra headers on every answer, e.g. rate-limit counters. */
   headers?: (remaining: number | null) => Record<string, string>;
+  /** Whether a 429 carries Retry-After (HubSpot documents none for its burst limit). @defaultValue true */
+  retryAfter?: boolean;
 };
 
 export class EmulatorServer {
@@ -64,8 +73,12 @@ export class EmulatorServer {
   private readonly server = createServer((req, res) => void this.serve(req, res));
   private readonly handler: Handler;
   private readonly options: EmulatorOptions;
-  private window = { start: 0, count: 0 };
+  /** Arrival times of rate-limited API requests in the current window (rolling), oldest first. */
+  private window: number[] = [];
+  /** Arrival time of every API request (ms), for `busiest`. */
+  readonly arrivals: number[] = [];
   private readonly hung = new Set<ServerResponse>();
+  private port = 0;
 
   constructor(handler: Handler, options: EmulatorOptions) {
     this.handler = handler;
@@ -76,8 +89,49 @@ export class EmulatorServer {
 
   async listen(port = 0): Promise<this> {
     await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.port = (this.server.address() as AddressInfo).port;
+    this.url = `http://127.0.0.1:${this.port}`;
     return this;
+  }
+
+  /**
+   * An outage: the port stops listening (connections are refused) and open ones are dropped, until
+   * `up()`. The emulator's data is kept, as a service's database outlives its web tier.
+   */
+  async down(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Back after `down()`, on the same port. */
+  async up(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, '127.0.0.1', () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * The most API requests that arrived within any `windowMs` (those `count` says count, by path):
+   * what a rate-limit test asserts against the documented limit.
+   */
+  busiest(windowMs: number, count: (path: string) => boolean = () => true): number {
+    const times = this.arrivalsOf(count);
+    let most = 0;
+    for (let i = 0, j = 0; i < times.length; i++) {
+      while (times[i]! - times[j]! >= windowMs) j++;
+      most = Math.max(most, i - j + 1);
+    }
+    return most;
+  }
+
+  private readonly paths: string[] = [];
+
+  private arrivalsOf(count: (path: string) => boolean): number[] {
+    return this.arrivals.filter((_, i) => count(this.paths[i]!)).sort((a, b) => a - b);
   }
 
   /** Issues a bearer token valid for `ttlMs`. */
@@ -107,12 +161,18 @@ export class EmulatorServer {
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // A request counts when it arrives (its head), as a rate limiter at the service's edge counts it.
+    const arrived = Date.now();
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const url = new URL(req.url ?? '/', this.url);
     const isControl = url.pathname.startsWith('/_emulator/');
-    if (!isControl) this.stats.requests += 1;
-    if (!isControl) this.stats.byPath.set(url.pathname, (this.stats.byPath.get(url.pathname) ?? 0) + 1);
+    if (!isControl) {
+      this.stats.requests += 1;
+      this.stats.byPath.set(url.pathname, (this.stats.byPath.get(url.pathname) ?? 0) + 1);
+      this.arrivals.push(arrived);
+      this.paths.push(url.pathname);
+    }
     if (this.faults.hang && !isControl) {
       this.stats.hung += 1;
       this.hung.add(res);
@@ -122,7 +182,7 @@ export class EmulatorServer {
     try {
       const raw = Buffer.concat(chunks).toString('utf8');
       // Control endpoints of the emulator itself (not part of any emulated API): no token, no faults.
-      reply = isControl ? await this.control(req, url, raw) : await this.answer(req, url, raw);
+      reply = isControl ? await this.control(req, url, raw) : await this.answer(req, url, raw, arrived);
     } catch (err) {
       // An emulator bug must show up as a 500 in the test, not as an unhandled rejection.
       reply = { status: 500, body: { message: `emulator error: ${(err as Error).message}` } };
@@ -133,14 +193,18 @@ export class EmulatorServer {
   }
 
   /**
-   * `GET /_emulator/stats`: request counters; `PUT /_emulator/rate-limit` with
-   * `{ requests, windowMs, retryAfterS }` or `null`: switches the rate limit; anything else under
-   * `/_emulator/` goes to the emulator's handler.
+   * `GET /_emulator/stats[?window=ms]`: request counters (with `busiest`, the most requests in any
+   * window of that length); `PUT /_emulator/rate-limit` with `{ requests, windowMs, retryAfterS }` or
+   * `null`: switches the rate limit; anything else under `/_emulator/` goes to the emulator's handler.
    */
   private async control(req: IncomingMessage, url: URL, raw: string): Promise<EmulatorResponse> {
     if (url.pathname === '/_emulator/stats' && req.method === 'GET') {
       const { byPath, ...counters } = this.stats;
-      return { status: 200, body: { ...counters, byPath: Object.fromEntries(byPath) } };
+      const windowMs = Number(url.searchParams.get('window') ?? 10_000);
+      return {
+        status: 200,
+        body: { ...counters, byPath: Object.fromEntries(byPath), busiest: this.busiest(windowMs) },
+      };
     }
     if (url.pathname === '/_emulator/rate-limit' && req.method === 'PUT') {
       const limit = parseBody(raw, 'application/json') as Partial<NonNullable<Faults['rateLimit']>> | null;
@@ -149,24 +213,36 @@ export class EmulatorServer {
           ? {
               requests: Number(limit.requests),
               windowMs: Number(limit.windowMs),
-              retryAfterS: limit.retryAfterS ?? 1,
+              retryAfterS: limit.retryAfterS ?? null,
             }
           : null;
-      this.window = { start: 0, count: 0 };
+      this.window = [];
       return { status: 200, body: { rateLimit: this.faults.rateLimit } };
     }
     const body = parseBody(raw, req.headers['content-type']);
-    return this.handler({ method: req.method ?? 'GET', url, headers: req.headers, body });
+    return this.handler({
+      method: req.method ?? 'GET',
+      url,
+      headers: req.headers,
+      body,
+      arrived: Date.now(),
+    });
   }
 
-  private async answer(req: IncomingMessage, url: URL, raw: string): Promise<EmulatorResponse> {
+  private async answer(
+    req: IncomingMessage,
+    url: URL,
+    raw: string,
+    arrived: number,
+  ): Promise<EmulatorResponse> {
     const { errors } = this.options;
-    const remaining = this.countWindow();
+    const remaining = this.countWindow(arrived);
     const extra = this.options.headers?.(remaining) ?? {};
     if (remaining !== null && remaining < 0) {
       this.stats.rateLimited += 1;
-      const retryAfter = String(this.faults.rateLimit?.retryAfterS ?? 1);
-      return { status: 429, body: errors.rateLimited(), headers: { ...extra, 'retry-after': retryAfter } };
+      const headers = { ...extra };
+      if (this.options.retryAfter !== false) headers['retry-after'] = String(this.retryAfterS());
+      return { status: 429, body: errors.rateLimited(), headers };
     }
     if (this.faults.failNext > 0 || (this.faults.failRate > 0 && Math.random() < this.faults.failRate)) {
       this.faults.failNext = Math.max(0, this.faults.failNext - 1);
@@ -180,7 +256,13 @@ export class EmulatorServer {
       return { status: 401, body: errors.unauthorized(), headers: extra };
     }
     const body = parseBody(raw, req.headers['content-type']);
-    const reply = await this.handler({ method: req.method ?? 'GET', url, headers: req.headers, body });
+    const reply = await this.handler({
+      method: req.method ?? 'GET',
+      url,
+      headers: req.headers,
+      body,
+      arrived,
+    });
     return { ...reply, headers: { ...extra, ...reply.headers } };
   }
 
@@ -190,14 +272,30 @@ export class EmulatorServer {
     return exp !== undefined && exp > Date.now();
   }
 
-  /** Requests left in the current window after this one (negative: over the limit); null when unlimited. */
-  private countWindow(): number | null {
+  /**
+   * Requests left in the rolling window after this one (negative: over the limit, and not counted);
+   * null when unlimited.
+   */
+  private countWindow(now: number): number | null {
     const limit = this.faults.rateLimit;
     if (!limit) return null;
-    const now = Date.now();
-    if (now - this.window.start >= limit.windowMs) this.window = { start: now, count: 0 };
-    this.window.count += 1;
-    return limit.requests - this.window.count;
+    let old = 0;
+    while (old < this.window.length && this.window[old]! <= now - limit.windowMs) old++;
+    if (old) this.window.splice(0, old);
+    if (this.window.length >= limit.requests) return -1;
+    // Bodies are read at different speeds: keep the window in arrival order.
+    let at = this.window.length;
+    while (at > 0 && this.window[at - 1]! > now) at--;
+    this.window.splice(at, 0, now);
+    return limit.requests - this.window.length;
+  }
+
+  /** Whole seconds until the rolling window has room again (at least 1), or the configured value. */
+  private retryAfterS(): number {
+    const limit = this.faults.rateLimit!;
+    if (limit.retryAfterS !== undefined && limit.retryAfterS !== null) return limit.retryAfterS;
+    const oldest = this.window[0] ?? Date.now();
+    return Math.max(1, Math.ceil((oldest + limit.windowMs - Date.now()) / 1000));
   }
 }
 

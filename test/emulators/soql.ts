@@ -2,12 +2,14 @@
  * The subset of SOQL the Salesforce emulator understands — enough for keyset reads and what
  * jsforce sends for simple queries:
  *   SELECT a, b | COUNT() FROM Obj [WHERE cond] [ORDER BY f [ASC|DESC], …] [LIMIT n]
- * with cond built from `field op literal`, AND, OR and parentheses; literals are 'text', numbers,
- * null, true/false and datetimes (2024-01-01T00:00:00Z, with optional .sss and ±hh:mm).
+ * with cond built from `field op literal`, `field IN (literal, …)`, AND, OR and parentheses; literals
+ * are 'text', numbers, null, true/false and datetimes (2024-01-01T00:00:00Z, with optional .sss and
+ * ±hh:mm).
  */
 export type Value = string | number | boolean | null;
 export type Cond =
   | { kind: 'cmp'; field: string; op: string; value: Value }
+  | { kind: 'in'; field: string; values: Value[] }
   | { kind: 'and' | 'or'; parts: Cond[] };
 export type Query = {
   fields: string[];
@@ -88,6 +90,14 @@ export function parseSoql(text: string): Query {
       return c;
     }
     const field = word();
+    if (isWord('IN')) {
+      i++;
+      if (toks[i++]?.v !== '(') throw new SoqlError('expected ( after IN');
+      const values: Value[] = [literal()];
+      while (toks[i]?.v === ',' && ++i) values.push(literal());
+      if (toks[i++]?.v !== ')') throw new SoqlError('expected ) after the IN list');
+      return { kind: 'in', field, values };
+    }
     const op = toks[i++];
     if (op?.t !== 'sym') throw new SoqlError(`expected an operator after ${field}`);
     return { kind: 'cmp', field, op: op.v === '<>' ? '!=' : op.v, value: literal() };
@@ -144,7 +154,23 @@ export function compare(a: Value, b: Value): number {
   return String(a) < String(b) ? -1 : 1;
 }
 
+/** Every field a query names: selected, filtered on, ordered by. */
+export function fieldsOf(q: Query): string[] {
+  const out = [...q.fields, ...q.order.map((o) => o.field)];
+  const walk = (c: Cond | null): void => {
+    if (!c) return;
+    if (c.kind === 'cmp' || c.kind === 'in') out.push(c.field);
+    else for (const p of c.parts) walk(p);
+  };
+  walk(q.where);
+  return out;
+}
+
 export function evaluate(cond: Cond, get: (field: string) => Value): boolean {
+  if (cond.kind === 'in') {
+    const v = get(cond.field);
+    return v !== null && cond.values.some((x) => x !== null && compare(v, x) === 0);
+  }
   if (cond.kind !== 'cmp')
     return cond.kind === 'and'
       ? cond.parts.every((p) => evaluate(p, get))

@@ -251,8 +251,13 @@ export class HttpClient {
         );
     }
     const windows = this.windows.get(req.kind) ?? this.windows.get(undefined)!;
-    await conn.gate.acquire(windows, req.signal);
-    conn.quota?.spend();
+    const ticket = await conn.gate.acquire(windows, req.signal);
+    try {
+      conn.quota?.spend();
+    } catch (err) {
+      conn.gate.release(ticket);
+      throw err;
+    }
     // One controller per attempt, aborted by the run's signal or our timer. (AbortSignal.any over the
     // run's long-lived signal costs measurably more per request at thousands of requests a second.)
     const ac = new AbortController();
@@ -288,6 +293,7 @@ export class HttpClient {
     } finally {
       clearTimeout(timer);
       req.signal.removeEventListener('abort', onAbort);
+      conn.gate.release(ticket);
     }
   }
 }

@@ -4,59 +4,70 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export type WindowLimit = { requests: number; perMs: number };
 
 /**
- * The send times of a connection's last `requests` calls of one kind. A call may go once the call
- * `requests` before it is `perMs + marginMs` old, so no window of `perMs` ever holds more than
- * `requests`, wherever the server starts its own windows (fixed or rolling). The margin covers the
- * time between our send and the server's count of it (a socket write, a busy event loop).
+ * One limit as `requests` slots. A call takes a slot when it is sent and holds it until its answer
+ * is back; the slot is free again `perMs` (plus a small margin) after that. The server counted the
+ * call somewhere between its send and its answer, so a slot's next call is counted at least `perMs`
+ * after the one before: each slot adds at most one call to any window of `perMs`, and no window, fixed
+ * or rolling, wherever the server starts it and however late a busy machine or network delivers a
+ * call, ever holds more than `requests`. The cost is the round trip, once per slot per window.
  */
 export class SlidingWindow {
   readonly limit: WindowLimit;
   private readonly spanMs: number;
-  private readonly sent: Float64Array;
-  private head = 0;
+  /** Per slot: when its last call was answered; +Infinity while one is in flight. */
+  private readonly freed: Float64Array;
 
-  constructor(limit: WindowLimit, marginMs = defaultMargin(limit.perMs)) {
+  constructor(limit: WindowLimit, marginMs = Math.max(10, Math.round(limit.perMs * 0.01))) {
     this.limit = limit;
     this.spanMs = limit.perMs + marginMs;
-    this.sent = new Float64Array(limit.requests).fill(Number.NEGATIVE_INFINITY);
+    this.freed = new Float64Array(limit.requests).fill(Number.NEGATIVE_INFINITY);
   }
 
-  /** The earliest time the next call may go. */
+  /** The earliest time a slot is free. */
   openAt(): number {
-    return this.sent[this.head]! + this.spanMs;
+    let first = Number.POSITIVE_INFINITY;
+    for (const t of this.freed) if (t < first) first = t;
+    return first + this.spanMs;
   }
 
-  take(now: number): void {
-    this.sent[this.head] = now;
-    this.head = (this.head + 1) % this.sent.length;
+  /** Takes the slot free longest; returns it. */
+  take(): number {
+    let slot = 0;
+    for (let i = 1; i < this.freed.length; i++) if (this.freed[i]! < this.freed[slot]!) slot = i;
+    this.freed[slot] = Number.POSITIVE_INFINITY;
+    return slot;
   }
 
-  /** Calls sent in the window that ends at `now`. */
+  release(slot: number, now: number): void {
+    this.freed[slot] = now;
+  }
+
+  /** Calls in flight or answered within the last `perMs`. */
   used(now: number): number {
     let n = 0;
-    for (const t of this.sent) if (t > now - this.limit.perMs) n++;
+    for (const t of this.freed) if (t > now - this.limit.perMs) n++;
     return n;
   }
 }
 
-/** 2% of the window, at least 50 ms: the send-to-count delay a busy machine adds. */
-const defaultMargin = (perMs: number) => Math.max(50, Math.round(perMs * 0.02));
+/** The slots a call holds until it is answered (`RateGate.release`). */
+export type Ticket = { windows: readonly SlidingWindow[]; slots: number[] };
+
+const FREE: Ticket = { windows: [], slots: [] };
 
 type Waiter = {
   windows: readonly SlidingWindow[];
-  resolve: () => void;
+  resolve: (ticket: Ticket) => void;
   reject: (err: unknown) => void;
   signal: AbortSignal;
   onAbort: () => void;
 };
 
-const GRANTED: Promise<void> = Promise.resolve();
-
 /**
  * One connection's gate for every call it makes, shared by every source and target on it in the
  * process. A call names the windows it counts in (every call in the connection's own, a HubSpot
  * search also in the search API's); it is let through when all of them have room at that instant,
- * and its send time is recorded in all of them at once. Calls wait in order, except that a call held
+ * takes a slot in each, and gives them back when it is answered. Calls wait in order, except that a call held
  * by a window others do not count in (a search waiting for the search window) lets them pass. A
  * pause — a 429's Retry-After, rate-limit headers saying the window is spent — holds every call.
  */
@@ -80,15 +91,16 @@ export class RateGate {
     return this.main ? [this.main, ...own] : own;
   }
 
-  /** Resolves when a call counted in `windows` may be sent; its send time is then recorded. */
-  acquire(windows: readonly SlidingWindow[], signal: AbortSignal): Promise<void> {
+  /**
+   * Resolves when a call counted in `windows` may be sent, with the slots it holds until it is
+   * answered: give them back with `release`, whatever the outcome.
+   */
+  acquire(windows: readonly SlidingWindow[], signal: AbortSignal): Ticket | Promise<Ticket> {
+    if (windows.length === 0 && this.pausedUntil === 0) return FREE;
     const now = this.now();
-    if (this.queue.length === 0 && this.openAt(windows) <= now) {
-      for (const w of windows) w.take(now);
-      return GRANTED;
-    }
+    if (this.queue.length === 0 && this.openAt(windows) <= now) return this.grant(windows);
     signal.throwIfAborted();
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<Ticket>((resolve, reject) => {
       const waiter: Waiter = {
         windows,
         resolve,
@@ -107,14 +119,26 @@ export class RateGate {
     });
   }
 
+  /** The call holding `ticket` was answered (or failed, or was given up): its slots start to free. */
+  release(ticket: Ticket): void {
+    if (ticket.windows.length === 0) return;
+    const now = this.now();
+    ticket.windows.forEach((w, i) => w.release(ticket.slots[i]!, now));
+    if (this.queue.length) this.pump();
+  }
+
+  private grant(windows: readonly SlidingWindow[]): Ticket {
+    return { windows, slots: windows.map((w) => w.take()) };
+  }
+
   /** Holds every call back for `ms` (the server said so). */
   pause(ms: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, this.now() + ms);
   }
 
-  /** Whether the connection's own window is spent now (its last `requests` calls all inside it). */
+  /** Whether the connection's own window is spent now (every slot busy or used within it). */
   spent(): boolean {
-    return this.main !== null && this.main.openAt() > this.now();
+    return this.main !== null && this.main.used(this.now()) >= this.main.limit.requests;
   }
 
   private openAt(windows: readonly SlidingWindow[]): number {
@@ -137,13 +161,13 @@ export class RateGate {
       const waiter = this.queue[i]!;
       const at = this.openAt(waiter.windows);
       if (at <= now && !waiter.windows.some((w) => held.has(w))) {
-        for (const w of waiter.windows) w.take(now);
         this.queue.splice(i, 1);
         waiter.signal.removeEventListener('abort', waiter.onAbort);
-        waiter.resolve();
+        waiter.resolve(this.grant(waiter.windows));
         continue;
       }
-      if (at > now) wake = Math.min(wake, at);
+      // A slot in flight frees when its call is answered (`release` pumps); others at a known time.
+      if (at > now && Number.isFinite(at)) wake = Math.min(wake, at);
       for (const w of waiter.windows) held.add(w);
       // Every call counts in the main window: once it holds one waiter, it holds all behind.
       if (this.main && held.has(this.main)) break;

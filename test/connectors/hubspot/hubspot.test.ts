@@ -19,8 +19,8 @@ afterEach(async () => {
   await Promise.all(emulators.splice(0).map((e) => e.server.close()));
 });
 
-async function emulator(contacts: number): Promise<HubSpotEmulator> {
-  const emu = await startHubSpotEmulator({ contacts });
+async function emulator(contacts: number, options: object = {}): Promise<HubSpotEmulator> {
+  const emu = await startHubSpotEmulator({ contacts, ...options });
   emulators.push(emu);
   return emu;
 }
@@ -168,7 +168,7 @@ describe('HubSpot contacts target', () => {
 
   it('upserts by a custom unique property, updating rather than duplicating', async () => {
     const dir = tempDir();
-    const emu = await emulator(0);
+    const emu = await emulator(0, { uniqueProperties: ['external_id'] });
     const rows = Array.from({ length: 30 }, (_, i) => ({
       external_id: `x-${i}`,
       email: `x${i}@example.com`,
