@@ -1,30 +1,57 @@
 /**
- * PostgreSQL → PostgreSQL backfill benchmark: Sluice beside what a user would otherwise reach for.
+ * PostgreSQL → PostgreSQL backfill: Sluice's native and ordinary paths beside what a user would
+ * otherwise reach for, in one run.
  *
- *   node bench/pg.ts [--rows 1000000] [--batch 10000] [--run-ms 15000] [--offset-seconds 60] [--keep]
- *                    [--worker-flags "--max-semi-space-size=16"]  (default: the flags bin/sluice.js uses)
+ *   npx node bench/pg.ts [--rows 1000000] [--batch 5000] [--run-ms 15000] [--map none,identity]
+ *                        [--lookback 5s] [--rounds 1] [--offset-seconds 60] [--bin bin/sluice.js]
+ *                        [--node-options '…'] [--keep]
  *
- * Generates the contacts in one database, then on the same server times: Sluice backfilling them
- * into another database (through `executeRun`, run after run, in a child process whose peak RSS is
- * its own; store in a third database), `pg_dump -t | psql`, pgloader, and a naive script paging
- * with OFFSET (capped, then extrapolated). Sluice's copy is checked against the source by digest.
+ * Generates the contacts in one database, then each round times on the same server:
+ * - `sluice backfill` as a user runs it (the bin with its flags, a config file, runs time-boxed to
+ *   --run-ms, the store in its own database), once per `--map`: `none` (no map: the target streams
+ *   each batch's COPY from the source unparsed, the native path) and `identity` (`map: (r) => r`:
+ *   records parsed into JS, mapped, written by the target with COPY and an upsert, the ordinary
+ *   path most real syncs take); each into a fresh database, in a child process whose peak RSS is
+ *   its own, checked against the source by digest;
+ * - `pg_dump -t | psql`, pgloader (when installed), and a naive script paging with OFFSET (stopped
+ *   after --offset-seconds, the rest extrapolated).
+ * `--lookback 5s` gives the syncs `cursor: { field: 'updated_at', lookback: '5s' }`; `--bin` runs
+ * another checkout's bin against the same data. The 1-minute load average is printed beside every
+ * figure.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import os from 'node:os';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { contactsDdl, seedContactsSql } from './pg/contacts.ts';
-import type { PgWorkerJob, PgWorkerResult } from './pg/worker.ts';
+import {
+  type BackfillSummary,
+  commandLine,
+  DEFAULT_BIN,
+  loadAverage,
+  median,
+  nodeFlags,
+  sluiceBackfill,
+} from './support/cli.ts';
 
 const BASE = process.env.SLUICE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const urlOf = (db: string) => Object.assign(new URL(BASE), { pathname: `/${db}` }).toString();
 const DB = {
   src: 'sluice_bench_src',
-  sluice: 'sluice_bench_sluice',
+  none: 'sluice_bench_native',
+  identity: 'sluice_bench_identity',
   state: 'sluice_bench_state',
   dump: 'sluice_bench_dump',
   loader: 'sluice_bench_pgloader',
   offset: 'sluice_bench_offset',
+};
+const MAPS = { none: null, identity: '(r) => r' } as const;
+type MapName = keyof typeof MAPS;
+const PATH_NAMES: Record<MapName, string> = {
+  none: 'sluice, native (no map)',
+  identity: 'sluice, ordinary (map: r => r)',
 };
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -52,28 +79,6 @@ const digest = (url: string) =>
     return `${rows[0].n}:${rows[0].md5}`;
   });
 
-/** Runs the Sluice worker; `flags` go to its node (V8 flags under trial, e.g. a smaller young generation). */
-function runWorker(job: PgWorkerJob, flags: readonly string[]): Promise<PgWorkerResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [...flags, new URL('./pg/worker.ts', import.meta.url).pathname, JSON.stringify(job)],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`the Sluice worker exited with code ${code}`));
-      resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '') as PgWorkerResult);
-    });
-  });
-}
-
 function timed(fn: () => void): number {
   const started = performance.now();
   fn();
@@ -92,9 +97,7 @@ function pgDumpPsql(): number {
         '-c',
         `pg_dump ${conn.join(' ')} -t contacts ${DB.src} | psql -q -v ON_ERROR_STOP=1 ${conn.join(' ')} ${DB.dump}`,
       ],
-      {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
+      { stdio: ['ignore', 'ignore', 'inherit'] },
     );
   });
 }
@@ -122,9 +125,7 @@ function pgloader(): number | string | null {
           pgloaderUrl(DB.src),
           pgloaderUrl(DB.loader),
         ],
-        {
-          stdio: ['ignore', 'ignore', 'ignore'],
-        },
+        { stdio: ['ignore', 'ignore', 'ignore'] },
       );
     });
   } catch (err) {
@@ -197,89 +198,191 @@ async function offsetPaging(
   }
 }
 
+/** The config of one Sluice path: source database, a fresh target database, the store's database. */
+function writeConfig(
+  dir: string,
+  opts: { map: MapName; lookback: string | null; batchSize: number; maxRunDurationMs: number },
+): string {
+  mkdirSync(dir, { recursive: true });
+  const cursor = opts.lookback
+    ? `{ field: 'updated_at', lookback: ${JSON.stringify(opts.lookback)} }`
+    : `'updated_at'`;
+  const map = MAPS[opts.map];
+  const configPath = join(dir, `sluice-${opts.map}.config.ts`);
+  writeFileSync(
+    configPath,
+    `export default {
+  store: ${JSON.stringify(urlOf(DB.state))},
+  connections: {
+    a: { type: 'postgres', url: ${JSON.stringify(urlOf(DB.src))} },
+    b: { type: 'postgres', url: ${JSON.stringify(urlOf(DB[opts.map]))} },
+  },
+  syncs: {
+    contacts: {
+      source: { connection: 'a', table: 'contacts' },
+      target: { connection: 'b', table: 'contacts', mode: 'upsert' },
+      key: 'id', cursor: ${cursor}, batch: { size: ${opts.batchSize} }, maxRunDuration: ${opts.maxRunDurationMs},${map ? `\n      map: ${map},` : ''}
+    },
+  },
+};
+`,
+  );
+  return configPath;
+}
+
 // 1,000 rows of 10 columns per INSERT stays under PostgreSQL's 65,535 parameters per statement.
 const OFFSET_PAGE = 1000;
 const rate = (rows: number, ms: number) => Math.round(rows / (ms / 1000));
-const fmt = (n: number) => n.toLocaleString('en-US');
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+type Peer = 'pg_dump | psql' | 'pgloader' | 'naive OFFSET paging';
+type Round = {
+  sluice: (BackfillSummary & { path: MapName; load: string; verified: boolean })[];
+  peers: { name: Peer; ms: number | null; note: string; load: string }[];
+};
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       rows: { type: 'string', default: '1000000' },
-      batch: { type: 'string', default: '10000' },
+      batch: { type: 'string', default: '5000' },
       'run-ms': { type: 'string', default: '15000' },
+      map: { type: 'string', default: 'none,identity' },
+      lookback: { type: 'string' },
+      rounds: { type: 'string', default: '1' },
       'offset-seconds': { type: 'string', default: '60' },
+      bin: { type: 'string' },
+      'node-options': { type: 'string', default: '' },
       keep: { type: 'boolean', default: false },
-      // The flags `bin/sluice.js` runs node with, so the figures are what users get.
-      'worker-flags': { type: 'string', default: '--max-semi-space-size=16' },
     },
   });
   const rows = Number(values.rows.replaceAll('_', ''));
   const batchSize = Number(values.batch);
   const runMs = Number(values['run-ms']);
-  for (const db of Object.values(DB)) await recreate(db);
+  const rounds = Number(values.rounds);
+  const paths = values.map.split(',').map((m) => m.trim()) as MapName[];
+  for (const p of paths) if (!(p in MAPS)) throw new Error(`--map: expected none or identity, got ${p}`);
+  const lookback = values.lookback ?? null;
+  const bin = values.bin ? resolve(values.bin) : DEFAULT_BIN;
+  if (!existsSync(bin)) throw new Error(`--bin: ${bin} does not exist`);
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-pg-'));
+
+  await recreate(DB.src);
   const t0 = performance.now();
   await withClient(urlOf(DB.src), async (c) => {
     await c.query(contactsDdl('contacts'));
     await c.query(seedContactsSql('contacts'), [rows]);
     await c.query('VACUUM ANALYZE contacts');
   });
-  console.log(
-    `generated ${fmt(rows)} contacts in ${Math.round(performance.now() - t0)} ms; PostgreSQL ${await withClient(BASE, async (c) => (await c.query('SHOW server_version')).rows[0].server_version)}, node ${process.version}`,
+  const want = await digest(urlOf(DB.src));
+  const server = await withClient(
+    BASE,
+    async (c) => (await c.query('SHOW server_version')).rows[0].server_version,
   );
-  await withClient(urlOf(DB.sluice), (c) => c.query(contactsDdl('contacts')));
+  console.error(`generated ${fmt(rows)} contacts in ${Math.round(performance.now() - t0)} ms`);
 
-  const workerFlags = values['worker-flags'].split(/\s+/).filter(Boolean);
-  const load = () => os.loadavg()[0]!.toFixed(2);
-  const loadBefore = load();
-  const sluice = await runWorker(
-    {
-      source: urlOf(DB.src),
-      target: urlOf(DB.sluice),
-      store: urlOf(DB.state),
-      table: 'contacts',
-      batchSize,
-      maxRunDurationMs: runMs,
-    },
-    workerFlags,
-  );
-  const loadAfterSluice = load();
-  const verified = (await digest(urlOf(DB.sluice))) === (await digest(urlOf(DB.src)));
-  const dumpMs = pgDumpPsql();
-  const loaderMs = pgloader();
-  const offset = await offsetPaging(rows, OFFSET_PAGE, Number(values['offset-seconds']) * 1000);
+  const results: Round[] = [];
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      const r: Round = { sluice: [], peers: [] };
+      for (const path of paths) {
+        await recreate(DB[path]);
+        await recreate(DB.state);
+        await withClient(urlOf(DB[path]), (c) => c.query(contactsDdl('contacts')));
+        const config = writeConfig(dir, { map: path, lookback, batchSize, maxRunDurationMs: runMs });
+        const load = loadAverage();
+        console.error(`round ${round}/${rounds}: ${PATH_NAMES[path]}, load ${load}`);
+        const summary = await sluiceBackfill(config, 'contacts', {
+          bin,
+          nodeOptions: values['node-options'],
+        });
+        const verified = (await digest(urlOf(DB[path]))) === want && summary.records === rows;
+        r.sluice.push({ ...summary, path, load, verified });
+      }
+      for (const db of [DB.dump, DB.loader, DB.offset]) await recreate(db);
+      let load = loadAverage();
+      console.error(`round ${round}/${rounds}: pg_dump -t | psql, load ${load}`);
+      r.peers.push({ name: 'pg_dump | psql', ms: pgDumpPsql(), note: '', load });
+      load = loadAverage();
+      console.error(`round ${round}/${rounds}: pgloader, load ${load}`);
+      const loader = pgloader();
+      r.peers.push({
+        name: 'pgloader',
+        ms: typeof loader === 'number' ? loader : null,
+        note: loader === null ? 'not installed' : typeof loader === 'string' ? loader : '',
+        load,
+      });
+      load = loadAverage();
+      console.error(`round ${round}/${rounds}: naive OFFSET paging, load ${load}`);
+      const offset = await offsetPaging(rows, OFFSET_PAGE, Number(values['offset-seconds']) * 1000);
+      r.peers.push({
+        name: 'naive OFFSET paging',
+        ms: offset.ms,
+        note: offset.extrapolated
+          ? `extrapolated from ${fmt(offset.measuredRows)} rows in ${values['offset-seconds']} s`
+          : '',
+        load,
+      });
+      results.push(r);
+    }
+  } finally {
+    if (!values.keep) {
+      rmSync(dir, { recursive: true, force: true });
+      await withClient(BASE, async (c) => {
+        for (const db of Object.values(DB)) await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      });
+    } else console.error(`configs kept in ${dir}; databases kept`);
+  }
 
-  const sluiceRate = rate(rows, sluice.ms);
-  const dumpRate = rate(rows, dumpMs);
-  const line = (name: string, ms: number | string | null, note = '') =>
-    console.log(
-      `${name.padEnd(24)} ${ms === null ? 'skipped: pgloader not installed' : typeof ms === 'string' ? ms : `${fmt(rate(rows, ms)).padStart(9)} rows/s  ${(ms / 1000).toFixed(1).padStart(7)} s${note}`}`,
+  const bestPeer = (r: Round) => Math.max(...r.peers.map((p) => (p.ms === null ? 0 : rate(rows, p.ms))));
+  const lines = [
+    '',
+    `$ ${commandLine()}`,
+    `${fmt(rows)} rows, batch ${fmt(batchSize)}, runs of ${fmt(runMs)} ms${lookback ? `, cursor lookback ${lookback}` : ''}, ${rounds} round(s); PostgreSQL ${server}, ${process.version}, bin ${bin}`,
+    '',
+    'round  path                                  rows/s   % of best peer  peak RSS   load',
+  ];
+  results.forEach((r, i) => {
+    const best = bestPeer(r);
+    for (const s of r.sluice) {
+      const v = rate(rows, s.elapsedMs);
+      lines.push(
+        `${String(i + 1).padEnd(6)} ${PATH_NAMES[s.path].padEnd(34)} ${fmt(v).padStart(9)}   ${((v / best) * 100).toFixed(0).padStart(5)} %      ${String(s.peakRssMb).padStart(4)} MB  ${s.load}   ${s.runs} runs, ${fmt(s.batches)} batches, copy ${s.verified ? 'verified' : 'DIFFERS'}`,
+      );
+    }
+    for (const p of r.peers) {
+      const v = p.ms === null ? null : rate(rows, p.ms);
+      lines.push(
+        `${String(i + 1).padEnd(6)} ${p.name.padEnd(34)} ${v === null ? '        —' : fmt(v).padStart(9)}   ${v === null ? '    —' : ((v / best) * 100).toFixed(0).padStart(5)} %         —     ${p.load}${p.note ? `   ${p.note}` : ''}`,
+      );
+    }
+  });
+  lines.push('', 'median over rounds');
+  for (const path of paths) {
+    const runs = results.map((r) => ({ s: r.sluice.find((x) => x.path === path)!, best: bestPeer(r) }));
+    lines.push(
+      `  ${PATH_NAMES[path].padEnd(34)} ${fmt(median(runs.map(({ s }) => rate(rows, s.elapsedMs)))).padStart(9)} rows/s  ${(median(runs.map(({ s, best }) => rate(rows, s.elapsedMs) / best)) * 100).toFixed(0)} % of the best peer  peak RSS ${Math.max(...runs.map(({ s }) => s.peakRssMb))} MB (max; median ${median(runs.map(({ s }) => s.peakRssMb))})`,
     );
-  console.log(
-    `\n${fmt(rows)} rows, batch ${fmt(batchSize)}; 1-min load ${loadBefore} before Sluice, ${loadAfterSluice} after it, ${load()} at the end (${os.cpus().length} cores):`,
+  }
+  for (const name of ['pg_dump | psql', 'pgloader', 'naive OFFSET paging'] as Peer[]) {
+    const ms = results.map((r) => r.peers.find((p) => p.name === name)!.ms).filter((m) => m !== null);
+    lines.push(
+      `  ${name.padEnd(34)} ${ms.length ? `${fmt(median(ms.map((m) => rate(rows, m)))).padStart(9)} rows/s` : '  skipped'}`,
+    );
+  }
+  const first = results[0]?.sluice[0];
+  lines.push(
+    `  node flags of the Sluice child (from its /proc cmdline): ${first ? nodeFlags(first.argv) : '?'}${values['node-options'] ? `; NODE_OPTIONS ${values['node-options']}` : ''}`,
+    `  load average (1 min) at the end: ${loadAverage()}`,
+    '',
   );
-  line(
-    workerFlags.length ? `sluice ${workerFlags.join(' ')}` : 'sluice (executeRun)',
-    sluice.ms,
-    `  ${sluice.runs} runs, ${sluice.batches} batches, peak RSS ${sluice.maxRssMB} MB, copy ${verified ? 'verified' : 'DIFFERS'}`,
-  );
-  line('pg_dump -t | psql', dumpMs);
-  line('pgloader', loaderMs);
-  line(
-    'naive OFFSET paging',
-    offset.ms,
-    offset.extrapolated
-      ? `  (extrapolated from ${fmt(offset.measuredRows)} rows in ${values['offset-seconds']} s)`
-      : '',
-  );
-  console.log(
-    `\nsluice / pg_dump|psql: ${((sluiceRate / dumpRate) * 100).toFixed(0)}%${typeof loaderMs !== 'number' ? '' : `; sluice / pgloader: ${(sluiceRate / rate(rows, loaderMs)).toFixed(2)}x`}`,
-  );
-  if (!verified) process.exitCode = 1;
-  if (!values.keep)
-    await withClient(BASE, async (c) => {
-      for (const db of Object.values(DB)) await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-    });
+  console.log(lines.join('\n'));
+  if (results.some((r) => r.sluice.some((s) => !s.verified))) process.exitCode = 1;
 }
 
-await main();
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exitCode = 1;
+}
