@@ -12,9 +12,9 @@ import * as sql from './sql.ts';
 export class SqliteQueue implements RunQueue {
   private readonly db: DatabaseSync;
   private readonly now: () => number;
-  private readonly tx: <T>(fn: () => T) => T;
+  private readonly tx: <T>(fn: () => T) => Promise<T>;
 
-  constructor(db: DatabaseSync, now: () => number, tx: <T>(fn: () => T) => T) {
+  constructor(db: DatabaseSync, now: () => number, tx: <T>(fn: () => T) => Promise<T>) {
     this.db = db;
     this.now = now;
     this.tx = tx;
@@ -63,7 +63,9 @@ export class SqliteQueue implements RunQueue {
   }
 
   async renew(id: number, holder: string, leaseMs: number): Promise<boolean> {
-    return Number(this.db.prepare(sql.renewRequest).run(this.now() + leaseMs, id, holder).changes) === 1;
+    return this.tx(
+      () => Number(this.db.prepare(sql.renewRequest).run(this.now() + leaseMs, id, holder).changes) === 1,
+    );
   }
 
   async nextDue(): Promise<number | null> {
@@ -82,23 +84,25 @@ export class SqliteQueue implements RunQueue {
       attempt?: number;
     },
   ): Promise<RunRequest | null> {
-    const row = this.db
-      .prepare(sql.finishRequest)
-      .get(
-        end.status,
-        this.now(),
-        end.runId ?? null,
-        end.errorCode ?? null,
-        end.errorMessage ?? null,
-        end.attempt ?? null,
-        id,
-        holder,
-      );
+    const row = await this.tx(() =>
+      this.db
+        .prepare(sql.finishRequest)
+        .get(
+          end.status,
+          this.now(),
+          end.runId ?? null,
+          end.errorCode ?? null,
+          end.errorMessage ?? null,
+          end.attempt ?? null,
+          id,
+          holder,
+        ),
+    );
     return row ? requestFromRow(row) : null;
   }
 
   async release(id: number, holder: string, notBefore: number): Promise<void> {
-    this.db.prepare(sql.releaseRequest).run(notBefore, id, holder);
+    await this.tx(() => this.db.prepare(sql.releaseRequest).run(notBefore, id, holder));
   }
 
   async recover(): Promise<RunRequest[]> {

@@ -1,7 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import { CheckpointConflictError, LaneBusyError, RunFencedError, SyncBusyError } from '../../core/errors.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CheckpointConflictError,
+  LaneBusyError,
+  RunFencedError,
+  SluiceError,
+  SyncBusyError,
+} from '../../core/errors.ts';
 import { parseJson, stringifyJson } from '../../core/json.ts';
 import type {
   BatchCommit,
@@ -47,7 +54,11 @@ export class SqliteStore implements Store {
     this.path = path;
     this.db = db;
     this.now = options.now ?? Date.now;
-    this.data = new SqliteDataStore(db, () => this.iso());
+    this.data = new SqliteDataStore(
+      db,
+      () => this.iso(),
+      (fn) => this.tx(fn),
+    );
     this.queue = new SqliteQueue(
       db,
       () => this.now(),
@@ -60,6 +71,8 @@ export class SqliteStore implements Store {
     const db = new DatabaseSync(path, { timeout: 10_000 });
     db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON');
     migrate(db, path);
+    // Past start-up (where migrations from several processes may queue), lock waits are awaited.
+    db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`);
     return new SqliteStore(path, db, options);
   }
 
@@ -67,8 +80,23 @@ export class SqliteStore implements Store {
     return new Date(this.now()).toISOString();
   }
 
-  private tx<T>(fn: () => T): T {
-    this.db.exec('BEGIN IMMEDIATE');
+  /**
+   * Runs `fn` holding the file's write lock. node:sqlite waits for a lock synchronously, on the event
+   * loop, so its own wait is kept short (`BUSY_WAIT_MS`) and a longer one is awaited here between
+   * tries: webhooks, /healthz and other lanes go on while another process holds the file.
+   */
+  private async tx<T>(fn: () => T): Promise<T> {
+    const started = Date.now();
+    for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
+      try {
+        this.db.exec('BEGIN IMMEDIATE');
+        break;
+      } catch (err) {
+        if (!isBusy(err)) throw err;
+        if (Date.now() - started > BUSY_GIVE_UP_MS) throw storeBusy(this.path, err);
+        await sleep(pause);
+      }
+    }
     try {
       const result = fn();
       this.db.exec('COMMIT');
@@ -89,7 +117,7 @@ export class SqliteStore implements Store {
   }
 
   async saveCheckpoint(checkpoint: Checkpoint): Promise<void> {
-    this.tx(() => this.putCheckpoint(checkpoint));
+    await this.tx(() => this.putCheckpoint(checkpoint));
   }
 
   /** Saves `checkpoint` if it follows the saved version (or is the first); refuses otherwise. */
@@ -102,7 +130,7 @@ export class SqliteStore implements Store {
 
   async commitBatch(commit: BatchCommit): Promise<void> {
     const now = this.iso();
-    this.tx(() => {
+    await this.tx(() => {
       const leaseUntil = this.now() + commit.leaseMs;
       const held = this.db.prepare(sql.addRunCounters).run({
         id: commit.runId,
@@ -174,15 +202,28 @@ export class SqliteStore implements Store {
   }
 
   async renewRun(runId: number, holder: string, leaseMs: number): Promise<boolean> {
-    const result = this.db.prepare(sql.renewRun).run(this.now() + leaseMs, this.iso(), runId, holder);
-    return Number(result.changes) === 1;
+    return this.tx(
+      () =>
+        Number(this.db.prepare(sql.renewRun).run(this.now() + leaseMs, this.iso(), runId, holder).changes) ===
+        1,
+    );
   }
 
   async finishRun(runId: number, end: RunEnd): Promise<RunRecord> {
     const more = end.more === null ? null : end.more ? 1 : 0;
-    this.db
-      .prepare(sql.finishRun)
-      .run(end.status, this.iso(), more, end.errorCode ?? null, end.errorMessage ?? null, runId, end.holder);
+    await this.tx(() =>
+      this.db
+        .prepare(sql.finishRun)
+        .run(
+          end.status,
+          this.iso(),
+          more,
+          end.errorCode ?? null,
+          end.errorMessage ?? null,
+          runId,
+          end.holder,
+        ),
+    );
     return runFromRow(this.db.prepare(sql.selectRun).get(runId)!);
   }
 
@@ -221,7 +262,7 @@ export class SqliteStore implements Store {
   }
 
   async pruneFingerprints(sync: string, beforeMs: number): Promise<void> {
-    this.db.prepare(sql.pruneFingerprints).run(sync, beforeMs);
+    await this.tx(() => this.db.prepare(sql.pruneFingerprints).run(sync, beforeMs));
   }
 
   async claimNonce(nonce: string, expiresAt: number): Promise<boolean> {
@@ -232,7 +273,7 @@ export class SqliteStore implements Store {
   }
 
   async resetSync(sync: string): Promise<void> {
-    this.tx(() => {
+    await this.tx(() => {
       this.db.prepare(sql.deleteCheckpoint).run(sync);
       this.db.prepare(sql.deleteDeadLettersOfSync).run(sync);
       this.db.prepare(sql.deleteFingerprintsOfSync).run(sync);
@@ -247,9 +288,11 @@ export class SqliteStore implements Store {
 class SqliteDataStore implements DataStore {
   private readonly db: DatabaseSync;
   private readonly iso: () => string;
-  constructor(db: DatabaseSync, iso: () => string) {
+  private readonly tx: <T>(fn: () => T) => Promise<T>;
+  constructor(db: DatabaseSync, iso: () => string, tx: <T>(fn: () => T) => Promise<T>) {
     this.db = db;
     this.iso = iso;
+    this.tx = tx;
   }
 
   async get(key: string): Promise<Json | undefined> {
@@ -258,11 +301,11 @@ class SqliteDataStore implements DataStore {
   }
 
   async set(key: string, value: Json): Promise<void> {
-    this.db.prepare(sql.upsertData).run(key, stringifyJson(value), this.iso());
+    await this.tx(() => this.db.prepare(sql.upsertData).run(key, stringifyJson(value), this.iso()));
   }
 
   async del(key: string): Promise<boolean> {
-    return Number(this.db.prepare(sql.deleteData).run(key).changes) > 0;
+    return this.tx(() => Number(this.db.prepare(sql.deleteData).run(key).changes) > 0);
   }
 
   async list(prefix?: string): Promise<{ key: string; value: Json; updatedAt: string }[]> {
@@ -275,6 +318,25 @@ class SqliteDataStore implements DataStore {
       updatedAt: String(r.updated_at),
     }));
   }
+}
+
+// node:sqlite's own wait for a lock, on the event loop; longer waits are awaited between tries.
+const BUSY_WAIT_MS = 20;
+// A store locked this long by another process is reported (a transient error: a later try may pass).
+const BUSY_GIVE_UP_MS = 30_000;
+
+/** SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock for now. */
+function isBusy(err: unknown): boolean {
+  const code = (err as { errcode?: unknown }).errcode;
+  return typeof code === 'number' && ((code & 0xff) === 5 || (code & 0xff) === 6);
+}
+
+function storeBusy(path: string, err: unknown): SluiceError {
+  return new SluiceError(
+    'STORE_BUSY',
+    `the store ${path} stayed locked by another process for ${BUSY_GIVE_UP_MS / 1000} s`,
+    { cause: err, transient: true },
+  );
 }
 
 /** node:sqlite binds no booleans: they go as 0 and 1, as SQLite keeps them. */
