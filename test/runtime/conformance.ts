@@ -260,6 +260,32 @@ export function runtimeConformance(name: string, factory: RuntimeFactory): void 
       }
     });
 
+    it('records every attempt that fails before its first batch, so runs and status say why', async () => {
+      // The target cannot even be opened: each attempt must still leave a failed run with the reason.
+      const t = await setUp(factory, {
+        down: {
+          rows: 10,
+          target: { failOpen: true },
+          retries: { attempts: 2, backoff: { initial: '10ms', max: '20ms' } },
+        },
+      });
+      const broken: string[] = [];
+      t.runtime.on('chain:broken', (e) => broken.push(e.reason));
+      try {
+        await t.runtime.start();
+        await until('the chain to stop', () => broken.length > 0);
+        const runs = await t.runs('down');
+        expect(runs.map((r) => r.status)).toEqual(['failed', 'failed']);
+        for (const run of runs)
+          expect(run.errorMessage).toMatch(/cannot open its target: connect ECONNREFUSED/);
+        const [status] = await t.ws.status();
+        expect(status).toMatchObject({ sync: 'down', state: 'failed' });
+        expect(status?.error).toMatch(/cannot open its target/);
+      } finally {
+        await t.close();
+      }
+    });
+
     it('stops a triggered chain after its retries, and a watchdog restarts it from the checkpoint', async () => {
       const t = await setUp(factory, {
         chain: {

@@ -16,6 +16,8 @@ const options = z.strictObject({
   failTimes: z.number().optional(),
   delayMs: z.number().default(0),
   hang: z.boolean().default(false),
+  /** The target cannot be opened at all (a server that refuses connections, bad credentials). */
+  failOpen: z.boolean().default(false),
 });
 
 const failures = new Map<string, number>();
@@ -26,6 +28,7 @@ export const faultyConnector: Connector<{ path: string }, never, z.output<typeof
   target: {
     options,
     async open(conn, opts, shape) {
+      if (opts.failOpen) throw new Error('connect ECONNREFUSED 127.0.0.1:1 (the staged target is down)');
       const real = await sqliteConnector.target!.open(
         { path: conn.path },
         { table: opts.table, mode: 'upsert', synchronous: 'NORMAL' },

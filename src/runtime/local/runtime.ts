@@ -390,7 +390,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     for (const [name, sync] of this.ws.config.syncs) {
       const guarded = (tick: () => Promise<void>) => () => {
         if (this.stopping) return;
-        tick().catch((err) => this.emit('error', { sync: name, error: asSluiceError(err) }));
+        tick().catch((err) => this.report(name, err));
       };
       if (sync.rerun.mode === 'scheduled') {
         const every = sync.rerun.every;
