@@ -145,23 +145,27 @@ export async function startServe(
     },
   );
   const out = createWriteStream(logPath, { flags: 'a' });
-  child.stderr!.pipe(out, { end: false });
+  let head = '';
+  const keep = (chunk: string) => {
+    out.write(chunk);
+    if (head.length < 10_000) head += chunk;
+  };
+  child.stderr!.setEncoding('utf8').on('data', keep);
   let alive = true;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.on('exit', (code, signal) => {
+    // `close`, not `exit`: by then its output is read to the end, for the error below.
+    child.on('close', (code, signal) => {
       alive = false;
       resolve({ code, signal, at: Date.now() });
     }),
   );
-  let head = '';
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`serve (slot ${slot}) did not listen within ${timeoutMs} ms: ${head.slice(-500)}`));
     }, timeoutMs);
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      out.write(chunk);
-      if (head.length < 10_000) head += chunk;
+      keep(chunk);
       const match = head.match(/"url":"(http:[^"]+)"/);
       if (match) {
         clearTimeout(timer);
