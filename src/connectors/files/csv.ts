@@ -7,8 +7,8 @@ import type { Row } from '../../core/types.ts';
 import type { CsvOptions } from './options.ts';
 import { addLine, bodyStart, type Item, type ScanRequest, type ScanResult } from './scan.ts';
 
-/** A parsed record as csv-parse hands it over with `info` and `raw`. */
-type Parsed = { record: string[]; raw: string; info: Info };
+/** A parsed record as csv-parse hands it over with `info` and `raw`; null is an unquoted empty field. */
+type Parsed = { record: (string | null)[]; raw: string; info: Info };
 
 /** A record csv-parse refused; `after` is how many records it had produced before it. */
 type Skip = { after: number; error: CsvError; raw: string };
@@ -144,6 +144,8 @@ function parserOptions(csv: CsvOptions): Options {
     skip_records_with_error: true,
     info: true,
     raw: true,
+    // An empty field is NULL unless quoted (`""` is the empty text), as PostgreSQL's COPY … CSV has it.
+    cast: (value, context) => (value === '' && !context.quoting ? null : value),
   };
 }
 
@@ -164,14 +166,14 @@ function toItem(parsed: Parsed, columns: readonly string[], offset: number, line
 
 const NON_ASCII = /[\x80-\xff]/;
 
-/** The record's fields as UTF-8 text; null when its bytes are not UTF-8. */
-function decodeRecord(parsed: Parsed): string[] | null {
+/** The record's fields as UTF-8 text (null: an unquoted empty field); null when its bytes are not UTF-8. */
+function decodeRecord(parsed: Parsed): (string | null)[] | null {
   // ASCII reads the same in latin1 and UTF-8: most records need no second decoding.
   if (!NON_ASCII.test(parsed.raw)) return parsed.record;
   if (!isUtf8(Buffer.from(parsed.raw, 'latin1'))) return null;
   // Fields are the record's bytes less ASCII (or whole-character) quotes and delimiters: UTF-8 too.
   return parsed.record.map((field) =>
-    NON_ASCII.test(field) ? Buffer.from(field, 'latin1').toString('utf8') : field,
+    field !== null && NON_ASCII.test(field) ? Buffer.from(field, 'latin1').toString('utf8') : field,
   );
 }
 

@@ -1,6 +1,6 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { ConnectorError } from '../../core/errors.ts';
-import type { Estimate, ReadRequest, Source } from '../../core/ports.ts';
+import type { Estimate, ReadRequest, Source, SourceSchema } from '../../core/ports.ts';
 import type { Cursor, Json, Page, Phase, Rejected, Row } from '../../core/types.ts';
 import { readHeader, scanCsv } from './csv.ts';
 import { differs, type FileIdentity, identify, type OpenFile, otherFile, shorter } from './identity.ts';
@@ -246,6 +246,25 @@ export class FileSource implements Source {
   }
 
   /** The file open for one read, with its `fstat`: the inode checked is the one read. */
+  /**
+   * The columns a target may create its table from: a CSV file's (the `columns` option, else its
+   * header), each `text` in the `csv` dialect, since a CSV field is its column's input text (as
+   * `COPY … CSV` reads it); none for JSON Lines, whose records declare no columns.
+   */
+  async schema(): Promise<SourceSchema> {
+    if (this.options.format !== 'csv') return { dialect: 'jsonl', columns: [] };
+    let names = this.options.csv.columns ?? null;
+    if (!names && this.options.csv.header) {
+      const file = await this.openFile();
+      try {
+        names = (await readHeader(file, file.size, true, this.options.csv))?.columns ?? null;
+      } finally {
+        await file.fh.close();
+      }
+    }
+    return { dialect: 'csv', columns: (names ?? []).map((name) => ({ name, type: 'text' })) };
+  }
+
   private async openFile(): Promise<OpenFile> {
     let fh: FileHandle;
     try {

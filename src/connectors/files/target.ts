@@ -2,9 +2,10 @@ import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConnectorError } from '../../core/errors.ts';
-import { stringifyJson } from '../../core/json.ts';
+import { parseJson, stringifyJson } from '../../core/json.ts';
 import type { Target, WriteRequest } from '../../core/ports.ts';
 import type { Rejected, Row, WriteResult } from '../../core/types.ts';
+import { fieldReason, isJsonNull, keptJson, numbersKeepText, rawJsonText } from '../../core/values.ts';
 import { MALFORMED_FIELD } from './source.ts';
 
 /**
@@ -27,7 +28,11 @@ import { MALFORMED_FIELD } from './source.ts';
  * A failed append whose bytes cannot be cut either leaves the target broken: it refuses every later
  * write rather than append after torn bytes, until it is opened again (which cuts them).
  *
- * Numbers are written as they were read: a bigint as its digits, a raw JSON number verbatim.
+ * Numbers are written as they were read: a bigint as its digits, a raw JSON number verbatim, −0
+ * as `-0`. A record with a value the JSON Lines source would read back as another is rejected, the
+ * reason naming the field: NaN and ±Infinity (JSON has no such numbers), a JSON `null` document
+ * (`jsonNull`: it would read back as no value), a `json` value whose text is not how JSON writes its
+ * value (whitespace, key order, duplicate keys, `1.50`: a reader gets the value, not the text).
  */
 export class JsonlTarget implements Target {
   private readonly path: string;
@@ -78,8 +83,15 @@ export class JsonlTarget implements Target {
         rejected.push({ record, reason: `malformed source record: ${String(malformed.reason)}` });
         continue;
       }
+      const { reason, negativeZero } = lineProblem(record);
+      if (reason !== null) {
+        rejected.push({ record, reason });
+        continue;
+      }
       try {
-        lines.push(stringifyJson(record));
+        lines.push(
+          negativeZero ? stringifyJson(record, { replacer: keepNegativeZero }) : stringifyJson(record),
+        );
       } catch (err) {
         rejected.push({ record, reason: `cannot be written as JSON: ${(err as Error).message}` });
       }
@@ -144,6 +156,63 @@ export class JsonlTarget implements Target {
     await this.fh.close();
   }
 }
+
+/**
+ * Why `record`, written as a JSON line, would not read back (`parseJson`) as it is, naming the
+ * field; and whether it holds a −0, which `JSON.stringify` writes as `0`.
+ */
+function lineProblem(record: Row): { reason: string | null; negativeZero: boolean } {
+  const state = { negativeZero: false };
+  for (const field of Object.keys(record)) {
+    if (field === MALFORMED_FIELD) continue;
+    const problem = valueProblem(record[field], true, state, 0);
+    if (problem !== null) return { reason: fieldReason(field, problem), negativeZero: false };
+  }
+  return { reason: null, negativeZero: state.negativeZero };
+}
+
+/**
+ * `standalone`: the value is a field's or an array element's, where `null` means no value. Past
+ * `MAX_DEPTH` the walk stops: a cycle is left for `JSON.stringify` to refuse.
+ */
+function valueProblem(
+  value: unknown,
+  standalone: boolean,
+  state: { negativeZero: boolean },
+  depth: number,
+): string | null {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return `${value} cannot be written in JSON (it would read back as null)`;
+    if (Object.is(value, -0)) state.negativeZero = true;
+    return null;
+  }
+  if (typeof value !== 'object' || value === null || value instanceof Date || value instanceof Uint8Array)
+    return null;
+  if (depth > MAX_DEPTH) return null;
+  if (isJsonNull(value))
+    return standalone ? 'a JSON null document would read back as no value (null) from JSON Lines' : null;
+  const raw = rawJsonText(value);
+  if (raw !== undefined) {
+    const back = stringifyJson(parseJson(raw));
+    return back === raw ? null : `JSON ${raw} would read back from JSON Lines as ${back}`;
+  }
+  const kept = keptJson(value);
+  if (kept && (kept.keep === 'text' ? kept.text !== stringifyJson(value) : !numbersKeepText(kept.text)))
+    return 'JSON Lines keeps a JSON value, not its text as written (whitespace, key order, duplicate keys, 1.50)';
+  const array = Array.isArray(value);
+  for (const item of array ? value : Object.values(value)) {
+    const problem = valueProblem(item, array && standalone, state, depth + 1);
+    if (problem !== null) return problem;
+  }
+  return null;
+}
+
+const MAX_DEPTH = 1000;
+
+function keepNegativeZero(_key: string, value: unknown): unknown {
+  return Object.is(value, -0) ? NEGATIVE_ZERO : value;
+}
+const NEGATIVE_ZERO = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON('-0');
 
 const sidecarOf = (path: string): string => `${path}.sluice`;
 

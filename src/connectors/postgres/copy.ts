@@ -1,3 +1,4 @@
+import { isSerializedBytes, jsonTextOf } from '../../core/values.ts';
 import type { Column } from './client.ts';
 
 /** One non-null value in its column's COPY text syntax, escaped. */
@@ -5,9 +6,11 @@ type Encode = (value: unknown) => string;
 
 /**
  * Encodes records as COPY text format (one line per row, tab-separated, `\N` for NULL), each value
- * in the input syntax of its target column: JSON for json/jsonb, array literals for arrays,
- * `\x…` hex for bytea. The server parses every value with the column's own type, so a value it
- * cannot read fails the COPY with PostgreSQL's message, which the target turns into a reject.
+ * in the input syntax of its target column: JSON for json/jsonb (a `json` value read unchanged
+ * keeps its text, `jsonNull` is `null`, a string is a JSON string), array literals for arrays,
+ * `\x…` hex for bytea, a float's text with its sign (`-0`), `NaN` and `Infinity`. The server parses
+ * every value with the column's own type, so a value it cannot read fails the COPY with
+ * PostgreSQL's message, which the target turns into a reject.
  *
  * This runs for every value of every batch, so it allocates little: one encoder per column chosen
  * up front, escaping only the values that need it, and the bytes written into one scratch buffer
@@ -21,10 +24,11 @@ export class CopyEncoder {
   *chunks(
     records: readonly Record<string, unknown>[],
     columns: readonly Column[],
-    chunkBytes = 1 << 16,
+    options: { textInput?: boolean; chunkBytes?: number } = {},
   ): Generator<Buffer> {
+    const chunkBytes = options.chunkBytes ?? 1 << 16;
     const names = columns.map((c) => c.name);
-    const encoders = columns.map(encoderOf);
+    const encoders = columns.map((c) => encoderOf(c, options.textInput ?? false));
     const last = names.length - 1;
     let at = 0;
     for (let r = 0; r < records.length; r++) {
@@ -53,12 +57,21 @@ export class CopyEncoder {
 }
 
 /** The COPY text of `records` as one string (tests, and callers that want text). */
-export function copyText(records: readonly Record<string, unknown>[], columns: readonly Column[]): string {
-  return Buffer.concat([...new CopyEncoder().chunks(records, columns)]).toString('utf8');
+export function copyText(
+  records: readonly Record<string, unknown>[],
+  columns: readonly Column[],
+  options: { textInput?: boolean } = {},
+): string {
+  return Buffer.concat([...new CopyEncoder().chunks(records, columns, options)]).toString('utf8');
 }
 
-function encoderOf(column: Column): Encode {
-  if (column.type === 'json' || column.type === 'jsonb') return (value) => escapeJson(JSON.stringify(value));
+/**
+ * `textInput`: strings are the column's input text (a CSV source, as COPY … CSV reads them), not
+ * values: into a json column such a string is the document's text, not a JSON string.
+ */
+function encoderOf(column: Column, textInput: boolean): Encode {
+  const json = column.type === 'json' || column.type === 'jsonb';
+  if (json) return (value) => escapeCopy(typeof value === 'string' && textInput ? value : jsonTextOf(value));
   if (column.category === 'A') {
     const element = column.element ?? '';
     return (value) =>
@@ -68,28 +81,24 @@ function encoderOf(column: Column): Encode {
   return (value) => (typeof value === 'string' ? escapeCopy(value) : escapeCopy(scalar(value, type)));
 }
 
+/** A value in its column's input syntax; values the column cannot hold were refused before (`./values.ts`). */
 function scalar(value: unknown, type: string): string {
   switch (typeof value) {
     case 'string':
       return value;
     case 'number':
+      return Object.is(value, -0) ? '-0' : String(value);
     case 'bigint':
       return String(value);
     case 'boolean':
-      return value ? 't' : 'f';
+      return value ? 'true' : 'false';
     default:
       if (value instanceof Date) return value.toISOString();
       if (value instanceof Uint8Array) return `\\x${Buffer.from(value).toString('hex')}`;
-      if (type === 'bytea' && isSerializedBuffer(value))
+      if (type === 'bytea' && isSerializedBytes(value))
         return `\\x${Buffer.from(value.data).toString('hex')}`;
-      return JSON.stringify(value);
+      return jsonTextOf(value);
   }
-}
-
-/** A Buffer that went through JSON (a dead letter being retried): `{ type: 'Buffer', data: [...] }`. */
-function isSerializedBuffer(value: unknown): value is { data: number[] } {
-  const v = value as { type?: unknown; data?: unknown };
-  return v !== null && typeof v === 'object' && v.type === 'Buffer' && Array.isArray(v.data);
 }
 
 /** `{1,NULL,"a \"b\""}`: every element quoted (so commas, braces and spaces are data), NULL bare. */
@@ -101,7 +110,7 @@ function arrayLiteral(values: readonly unknown[], element: string): string {
     if (v === null || v === undefined) out += 'NULL';
     else if (Array.isArray(v)) out += arrayLiteral(v, element);
     else {
-      const text = element === 'json' || element === 'jsonb' ? JSON.stringify(v) : scalar(v, element);
+      const text = element === 'json' || element === 'jsonb' ? jsonTextOf(v) : scalar(v, element);
       out +=
         text.includes('\\') || text.includes('"')
           ? `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`
@@ -121,9 +130,4 @@ function escapeCopy(text: string): string {
     .replaceAll('\t', '\\t')
     .replaceAll('\n', '\\n')
     .replaceAll('\r', '\\r');
-}
-
-/** `JSON.stringify` writes control characters as escapes, so only its backslashes need doubling. */
-function escapeJson(text: string): string {
-  return text.includes('\\') ? text.replaceAll('\\', '\\\\') : text;
 }

@@ -1,4 +1,5 @@
 import { ConnectorError } from '../../core/errors.ts';
+import { fieldReason } from '../../core/values.ts';
 
 /**
  * The one place the PostgreSQL connector decides what an error means, by SQLSTATE:
@@ -78,9 +79,17 @@ export function pgError(doing: string, err: unknown): PostgresError {
   return new PostgresError(`${doing}: ${describePgError(err)}`, err);
 }
 
-/** PostgreSQL's message with its detail, as a user would want it in a dead letter. */
+/**
+ * PostgreSQL's message with its detail, as a user would want it in a dead letter, led by the field
+ * at fault where the server names it (a COPY names the column of the value it could not read).
+ */
 export function describePgError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  const detail = (err as { detail?: unknown }).detail;
-  return typeof detail === 'string' && detail ? `${err.message} (${detail})` : err.message;
+  const { detail, where, column } = err as { detail?: unknown; where?: unknown; column?: unknown };
+  const message = typeof detail === 'string' && detail ? `${err.message} (${detail})` : err.message;
+  const field =
+    (typeof where === 'string'
+      ? /^COPY .*?, line \d+, column (.+?)(?:: "|$)/m.exec(where)?.[1]
+      : undefined) ?? (typeof column === 'string' ? column : undefined);
+  return field === undefined ? message : fieldReason(field, message);
 }

@@ -24,6 +24,8 @@ const targetOptions = z.strictObject({
   /** @defaultValue 'public' */
   schema: z.string().min(1).optional(),
   mode: z.enum(['upsert', 'insert', 'update']).default('upsert'),
+  /** Create a missing table from the source's declared columns and key; false refuses (TABLE_MISSING). @defaultValue true */
+  create: z.boolean({ error: 'expected true or false' }).default(true),
 });
 
 export const postgresConnector: Connector<

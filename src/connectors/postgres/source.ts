@@ -16,12 +16,14 @@ import type {
   PageBounds,
   ReadRequest,
   Source,
+  SourceSchema,
   SyncShape,
 } from '../../core/ports.ts';
 import type { Cursor, Json, Page, Phase, Row } from '../../core/types.ts';
 import { type Column, createPool, describeTable, withClient } from './client.ts';
 import { pgError } from './errors.ts';
 import { columnList, keysetAfter, keysetAtMost, type PostgresRange, qualified, quoteIdent } from './sql.ts';
+import { asText, type Decode, decodeRows, decoderOf } from './values.ts';
 
 export type PostgresSourceOptions = {
   table: string;
@@ -51,7 +53,10 @@ export class PostgresSource implements Source {
   private readonly types: ReadonlyMap<string, string>;
   private readonly url: string;
   /** The columns `read` selects, in table order. */
-  private readonly columns: string[];
+  private readonly columns: Column[];
+  /** Each selected column's decoder from the server's text to the value model, where it has one. */
+  private readonly decoders: [string, Decode][];
+  private readonly decoderByName: ReadonlyMap<string, Decode>;
 
   private constructor(
     pool: pg.Pool,
@@ -74,7 +79,12 @@ export class PostgresSource implements Source {
     const wanted = options.columns
       ? new Set([...shape.key, ...(shape.cursorField ? [shape.cursorField] : []), ...options.columns])
       : null;
-    this.columns = columns.map((c) => c.name).filter((c) => !wanted || wanted.has(c));
+    this.columns = columns.filter((c) => !wanted || wanted.has(c.name));
+    this.decoders = this.columns.flatMap((c) => {
+      const decode = decoderOf(c);
+      return decode ? [[c.name, decode] as [string, Decode]] : [];
+    });
+    this.decoderByName = new Map(this.decoders);
   }
 
   static async open(url: string, options: PostgresSourceOptions, shape: SyncShape): Promise<PostgresSource> {
@@ -137,27 +147,50 @@ export class PostgresSource implements Source {
     return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', values };
   }
 
+  /**
+   * Runs a statement. `rows: 'records'` or `'positions'` reads rows as the server's text and decodes
+   * each column into the value model (positions: arrays of the values of `fields`, then any more).
+   */
   private query<T extends pg.QueryResultRow>(
     doing: string,
     sql: string,
     values: unknown[],
-    arrays = false,
+    rows: 'records' | { positions: readonly string[] } | null = null,
   ): Promise<pg.QueryResult<T>> {
     return withClient(this.pool, doing, async (client) => {
+      let result: pg.QueryResult<T>;
       try {
-        return arrays
-          ? await client.query<T>({ text: sql, values, rowMode: 'array' } as pg.QueryConfig)
-          : await client.query<T>(sql, values);
+        result =
+          rows === null
+            ? await client.query<T>(sql, values)
+            : await client.query<T>({
+                text: sql,
+                values,
+                types: asText,
+                ...(rows === 'records' ? {} : { rowMode: 'array' }),
+              } as pg.QueryConfig);
       } catch (err) {
         throw pgError(`${doing} ${this.table}`, err);
       }
+      if (rows === 'records') decodeRows(result.rows, this.decoders);
+      else if (rows !== null)
+        for (const row of result.rows) this.decodePosition(row as unknown as unknown[], rows.positions);
+      return result;
     });
+  }
+
+  private decodePosition(values: unknown[], fields: readonly string[]): void {
+    for (let i = 0; i < fields.length; i++) {
+      const decode = this.decoderByName.get(fields[i]!);
+      const text = values[i];
+      if (decode && typeof text === 'string') values[i] = decode(text);
+    }
   }
 
   async read(req: ReadRequest): Promise<Page<Row>> {
     req.signal.throwIfAborted();
     const { text, values } = this.pageQuery(req, this.selectList);
-    const { rows } = await this.query<Row>('reading', text, values);
+    const { rows } = await this.query<Row>('reading', text, values, 'records');
     const last = rows.at(-1);
     return {
       records: rows,
@@ -179,7 +212,7 @@ export class PostgresSource implements Source {
       'reading the keys of',
       `WITH page AS (${text}) SELECT l.*, c.n FROM (SELECT count(*)::int AS n FROM page) c LEFT JOIN LATERAL (SELECT * FROM page ORDER BY ${desc} LIMIT 1) l ON true`,
       values,
-      true,
+      { positions: fields },
     );
     const row = rows[0] ?? [];
     const count = Number(row.at(-1) ?? 0);
@@ -201,7 +234,7 @@ export class PostgresSource implements Source {
       url: this.url,
       schema: this.options.schema ?? 'public',
       table: this.options.table,
-      columns: this.columns,
+      columns: this.columns.map((c) => c.name),
       where: this.options.where ?? null,
     };
   }
@@ -252,6 +285,7 @@ export class PostgresSource implements Source {
       'taking the high-water mark of',
       `SELECT ${columnList(fields)} FROM ${this.table} ${where} ORDER BY ${desc} LIMIT 1`,
       [],
+      'records',
     );
     return top.rows[0] ? positionOf(top.rows[0], fields) : null;
   }
@@ -325,6 +359,7 @@ export class PostgresSource implements Source {
         'reading by key',
         `SELECT ${this.selectList} FROM ${this.table} WHERE (${columnList(this.shape.key)}) IN (${tuples.join(', ')})${filter}`,
         chunk.flat(),
+        'records',
       );
       records.push(...rows);
     }
@@ -339,13 +374,17 @@ export class PostgresSource implements Source {
     let rewound: unknown[] | null = null;
     if (TIME_TYPES.has(type)) rewound = rewindPosition(k, lookbackMs);
     else if (INTEGER_TYPES.has(type) && Number.isSafeInteger(Number(k[0]))) {
-      // Epoch seconds or milliseconds in an integer column; bigint travels as a string, and stays one.
+      // Epoch seconds or milliseconds in an integer column; a bigint stays one.
       const back = rewindPosition([Number(k[0])], lookbackMs);
-      rewound = back
-        ? [typeof k[0] === 'string' ? String(Math.floor(Number(back[0]))) : Math.floor(Number(back[0]))]
-        : null;
+      const at = back ? Math.floor(Number(back[0])) : null;
+      rewound = at === null ? null : [typeof k[0] === 'bigint' ? BigInt(at) : at];
     }
     return rewound ? ({ k: rewound } as Cursor) : cursor;
+  }
+
+  /** The selected columns with their full types (modifiers included), for a target that creates its table. */
+  async schema(): Promise<SourceSchema> {
+    return { dialect: 'postgres', columns: this.columns.map((c) => ({ name: c.name, type: c.fullType })) };
   }
 
   async close(): Promise<void> {

@@ -76,14 +76,19 @@ export type PostgresRange = {
 export const selectDatabaseIdentity =
   "SELECT 'postgres:' || (SELECT system_identifier FROM pg_control_system()) || '/' || current_database() AS id";
 
-/** A table's columns with what encoding values for them needs; `$1` is the `regclass` text. */
+/** A table's columns: name, full type (modifiers included) and type; `$1` is the `regclass` text. */
 export const selectColumns = `
-SELECT a.attname AS name, t.typname AS type, t.typcategory AS category, e.typname AS element
+SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS "fullType", a.atttypid::int AS oid,
+  a.atttypmod AS typmod
 FROM pg_attribute a
-JOIN pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
 WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum`;
+
+/** The catalog rows of types `$1` (oids), to follow domains to their base and arrays to their element. */
+export const selectTypes = `
+SELECT oid::int AS oid, typname AS name, typtype AS kind, typcategory AS category,
+  typbasetype::int AS base, typtypmod AS typmod, typelem::int AS element, typdelim AS delimiter
+FROM pg_type WHERE oid = ANY($1::oid[])`;
 
 /** Column sets of the table's primary key and unique indexes (non-partial, no expressions). */
 export const selectUniqueKeys = `

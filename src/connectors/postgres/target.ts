@@ -8,6 +8,7 @@ import type { NativeLocation, StoreTransaction, SyncShape, Target } from '../../
 import type { Json, Rejected, Row, WriteResult } from '../../core/types.ts';
 import { type Column, createPool, databaseIdentity, describeTable, withClient } from './client.ts';
 import { CopyEncoder } from './copy.ts';
+import { createTableSql } from './create.ts';
 import { classifyPgError, describePgError, pgError, sqlstateOf } from './errors.ts';
 import {
   columnList,
@@ -20,12 +21,15 @@ import {
   selectStoreSchemas,
   selectUniqueKeys,
 } from './sql.ts';
+import { type Check, checkOf } from './values.ts';
 
 export type PostgresTargetOptions = {
   table: string;
   schema?: string | undefined;
   /** `upsert` inserts or updates by key; `insert` leaves existing keys untouched; `update` touches only existing keys. */
   mode: 'upsert' | 'insert' | 'update';
+  /** Create a missing table from the source's declared columns and key (default); false refuses with TABLE_MISSING. */
+  create?: boolean | undefined;
 };
 
 /** SQLSTATE unique_violation: with COPY straight into the target, a key that already exists. */
@@ -63,6 +67,10 @@ export class PostgresTarget implements Target {
   private readonly plans = new Map<string, Promise<CopyPlan | null>>();
   /** Whether a Sluice store with this sync's checkpoint lives in this database (asked once). */
   private storeHere: Promise<boolean> | undefined;
+  /** Per column, why a value cannot be stored in it exactly (see `./values.ts`). */
+  private readonly checks: ReadonlyMap<string, Check>;
+  /** Strings are their column's input text, not values (a CSV source): see `CopyEncoder`. */
+  private readonly textInput: boolean;
 
   private constructor(
     pool: pg.Pool,
@@ -79,9 +87,11 @@ export class PostgresTarget implements Target {
     this.key = key;
     this.table = qualified(options.schema ?? 'public', options.table);
     this.columns = new Map(columns.map((c) => [c.name, c]));
+    this.textInput = shape.sourceSchema?.dialect === 'csv';
+    this.checks = new Map(columns.map((c) => [c.name, checkOf(c, this.textInput)]));
     // Named by the table and its columns as opened: a session outlives a target (the store's pool),
     // and a table altered since must not meet a stage of its old shape.
-    const shapeOf = `${this.table}\u0000${columns.map((c) => `${c.name}:${c.type}`).join('\u0000')}`;
+    const shapeOf = `${this.table}\u0000${columns.map((c) => `${c.name}:${c.fullType}`).join('\u0000')}`;
     this.stage = quoteIdent(`sluice_stage_${createHash('sha1').update(shapeOf).digest('hex').slice(0, 16)}`);
     this.direct = options.mode !== 'update';
   }
@@ -92,7 +102,7 @@ export class PostgresTarget implements Target {
     const where = `target table ${schema}.${options.table}`;
     try {
       return await withClient(pool, 'opening the target', async (client) => {
-        const columns = await describeTable(client, schema, options.table);
+        const columns = await describeOrCreate(client, schema, options, shape);
         const missing = shape.key.find((k) => !columns.some((c) => c.name === k));
         if (missing)
           throw new ConnectorError('TARGET_COLUMN_MISSING', `${where} has no key column "${missing}"`);
@@ -149,13 +159,13 @@ export class PostgresTarget implements Target {
 
   private async writeOn(client: pg.ClientBase, records: Row[]): Promise<WriteResult<Row>> {
     const rejected: Rejected<Row>[] = [];
+    const columns = this.columnsOf(records);
     const writable = records.filter((record) => {
-      const missing = this.key.find((k) => record[k] === null || record[k] === undefined);
-      if (missing) rejected.push({ record, reason: `key field "${missing}" is missing` });
-      return !missing;
+      const reason = this.problemOf(record, columns);
+      if (reason) rejected.push({ record, reason });
+      return reason === null;
     });
     if (writable.length === 0) return { written: 0, rejected };
-    const columns = this.columnsOf(writable);
     const names = columns.map((c) => c.name);
     if (this.direct) {
       const written = await this.copyDirect(client, writable, columns, columnList(names));
@@ -167,7 +177,15 @@ export class PostgresTarget implements Target {
       client,
       `CREATE TEMP TABLE IF NOT EXISTS ${this.stage} ON COMMIT DELETE ROWS AS SELECT * FROM ${this.table} WITH NO DATA; DELETE FROM ${this.stage}`,
     );
-    const chunk = new ChunkWriter(client, this.encoder, columns, this.stage, this.statement(names), rejected);
+    const chunk = new ChunkWriter(
+      client,
+      this.encoder,
+      columns,
+      this.stage,
+      this.statement(names),
+      rejected,
+      this.textInput,
+    );
     const written = await chunk.write(writable);
     return { written, rejected };
   }
@@ -185,7 +203,10 @@ export class PostgresTarget implements Target {
     await query(client, 'SAVEPOINT sluice_direct');
     try {
       const copy = client.query(copyFrom(`COPY ${this.table} (${names}) FROM STDIN`));
-      await pipeline(Readable.from(this.encoder.chunks(records, columns)), copy);
+      await pipeline(
+        Readable.from(this.encoder.chunks(records, columns, { textInput: this.textInput })),
+        copy,
+      );
       await query(client, 'RELEASE SAVEPOINT sluice_direct');
       return copy.rowCount;
     } catch (err) {
@@ -281,8 +302,9 @@ export class PostgresTarget implements Target {
 
   /**
    * The columns a copy from `from` takes: the target's columns the source selects, in the target's
-   * order (the same list in both statements). Null (decline) where a column's type differs between
-   * the two tables: a cast in the source's SELECT could give another value than the ordinary path,
+   * order (the same list in both statements). Null (decline) where a column's full type differs
+   * between the two tables, modifiers included (`numeric(38,10)` into `numeric(10,2)` would round
+   * without a word; the ordinary path refuses what a column cannot hold exactly): a cast in the source's SELECT could give another value than the ordinary path,
    * which parses the source's text and writes it as the target column's input, so a batch's values
    * would depend on whether it was copied or fell back. Null too where the source selects a column
    * the target lacks: the ordinary path then fails with the configuration error that names it.
@@ -301,7 +323,7 @@ export class PostgresTarget implements Target {
         for (const column of this.columns.values()) {
           const theirs = source.get(column.name);
           if (!theirs || !selected.includes(column.name)) continue;
-          if (theirs.type !== column.type) return null;
+          if (theirs.fullType !== column.fullType) return null;
           columns.push(column.name);
         }
         return { columns };
@@ -346,6 +368,20 @@ export class PostgresTarget implements Target {
       return false;
     });
     return this.storeHere;
+  }
+
+  /**
+   * Why `record` cannot be written as it is — a key field missing, a value its column cannot hold
+   * exactly — or null. The reason names the field.
+   */
+  private problemOf(record: Row, columns: readonly Column[]): string | null {
+    const missing = this.key.find((k) => record[k] === null || record[k] === undefined);
+    if (missing) return `key field "${missing}" is missing`;
+    for (const column of columns) {
+      const problem = this.checks.get(column.name)!(record[column.name]);
+      if (problem) return problem;
+    }
+    return null;
   }
 
   /** The target columns the batch has values for, in table order; a field the table lacks is a config error. */
@@ -455,6 +491,7 @@ class ChunkWriter {
   private readonly statement: string;
   private readonly rejected: Rejected<Row>[];
   private readonly copy: string;
+  private readonly textInput: boolean;
   /** The stage holds a written chunk's rows: the next chunk empties it first. */
   private dirty = false;
 
@@ -465,7 +502,9 @@ class ChunkWriter {
     stage: string,
     statement: string,
     rejected: Rejected<Row>[],
+    textInput: boolean,
   ) {
+    this.textInput = textInput;
     this.client = client;
     this.encoder = encoder;
     this.columns = columns;
@@ -483,7 +522,7 @@ class ChunkWriter {
     this.dirty = false;
     try {
       await pipeline(
-        Readable.from(this.encoder.chunks(chunk, this.columns)),
+        Readable.from(this.encoder.chunks(chunk, this.columns, { textInput: this.textInput })),
         this.client.query(copyFrom(this.copy)),
       );
       const result = await this.client.query(this.statement);
@@ -501,6 +540,30 @@ class ChunkWriter {
       return (await this.write(chunk.slice(0, half))) + (await this.write(chunk.slice(half)));
     }
   }
+}
+
+/**
+ * The table's columns; a missing table is created from the source's declared columns and key,
+ * unless `create: false` (then, or where the source declares none, TABLE_MISSING says so).
+ */
+async function describeOrCreate(
+  client: pg.ClientBase,
+  schema: string,
+  options: PostgresTargetOptions,
+  shape: SyncShape,
+): Promise<Column[]> {
+  try {
+    return await describeTable(client, schema, options.table);
+  } catch (err) {
+    if (!(err instanceof ConnectorError) || err.code !== 'TABLE_MISSING') throw err;
+    if (options.create === false)
+      throw new ConnectorError(
+        'TABLE_MISSING',
+        `target table ${schema}.${options.table} does not exist (create: false): create it, or let the target create it`,
+      );
+  }
+  await client.query(createTableSql(schema, options.table, shape.sourceSchema, shape.key));
+  return describeTable(client, schema, options.table);
 }
 
 async function query(client: pg.ClientBase, sql: string): Promise<void> {

@@ -20,7 +20,16 @@ import type {
   SyncShape,
 } from '../../core/ports.ts';
 import type { Cursor, Json, Page, Phase, Row } from '../../core/types.ts';
-import { columnList, keysetAfter, keysetAtMost, quoteIdent, type SqliteRange, type SqlValue } from './sql.ts';
+import {
+  bindable,
+  columnList,
+  keysetAfter,
+  keysetAtMost,
+  quoteIdent,
+  type SqliteRange,
+  type SqlValue,
+} from './sql.ts';
+import { decoderOf } from './values.ts';
 
 export type SqliteSourceOptions = {
   table: string;
@@ -36,6 +45,8 @@ export class SqliteSource implements Source {
   private readonly options: SqliteSourceOptions;
   private readonly selectList: string;
   private readonly statements = new Map<string, Statement>();
+  /** The table's declared column types, by name. */
+  private readonly declared: ReadonlyMap<string, string>;
 
   constructor(path: string, options: SqliteSourceOptions, shape: SyncShape) {
     this.db = new DatabaseSync(path, { readOnly: true, timeout: 10_000 });
@@ -47,14 +58,17 @@ export class SqliteSource implements Source {
           ...new Set([...shape.key, ...(shape.cursorField ? [shape.cursorField] : []), ...options.columns]),
         ])
       : '*';
-    this.assertTable();
+    this.declared = this.assertTable();
   }
 
-  private assertTable(): void {
-    const columns = this.db
-      .prepare(`SELECT name FROM pragma_table_info(?)`)
-      .all(this.options.table)
-      .map((r) => String(r.name));
+  private assertTable(): Map<string, string> {
+    const declared = new Map(
+      this.db
+        .prepare(`SELECT name, type FROM pragma_table_info(?)`)
+        .all(this.options.table)
+        .map((r) => [String(r.name), String(r.type)] as const),
+    );
+    const columns = [...declared.keys()];
     if (columns.length === 0) {
       throw new ConnectorError('SOURCE_TABLE_MISSING', `source table "${this.options.table}" does not exist`);
     }
@@ -66,6 +80,7 @@ export class SqliteSource implements Source {
         );
       }
     }
+    return declared;
   }
 
   /**
@@ -78,29 +93,41 @@ export class SqliteSource implements Source {
     if (!entry) {
       const stmt = this.db.prepare(sql);
       stmt.setReturnArrays(true);
-      entry = { stmt, names: stmt.columns().map((c) => c.name), bigints: false };
+      const names = stmt.columns().map((c) => c.name);
+      const decoders = names.flatMap((name, i) => {
+        const decode = decoderOf(this.declared.get(name) ?? '');
+        return decode ? [[i, decode] as [number, (value: unknown) => unknown]] : [];
+      });
+      entry = { stmt, names, bigints: false, decoders };
       this.statements.set(sql, entry);
     }
     return entry;
   }
 
   /**
-   * Every row of `sql`. An integer beyond 2^53 fails a plain read ("too large to be represented"):
-   * from then on that statement reads integers as bigints, and keeps as numbers those a double holds.
+   * Every row of `sql`, its values in the value model (`./values.ts`: NaN, booleans, JSON and arrays
+   * by the columns' declared types). An integer beyond 2^53 fails a plain read ("too large to be
+   * represented"): from then on that statement reads integers as bigints, and keeps as numbers
+   * those a double holds.
    */
   private rows(sql: string, values: readonly SqlValue[]): { rows: unknown[][]; names: string[] } {
     const entry = this.statement(sql);
+    let rows: unknown[][] | null = null;
     if (!entry.bigints) {
       try {
-        return { rows: entry.stmt.all(...values) as unknown as unknown[][], names: entry.names };
+        rows = entry.stmt.all(...values) as unknown as unknown[][];
       } catch (err) {
         if (!/too large to be represented/i.test((err as Error).message)) throw err;
         entry.stmt.setReadBigInts(true);
         entry.bigints = true;
       }
     }
-    const rows = entry.stmt.all(...values) as unknown as unknown[][];
-    for (const row of rows) for (let i = 0; i < row.length; i++) row[i] = safeNumber(row[i]);
+    if (rows === null) {
+      rows = entry.stmt.all(...values) as unknown as unknown[][];
+      for (const row of rows) for (let i = 0; i < row.length; i++) row[i] = safeNumber(row[i]);
+    }
+    if (entry.decoders.length > 0)
+      for (const row of rows) for (const [i, decode] of entry.decoders) row[i] = decode(row[i]);
     return { rows, names: entry.names };
   }
 
@@ -122,12 +149,12 @@ export class SqliteSource implements Source {
     const position = this.positionIn(phase, cursor);
     if (position && position.length > 0) {
       parts.push(keysetAfter(fields, position.length));
-      values.push(...(position as SqlValue[]));
+      values.push(...position.map(bindable));
     }
     const bound = boundOf({ phase, highWaterMark: hwm, until }, this.incremental(phase));
     if (bound && bound.length > 0) {
       parts.push(keysetAtMost(fields.slice(0, bound.length)));
-      values.push(...(bound as SqlValue[]));
+      values.push(...bound.map(bindable));
     }
     return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', values };
   }
@@ -197,11 +224,17 @@ export class SqliteSource implements Source {
     return phase === 'incremental' && this.shape.cursorField !== null;
   }
 
+  /** The columns `read` selects, as the table declares them. */
   async schema(): Promise<SourceSchema> {
+    const selected =
+      this.selectList === '*'
+        ? null
+        : new Set(this.statement(`SELECT ${this.selectList} FROM ${quoteIdent(this.options.table)}`).names);
     const columns = this.db
       .prepare('SELECT name, type FROM pragma_table_info(?) ORDER BY cid')
       .all(this.options.table)
-      .map((r) => ({ name: String(r.name), type: String(r.type) }));
+      .map((r) => ({ name: String(r.name), type: String(r.type) }))
+      .filter((c) => !selected || selected.has(c.name));
     return { dialect: 'sqlite', columns };
   }
 
@@ -266,7 +299,7 @@ export class SqliteSource implements Source {
     for (let i = 0; i < keys.length; i += per) {
       const chunk = keys.slice(i, i + per);
       const sql = `SELECT ${this.selectList} FROM ${quoteIdent(this.options.table)} WHERE (${columnList(this.shape.key)}) IN (VALUES ${chunk.map(() => tuple).join(', ')})${filter}`;
-      const { rows, names } = this.rows(sql, chunk.flat() as SqlValue[]);
+      const { rows, names } = this.rows(sql, chunk.flat().map(bindable));
       records.push(...toRecords(rows, names));
     }
     return records;
@@ -277,7 +310,12 @@ export class SqliteSource implements Source {
   }
 }
 
-type Statement = { stmt: StatementSync; names: string[]; bigints: boolean };
+type Statement = {
+  stmt: StatementSync;
+  names: string[];
+  bigints: boolean;
+  decoders: [number, (value: unknown) => unknown][];
+};
 
 /** A bigint a double holds exactly becomes a number again: integers are numbers unless they cannot be. */
 function safeNumber(value: unknown): unknown {

@@ -1,3 +1,5 @@
+import { jsonTextOf } from '../../core/values.ts';
+
 /** The SQLite dialect: identifier quoting and the keyset predicate, each built here only. */
 
 export function quoteIdent(name: string): string {
@@ -25,24 +27,22 @@ export function keysetAtMost(fields: readonly string[]): string {
 export type SqlValue = null | number | bigint | string | Uint8Array;
 
 /**
- * Values SQLite can bind: objects and arrays are stored as JSON text, booleans as 0/1. node:sqlite
- * binds every JS number as a double, which an untyped column keeps as REAL; safe integers go as
- * bigints so they are stored as INTEGER, as the source had them.
+ * A key or cursor value read by a source, bound back as SQLite stored it: booleans as 0/1, NaN as
+ * the text `NaN`, JSON documents and arrays as their JSON text (see `./values.ts`).
  */
-export function toSqlValue(value: unknown): SqlValue {
-  if (value === undefined || value === null) return null;
+export function bindable(value: unknown): SqlValue {
   switch (typeof value) {
+    case 'boolean':
+      return value ? 1n : 0n;
     case 'number':
-      return Number.isSafeInteger(value) ? BigInt(value) : value;
+      return Number.isNaN(value) ? 'NaN' : value;
     case 'bigint':
     case 'string':
       return value;
-    case 'boolean':
-      return value ? 1n : 0n;
     default:
+      if (value === null || value === undefined) return null;
       if (value instanceof Uint8Array) return value;
-      if (value instanceof Date) return value.toISOString();
-      return JSON.stringify(value);
+      return jsonTextOf(value);
   }
 }
 

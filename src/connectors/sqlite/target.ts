@@ -1,17 +1,19 @@
 import { realpathSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ConnectorError } from '../../core/errors.ts';
-import type { NativeLocation, SourceSchema, SyncShape, Target } from '../../core/ports.ts';
+import type { NativeLocation, SyncShape, Target } from '../../core/ports.ts';
 import type { Json, Rejected, Row, WriteResult } from '../../core/types.ts';
+import { fieldReason } from '../../core/values.ts';
 import {
+  bindable,
   columnList,
   keysetAfter,
   keysetAtMost,
   quoteIdent,
   type SqliteRange,
   type SqlValue,
-  toSqlValue,
 } from './sql.ts';
+import { declaredTypes, type Encode, encoderOf, Refusal } from './values.ts';
 
 const SOURCE_ALIAS = 'sluice_source';
 
@@ -21,6 +23,8 @@ export type SqliteTargetOptions = {
   mode: 'upsert' | 'insert';
   /** PRAGMA synchronous for the target file; FULL makes each confirmed batch survive power loss. */
   synchronous: 'FULL' | 'NORMAL';
+  /** Create a missing table on the first write (default); false refuses with TABLE_MISSING. */
+  create?: boolean | undefined;
 };
 
 // SQLite allows 32,766 bound values per statement; rows per statement also stop paying off past a few hundred.
@@ -37,6 +41,10 @@ export class SqliteTarget implements Target {
   private readonly options: SqliteTargetOptions;
   private readonly key: readonly string[];
   private columns: string[] = [];
+  /** How values are stored in each column, by its declared type (see `./values.ts`). */
+  private encoders = new Map<string, Encode>();
+  /** Each column's declared type. */
+  private declared = new Map<string, string>();
   private readonly cursorField: string | null;
   /** The source file attached for copies, if any. */
   private attached: string | null = null;
@@ -52,15 +60,26 @@ export class SqliteTarget implements Target {
     this.key = shape.key;
     this.cursorField = shape.cursorField;
     this.declaredTypes = declaredTypes(shape.sourceSchema);
-    this.columns = this.tableColumns();
+    this.readColumns();
     if (this.columns.length > 0) this.assertUniqueKey();
+    else if (options.create === false) {
+      this.db.close();
+      throw new ConnectorError(
+        'TABLE_MISSING',
+        `target table "${options.table}" does not exist (create: false): create it, or let the target create it`,
+      );
+    }
   }
 
-  private tableColumns(): string[] {
-    return this.db
-      .prepare('SELECT name FROM pragma_table_info(?)')
+  /** The table's columns and, for each, how its declared type stores values. */
+  private readColumns(): void {
+    const columns = this.db
+      .prepare('SELECT name, type FROM pragma_table_info(?) ORDER BY cid')
       .all(this.options.table)
-      .map((r) => String(r.name));
+      .map((r) => ({ name: String(r.name), type: String(r.type) }));
+    this.columns = columns.map((c) => c.name);
+    this.declared = new Map(columns.map((c) => [c.name, c.type]));
+    this.encoders = new Map(columns.map((c) => [c.name, encoderOf(c.type)]));
   }
 
   private assertUniqueKey(): void {
@@ -88,20 +107,23 @@ export class SqliteTarget implements Target {
   }
 
   /**
-   * Creates the table on first write, and adds columns for fields it has not seen. Columns keep the
-   * types a SQLite source declares for them; others are left untyped (SQLite stores any value).
+   * Creates the table on first write, and adds columns for fields it has not seen. Columns declare
+   * the types the source declares for them (a SQLite source's own; another system's chosen to keep
+   * its values, see `declaredTypes`); others are left untyped (SQLite stores any value).
    */
-  private ensureColumns(fields: readonly string[]): void {
+  private ensureColumns(fields: readonly string[], types = this.declaredTypes): void {
     const table = quoteIdent(this.options.table);
     if (this.columns.length === 0) {
-      this.db.exec(createTableSql(table, fields, this.key, this.declaredTypes));
-      this.columns = this.tableColumns();
+      this.db.exec(createTableSql(table, fields, this.key, types));
+      this.readColumns();
       return;
     }
     for (const field of fields) {
       if (this.columns.includes(field)) continue;
       this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(field)}`);
       this.columns.push(field);
+      this.declared.set(field, '');
+      this.encoders.set(field, encoderOf(''));
     }
   }
 
@@ -147,15 +169,20 @@ export class SqliteTarget implements Target {
     const { fields, after, upTo } = range as SqliteRange;
     if (!upTo) return { written: 0, rejected: [] };
     const from = this.attach(location.path);
-    const columns = this.copiedColumns(from, location.table, location.columns);
-    this.ensureColumns(columns);
+    const source = this.copiedColumns(from, location.table, location.columns);
+    const columns = source.map((c) => c.name);
+    // A table created by a copy declares the copied table's types, whatever the sync's source said.
+    this.ensureColumns(columns, declaredTypes({ dialect: 'sqlite', columns: source }));
+    // A column declared otherwise here keeps values otherwise (NaN as 'NaN' in REAL, JSON as text):
+    // the ordinary path stores each value as this table's type keeps it, or refuses it.
+    if (source.some((c) => !sameType(c.type, this.declared.get(c.name) ?? ''))) return null;
     const where = [
       ...(typeof location.where === 'string' ? [`(${location.where})`] : []),
       ...(after ? [keysetAfter(fields, after.length)] : []),
       keysetAtMost(fields),
     ];
     const sql = `INSERT INTO main.${quoteIdent(this.options.table)} (${columnList(columns)}) SELECT ${columnList(columns)} FROM ${from}.${quoteIdent(location.table)} WHERE ${where.join(' AND ')} ORDER BY ${columnList(fields)} ${this.onConflict(columns)}`;
-    const values = [...(after ?? []), ...upTo] as SqlValue[];
+    const values = [...(after ?? []), ...upTo].map(bindable);
     this.db.exec('BEGIN IMMEDIATE');
     try {
       const written = Number(this.copyStatement(sql).run(...values).changes);
@@ -192,32 +219,38 @@ export class SqliteTarget implements Target {
   }
 
   /** The source's columns a copy takes: all of its table's, or the ones its `columns` option names. */
-  private copiedColumns(schema: string, table: string, only: Json | undefined): string[] {
+  private copiedColumns(
+    schema: string,
+    table: string,
+    only: Json | undefined,
+  ): { name: string; type: string }[] {
     const all = this.db
-      .prepare(`SELECT name FROM ${schema}.pragma_table_info(?) ORDER BY cid`)
+      .prepare(`SELECT name, type FROM ${schema}.pragma_table_info(?) ORDER BY cid`)
       .all(table)
-      .map((r) => String(r.name));
+      .map((r) => ({ name: String(r.name), type: String(r.type) }));
     if (!Array.isArray(only)) return all;
     const wanted = new Set([
       ...this.key,
       ...(this.cursorField ? [this.cursorField] : []),
       ...only.map(String),
     ]);
-    return all.filter((c) => wanted.has(c));
+    return all.filter((c) => wanted.has(c.name));
   }
 
   async write(records: Row[], req: { signal: AbortSignal }): Promise<WriteResult<Row>> {
     req.signal.throwIfAborted();
     const rejected: Rejected<Row>[] = [];
-    const writable: Row[] = [];
+    const keyed: Row[] = [];
     for (const record of records) {
       const missing = this.missingKey(record);
-      if (missing === undefined) writable.push(record);
+      if (missing === undefined) keyed.push(record);
       else rejected.push({ record, reason: `key field "${missing}" is missing` });
     }
-    if (writable.length === 0) return { written: 0, rejected };
-    const fields = fieldsOf(writable);
+    if (keyed.length === 0) return { written: 0, rejected };
+    const fields = fieldsOf(keyed);
     this.ensureColumns(fields);
+    const { writable, rows } = this.encode(keyed, fields, rejected);
+    if (writable.length === 0) return { written: 0, rejected };
     const perStatement = Math.max(
       1,
       Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(MAX_VALUES / fields.length)),
@@ -228,6 +261,7 @@ export class SqliteTarget implements Target {
       for (let i = 0; i < writable.length; i += perStatement) {
         written += this.writeChunk(
           writable,
+          rows,
           i,
           Math.min(writable.length, i + perStatement),
           fields,
@@ -242,14 +276,44 @@ export class SqliteTarget implements Target {
     return { written, rejected };
   }
 
+  /**
+   * Each record's values as SQLite stores them, in `fields` order; a record with a value its column
+   * cannot keep is rejected, the reason naming the field.
+   */
+  private encode(
+    records: readonly Row[],
+    fields: readonly string[],
+    rejected: Rejected<Row>[],
+  ): { writable: Row[]; rows: SqlValue[][] } {
+    const encoders = fields.map((f) => this.encoders.get(f)!);
+    const writable: Row[] = [];
+    const rows: SqlValue[][] = [];
+    next: for (const record of records) {
+      const row: SqlValue[] = new Array(fields.length);
+      for (let j = 0; j < fields.length; j++) {
+        const value = record[fields[j]!];
+        const stored = encoders[j]!(value);
+        if (stored instanceof Refusal) {
+          rejected.push({ record, reason: fieldReason(fields[j]!, stored.reason) });
+          continue next;
+        }
+        row[j] = stored;
+      }
+      writable.push(record);
+      rows.push(row);
+    }
+    return { writable, rows };
+  }
+
   private missingKey(record: Row): string | undefined {
     for (const k of this.key) if (record[k] === null || record[k] === undefined) return k;
     return undefined;
   }
 
-  /** Writes `records[start, end)` in one statement; on a failure, each of them alone. */
+  /** Writes `records[start, end)` (stored as `rows`) in one statement; on a failure, each of them alone. */
   private writeChunk(
     records: readonly Row[],
+    rows: readonly SqlValue[][],
     start: number,
     end: number,
     fields: readonly string[],
@@ -259,11 +323,8 @@ export class SqliteTarget implements Target {
     const values: SqlValue[] = new Array((end - start) * width);
     let n = 0;
     for (let i = start; i < end; i++) {
-      const record = records[i]!;
-      for (let j = 0; j < width; j++) {
-        const value = record[fields[j]!];
-        values[n++] = typeof value === 'string' ? value : toSqlValue(value);
-      }
+      const row = rows[i]!;
+      for (let j = 0; j < width; j++) values[n++] = row[j]!;
     }
     this.db.exec('SAVEPOINT chunk');
     try {
@@ -279,7 +340,7 @@ export class SqliteTarget implements Target {
         return 0;
       }
       let written = 0;
-      for (let i = start; i < end; i++) written += this.writeChunk(records, i, i + 1, fields, rejected);
+      for (let i = start; i < end; i++) written += this.writeChunk(records, rows, i, i + 1, fields, rejected);
       return written;
     }
   }
@@ -324,14 +385,7 @@ function createTableSql(
   return `CREATE TABLE IF NOT EXISTS ${table} (${defs.join(', ')}${pk})`;
 }
 
-/** Types a SQLite source declares, where they read as a type name (they are written into DDL). */
-function declaredTypes(schema: SourceSchema | undefined): Map<string, string> {
-  const types = new Map<string, string>();
-  if (schema?.dialect !== 'sqlite') return types;
-  for (const { name, type } of schema.columns)
-    if (/^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?$/.test(type)) types.set(name, type);
-  return types;
-}
+const sameType = (a: string, b: string): boolean => a.trim().toUpperCase() === b.trim().toUpperCase();
 
 function sameFile(a: string, b: string): boolean {
   try {

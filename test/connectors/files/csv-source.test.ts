@@ -6,15 +6,19 @@ import type { Json } from '../../../src/core/types.ts';
 import { tempDir } from '../../support/tmp.ts';
 import { openSource, readAll, request } from './helpers.ts';
 
-const tricky = [
+// An empty field is the empty text when quoted (`""`) and null when not, as in PostgreSQL's CSV
+// (deliberate change, issue 11: an unquoted empty field was the empty text too).
+const tricky: Record<string, string | null>[] = [
   { id: '1', name: 'plain', note: 'a' },
   { id: '2', name: 'with, comma', note: 'say "hi"' },
   { id: '3', name: 'two\nlines', note: 'crlf\r\ninside' },
   { id: '4', name: 'é日本🙂', note: '' },
   { id: '5', name: '"quoted"', note: ',\n,' },
+  { id: '6', name: 'no note', note: null },
 ];
-const quote = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
-const csvOf = (rows: Record<string, string>[], eol = '\n') =>
+const quote = (v: string | null) =>
+  v === null ? '' : v === '' || /[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
+const csvOf = (rows: Record<string, string | null>[], eol = '\n') =>
   rows.map((r) => Object.values(r).map(quote).join(',')).join(eol) + eol;
 const header = 'id,name,note\n';
 

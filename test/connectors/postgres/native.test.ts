@@ -61,7 +61,7 @@ describe('PostgreSQL → PostgreSQL native copy', () => {
         const signal = new AbortController().signal;
         const req = {
           phase: 'backfill' as const,
-          cursor: { key: ['10'] },
+          cursor: { key: [10n] },
           limit: 25,
           highWaterMark: hwm,
           signal,
@@ -69,7 +69,7 @@ describe('PostgreSQL → PostgreSQL native copy', () => {
         const bounds = await source.bounds!(req);
         const page = await source.read(req);
         expect(bounds).toMatchObject({ count: 25, next: page.next, done: page.done });
-        expect(bounds.next).toEqual({ key: ['35'] });
+        expect(bounds.next).toEqual({ key: [35n] });
         const location = source.location!();
         expect(location).toMatchObject({
           system: 'postgres',
@@ -92,10 +92,10 @@ describe('PostgreSQL → PostgreSQL native copy', () => {
         );
         expect(copied.rows).toEqual(expected.rows);
         // The last page: fewer rows than the limit, done, next at its last row.
-        const end = await source.bounds!({ ...req, cursor: { key: ['90'] } });
-        expect(end).toMatchObject({ count: 10, next: { key: ['100'] }, done: true });
-        const empty = await source.bounds!({ ...req, cursor: { key: ['100'] } });
-        expect(empty).toMatchObject({ count: 0, done: true, next: { key: ['100'] } });
+        const end = await source.bounds!({ ...req, cursor: { key: [90n] } });
+        expect(end).toMatchObject({ count: 10, next: { key: [100n] }, done: true });
+        const empty = await source.bounds!({ ...req, cursor: { key: [100n] } });
+        expect(empty).toMatchObject({ count: 0, done: true, next: { key: [100n] } });
         expect(await target.copyFrom!(location, empty.range, { signal })).toEqual({
           written: 0,
           rejected: [],
@@ -135,7 +135,7 @@ describe('PostgreSQL → PostgreSQL native copy', () => {
       const second = await sync.run({ wrapTarget: (t) => spy(t, again) });
       expect(second.run.counters).toMatchObject({ batches: 4, read: 10_000, written: 10_000 });
       expect(again).toEqual({ copies: [3000, 3000, 3000, 1000], writes: [], writesIn: [] });
-      expect(second.checkpoint.cursor).toEqual({ k: ['2024-06-01T00:00:00.000001Z', '10000'] });
+      expect(second.checkpoint.cursor).toEqual({ k: ['2024-06-01T00:00:00.000001Z', 10000n] });
       expect(await tableDigest(env.dst, 'contacts')).toEqual(await tableDigest(env.src, 'contacts'));
       const third = await sync.run();
       expect(third.run.counters.read).toBe(0);
@@ -164,7 +164,7 @@ describe('PostgreSQL → PostgreSQL native copy', () => {
       // and goes the ordinary way on its own, the next batch trying a copy again.
       expect(calls).toEqual({ copies: [1000, null, null], writes: [1000, 1000], writesIn: [] });
       const letters = await env.store.listDeadLetters({ sync: 'contacts', limit: 100 });
-      expect(letters.map((l) => l.key)).toEqual([['1234'], ['2500']]);
+      expect(letters.map((l) => l.key)).toEqual([[1234], [2500]]);
       expect(letters[0]!.reason).toMatch(/violates check constraint "score_small"/);
       expect(letters[1]!.reason).toMatch(/null value in column "email"/);
       expect(outcome.run.counters).toMatchObject({ read: 3000, written: 2998, rejected: 2 });
@@ -227,7 +227,7 @@ describe('PostgreSQL → PostgreSQL native copy', () => {
       expect(calls.copies).toEqual([]);
       expect(calls.writesIn).toEqual([1000, 1000, 1000]);
       const cp = await env.store.getCheckpoint('contacts');
-      expect(cp).toMatchObject({ cursor: { key: ['2000'] }, backfillDone: 2000 });
+      expect(cp).toMatchObject({ cursor: { key: [2000] }, backfillDone: 2000 });
       expect((await env.dst.query('SELECT count(*)::int AS n FROM contacts')).rows[0].n).toBe(2000);
       const resumed = await sync.run({ stopAfterBackfill: true });
       expect(resumed.checkpoint.totals).toMatchObject({ read: 5000, written: 5000 });

@@ -68,7 +68,7 @@ describe('PostgreSQL → PostgreSQL through the engine', () => {
       );
       const second = await sync.run();
       expect(second.run.counters).toMatchObject({ batches: 4, read: 10_000 });
-      expect(second.checkpoint.cursor).toEqual({ k: ['2024-06-01T00:00:00.000001Z', '10000'] });
+      expect(second.checkpoint.cursor).toEqual({ k: ['2024-06-01T00:00:00.000001Z', 10000n] });
       expect(await tableDigest(env.dst, 'contacts')).toEqual(await tableDigest(env.src, 'contacts'));
       const third = await sync.run();
       expect(third.run.counters.read).toBe(0);
@@ -94,7 +94,7 @@ describe('PostgreSQL → PostgreSQL through the engine', () => {
       ).rejects.toThrow('crash after writing batch 3');
       // The third batch's rows went with its checkpoint: the target holds exactly what the checkpoint says.
       const cp = await env.store.getCheckpoint('contacts');
-      expect(cp).toMatchObject({ cursor: { key: ['2000'] }, backfillDone: 2000, totals: { written: 2000 } });
+      expect(cp).toMatchObject({ cursor: { key: [2000] }, backfillDone: 2000, totals: { written: 2000 } });
       expect(
         (await env.dst.query('SELECT count(*)::int AS n, max(id)::int AS m FROM contacts')).rows[0],
       ).toEqual({ n: 2000, m: 2000 });
@@ -124,7 +124,7 @@ describe('PostgreSQL → PostgreSQL through the engine', () => {
       ).rejects.toThrow();
       // Written but not checkpointed: 3,000 rows in the target, a checkpoint at 2,000.
       expect((await env.dst.query('SELECT count(*)::int AS n FROM contacts')).rows[0].n).toBe(3000);
-      expect((await env.store.getCheckpoint('contacts'))?.cursor).toEqual({ key: ['2000'] });
+      expect((await env.store.getCheckpoint('contacts'))?.cursor).toEqual({ key: [2000] });
       const resumed = await sync.run({ stopAfterBackfill: true });
       // Batch 3 was written twice; the upsert by key left one copy of each row.
       expect(resumed.checkpoint.totals).toMatchObject({ read: 5000, written: 5000 });
@@ -157,19 +157,19 @@ describe('PostgreSQL → PostgreSQL through the engine', () => {
         'SELECT id FROM contacts WHERE score = 12.34 OR email IS NULL OR id = 1201 ORDER BY id',
       );
       const letters = await env.store.listDeadLetters({ sync: 'contacts', limit: 1000 });
-      expect(letters.map((l) => l.key)).toEqual(bad.rows.map((r) => [r.id]));
+      expect(letters.map((l) => l.key)).toEqual(bad.rows.map((r) => [Number(r.id)]));
       expect(outcome.run.counters).toMatchObject({
         read: 3000,
         rejected: bad.rows.length,
         written: 3000 - bad.rows.length,
       });
-      expect(letters.find((l) => JSON.stringify(l.key) === '["10"]')?.reason).toMatch(
+      expect(letters.find((l) => JSON.stringify(l.key) === '[10]')?.reason).toMatch(
         /null value in column "email"/,
       );
-      expect(letters.find((l) => JSON.stringify(l.key) === '["1234"]')?.reason).toMatch(
+      expect(letters.find((l) => JSON.stringify(l.key) === '[1234]')?.reason).toMatch(
         /violates check constraint "score_small"/,
       );
-      expect(letters.find((l) => JSON.stringify(l.key) === '["1201"]')?.reason).toMatch(
+      expect(letters.find((l) => JSON.stringify(l.key) === '[1201]')?.reason).toMatch(
         /duplicate key value violates unique constraint "contacts_company"/,
       );
       expect((await env.dst.query('SELECT count(*)::int AS n FROM contacts')).rows[0].n).toBe(
@@ -229,7 +229,7 @@ describe('PostgreSQL → PostgreSQL through the engine', () => {
       expect(failed).toMatchObject({ code: expect.stringMatching(/^PG_(57P01|CONNECTION_LOST)$/) });
       const [run] = await env.store.listRuns({ sync: 'contacts' });
       expect(run).toMatchObject({ status: 'failed', errorCode: (failed as { code: string }).code });
-      expect((await env.store.getCheckpoint('contacts'))?.cursor).toEqual({ key: ['2000'] });
+      expect((await env.store.getCheckpoint('contacts'))?.cursor).toEqual({ key: [2000] });
       await env.dst.query('DROP TRIGGER slow ON contacts');
       const resumed = await sync.run({ stopAfterBackfill: true });
       expect(resumed.checkpoint).toMatchObject({ phase: 'incremental', backfillDone: 5000 });

@@ -70,24 +70,20 @@ describe('PostgreSQL types', () => {
       // 3 rows in backfill; incremental goes on strictly after the high-water mark (updated_at, id),
       // so nothing is read twice, though two rows share the newest updated_at.
       expect(outcome.run.counters).toMatchObject({ read: 3, written: 3, rejected: 0 });
-      // \`json\` keeps its text as written; Sluice carries its value, so compare it as jsonb.
-      const view = 'kinds_view';
-      for (const c of [src, dst])
-        await c.query(
-          `CREATE VIEW ${view} AS SELECT id, ts, plain_ts, day, amount, big, small, ratio, flag, doc, raw::jsonb, words, nums, decimals, stamps, blob, span, note, ident, updated_at FROM kinds`,
-        );
-      expect(await tableDigest(dst, view)).toEqual(await tableDigest(src, view));
+      // Every value as the source holds it, \`json\` text included (whitespace, key order).
+      expect(await tableDigest(dst, 'kinds')).toEqual(await tableDigest(src, 'kinds'));
       const { rows } = await dst.query(
         'SELECT ts::text, doc::text, raw::text, amount::text FROM kinds WHERE id = 1',
       );
       expect(rows[0]).toEqual({
         ts: '2024-05-01 10:00:00.123456+00',
         doc: '{"a": [1, 2.5, null], "b": {"c": "ü \\" \\\\ \\t"}, "big": 12345678901234567890}',
-        // Copied natively (COPY to COPY), \`json\` keeps the source's text exactly, spaces and all.
-        raw: native ? '{"kept":  "as written",  "a": 1}' : '{"kept":"as written","a":1}',
+        // Copied natively (COPY to COPY) or as records, \`json\` keeps the source's text exactly, spaces
+        // and all (deliberate change, issue 11: records carried only its value).
+        raw: '{"kept":  "as written",  "a": 1}',
         amount: '12345678901234567890.123456789',
       });
-      // Records carry exact values: microseconds, and bigint/numeric as strings.
+      // Records carry exact values: microseconds, bigint as a bigint (a string before issue 11), numeric as a string.
       const source = await sync.openSource();
       const page = await source.read({
         phase: 'backfill',
@@ -99,10 +95,10 @@ describe('PostgreSQL types', () => {
       await source.close?.();
       expect(page.records[0]).toMatchObject({
         ts: '2024-05-01T10:00:00.123456Z',
-        big: '9223372036854775807',
+        big: 9223372036854775807n,
         amount: '12345678901234567890.123456789',
       });
-      expect(page.next).toEqual({ key: ['1'] });
+      expect(page.next).toEqual({ key: [1n] });
     } finally {
       await store.close();
     }

@@ -245,13 +245,45 @@ describe('SQLite target: the table it creates', () => {
     expect(indexes).toEqual({ n: 0 });
   });
 
-  it('leaves columns untyped when the source speaks another dialect', async () => {
-    const { path, target } = withSchema('postgres');
-    await target.write([{ id: 1, name: 'a', updated_at: 't' }], { signal });
+  it('declares types that keep a PostgreSQL source’s values, by family, never pasting its type names', async () => {
+    // Deliberate change (issue 11): columns of another dialect were left untyped; now they declare
+    // a type that keeps the value model's values and tells the SQLite source how to read them back.
+    const path = join(tempDir('sqlite-target'), 'b.db');
+    const columns = [
+      ['id', 'bigint'],
+      ['small', 'integer'],
+      ['ratio', 'double precision'],
+      ['amount', 'numeric(38,10)'],
+      ['flag', 'boolean'],
+      ['name', 'character varying(40)'],
+      ['blob', 'bytea'],
+      ['doc', 'jsonb'],
+      ['tags', 'text[]'],
+      ['amounts', 'numeric[]'],
+      ['docs', 'json[]'],
+      ['at', 'timestamp with time zone'],
+      ['evil', 'text; DROP TABLE x'],
+    ];
+    const target = new SqliteTarget(path, options, {
+      sync: 'contacts',
+      key: ['id'],
+      cursorField: null,
+      baseDir: '.',
+      sourceSchema: {
+        dialect: 'postgres',
+        columns: columns.map(([name, type]) => ({ name: name!, type: type! })),
+      },
+    });
+    const record: Row = Object.fromEntries(columns.map(([name]) => [name!, null]));
+    await target.write([{ ...record, id: 1 }], { signal });
     await target.close();
     const db = new DatabaseSync(path, { readOnly: true });
     const sql = String(db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'contacts'").get()?.sql);
     db.close();
-    expect(sql).toBe('CREATE TABLE "contacts" ("id", "name", "updated_at", PRIMARY KEY ("id"))');
+    expect(sql).toBe(
+      'CREATE TABLE "contacts" ("id" INTEGER PRIMARY KEY, "small" INTEGER, "ratio" REAL, "amount" NUMERIC TEXT, ' +
+        '"flag" BOOLEAN, "name" TEXT, "blob" BLOB, "doc" JSON TEXT, "tags" TEXT[], "amounts" NUMERIC[], ' +
+        '"docs" JSON[], "at" TEXT, "evil" TEXT)',
+    );
   });
 });
