@@ -159,6 +159,65 @@ describe('@hubspot/api-client against the HubSpot emulator', () => {
     expect(emu.server.stats.failed).toBe(2);
   });
 
+  it('basicApi.getById by record id and by email with idProperty (any case), 404 for none', async () => {
+    const emu = await emulator(20);
+    const client = clientFor(emu);
+    const byId = await client.crm.contacts.basicApi.getById('7', ['email', 'firstname']);
+    expect(byId.id).toBe('7');
+    expect(byId.properties.email).toBe('contact7@example.com');
+    expect(byId.updatedAt).toBeInstanceOf(Date);
+    const byEmail = await client.crm.contacts.basicApi.getById(
+      'Contact12@Example.com',
+      ['firstname'],
+      undefined,
+      undefined,
+      false,
+      'email',
+    );
+    expect(byEmail.id).toBe('12');
+    expect(byEmail.properties.firstname).toBe('First12');
+    const missing = await thrown(
+      client.crm.contacts.basicApi.getById('nobody@example.com', [], undefined, undefined, false, 'email'),
+    );
+    expect(missing.code).toBe(404);
+  });
+
+  it('batchApi.read by id and by email: found records, a 207 naming the ids not found', async () => {
+    const emu = await emulator(20);
+    const client = clientFor(emu);
+    const byId = await client.crm.contacts.batchApi.read({
+      inputs: [{ id: '3' }, { id: '5' }],
+      properties: ['email'],
+      propertiesWithHistory: [],
+    });
+    expect(byId.status).toBe('COMPLETE');
+    expect(byId.results.map((r) => r.id).sort()).toEqual(['3', '5']);
+    const byEmail = await client.crm.contacts.batchApi.read({
+      inputs: [{ id: 'contact9@example.com' }, { id: 'ghost@example.com' }],
+      idProperty: 'email',
+      properties: ['firstname'],
+      propertiesWithHistory: [],
+    });
+    expect(byEmail.results.map((r) => r.properties.firstname)).toEqual(['First9']);
+    const errors = 'errors' in byEmail ? (byEmail.errors ?? []) : [];
+    expect(errors[0]).toMatchObject({
+      category: 'OBJECT_NOT_FOUND',
+      context: { ids: ['ghost@example.com'] },
+    });
+  });
+
+  it('batchApi.upsert of a property the account lacks: a 400 for the whole batch, as HubSpot answers', async () => {
+    const emu = await emulator(0);
+    const client = clientFor(emu);
+    const err = await thrown(
+      client.crm.contacts.batchApi.upsert({
+        inputs: [{ id: 'a@example.com', idProperty: 'email', properties: { shoe_size: '42' } }],
+      }),
+    );
+    expect(err.code).toBe(400);
+    expect(err.body.message).toContain('PROPERTY_DOESNT_EXIST');
+  });
+
   it('refuses a wrong token with 401', async () => {
     const emu = await emulator(1);
     const client = new Client({ accessToken: 'pat-wrong', basePath: emu.url });

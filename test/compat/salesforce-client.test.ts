@@ -158,4 +158,22 @@ describe('jsforce against the Salesforce emulator', () => {
     expect(res.totalSize).toBe(5);
     expect(refreshed).toBe(1);
   });
+
+  it('retrieve() of several ids (composite sObjects GET) and a SOQL Id IN (…) query', async () => {
+    const emu = await emulator(30);
+    const conn = await session(emu);
+    const ids = [emu.contacts[4]!.Id, emu.contacts[20]!.Id];
+    const records = (await conn
+      .sobject('Contact')
+      .retrieve(ids, { fields: ['Id', 'Email'] })) as unknown as Row[];
+    expect(records.map((r) => r.Email)).toEqual(['c5@example.com', 'c21@example.com']);
+    const list = ids.map((id) => `'${id}'`).join(', ');
+    const found = await conn.query<Row>(`SELECT Id, Email FROM Contact WHERE Id IN (${list}) ORDER BY Id`);
+    expect(found.records.map((r) => r.Id)).toEqual(ids);
+    const err = await conn.query('SELECT Id, Shoe_Size__c FROM Contact').then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ errorCode: 'INVALID_FIELD' });
+  });
 });

@@ -4,9 +4,10 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
  * The HubSpot emulator's contacts (dev-only; never the real service): compact in memory (a million
  * fit), looked up by id and by unique property, with
  * - email matched case-insensitively (HubSpot keeps one contact per address, whatever its case);
- * - a search index that lags writes by `searchLagMs`: until a write is that old, search sees the
- *   contact as it was before (or not at all, if it is new), as HubSpot's index takes in changes
- *   several seconds after they are made;
+ * - a search index that lags writes by up to `searchLagMs`, each write by its own delay (so a later
+ *   change may be searchable before an earlier one): until then search sees the contact as it was
+ *   before (or not at all, if it is new), as HubSpot's index takes in changes several seconds after
+ *   they are made;
  * - the contacts kept in a JSON Lines file when `file` is given: every change is appended, and a new
  *   emulator on the same file starts with them.
  */
@@ -19,8 +20,8 @@ export type Contact = {
   modified: number;
 } & Record<string, string | number>;
 
-/** A contact and, while its last write is younger than the search lag, the version search still sees. */
-type Entry = { c: Contact; writtenAt: number; indexed: Contact | null };
+/** A contact and, until its last write reaches the search index (`visibleAt`), the version search still sees. */
+type Entry = { c: Contact; visibleAt: number; indexed: Contact | null };
 
 /** Properties every HubSpot account has on contacts (the subset the emulator knows). */
 export const STANDARD_PROPERTIES = [
@@ -108,30 +109,38 @@ export class ContactStore {
     return c;
   }
 
-  /** Changes a contact as a write would: search keeps the previous version until the lag has passed. */
-  modify(c: Contact, fields: Record<string, string | number>, at = Date.now()): void {
+  /**
+   * Changes a contact as a write would: search keeps the previous version until this write reaches
+   * the index, `lagMs` later (by default a delay of its own, up to `searchLagMs`).
+   */
+  modify(c: Contact, fields: Record<string, string | number>, at = Date.now(), lagMs?: number): void {
     const e = this.entries.get(c.id)!;
-    if (this.searchLagMs > 0 && at - e.writtenAt >= this.searchLagMs) e.indexed = { ...c };
+    if (at >= e.visibleAt) e.indexed = { ...c };
     for (const p of this.byProp.keys()) {
       const before = c[p];
       if (before !== undefined && p in fields) this.byProp.get(p)!.delete(fold(p, String(before)));
     }
     Object.assign(c, fields);
-    e.writtenAt = at;
+    e.visibleAt = at + (lagMs ?? this.lagOf(c.id, at));
     this.reindex(c);
     this.persist([c]);
   }
 
-  /** The contact as the search index has it at `now`: its previous version while its write is recent. */
+  /** The contact as the search index has it at `now`: its previous version until its last write reaches it. */
   searchView(c: Contact, now: number): Contact | null {
-    if (this.searchLagMs <= 0) return c;
     const e = this.entries.get(c.id)!;
-    return now - e.writtenAt >= this.searchLagMs ? c : e.indexed;
+    return now >= e.visibleAt ? c : e.indexed;
+  }
+
+  /** A write's own delay before search sees it: spread over [0, searchLagMs], the same for the same write. */
+  private lagOf(id: number, at: number): number {
+    if (this.searchLagMs <= 0) return 0;
+    return Math.floor(this.searchLagMs * ((Math.imul(id ^ at, 2654435761) >>> 0) / 2 ** 32));
   }
 
   private place(c: Contact, at: number): void {
     this.contacts.push(c);
-    this.entries.set(c.id, { c, writtenAt: at, indexed: null });
+    this.entries.set(c.id, { c, visibleAt: at === 0 ? 0 : at + this.lagOf(c.id, at), indexed: null });
     this.reindex(c);
   }
 

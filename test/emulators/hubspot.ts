@@ -123,11 +123,14 @@ export class HubSpotEmulator {
     return this.store.findBy(property, value);
   }
 
-  /** Changes contacts as an edit in the CRM would, now: `lastmodifieddate` becomes `at` (ms). */
-  touch(ids: Iterable<number>, at: number, fields: Record<string, string> = {}): void {
+  /**
+   * Changes contacts as an edit in the CRM would, now: `lastmodifieddate` becomes `at` (ms). Search
+   * sees the change `lagMs` later (default: a delay of its own, up to the emulator's `searchLagMs`).
+   */
+  touch(ids: Iterable<number>, at: number, fields: Record<string, string> = {}, lagMs?: number): void {
     for (const id of ids) {
       const c = this.store.get(id);
-      if (c) this.store.modify(c, { ...fields, modified: at });
+      if (c) this.store.modify(c, { ...fields, modified: at }, Date.now(), lagMs);
     }
   }
 
@@ -264,10 +267,9 @@ export class HubSpotEmulator {
     );
     // The index as it is now: contacts written within the lag as they were before (or absent).
     const now = Date.now();
-    const indexed =
-      this.store.searchLagMs > 0
-        ? this.store.contacts.map((c) => this.store.searchView(c, now)).filter((c) => c !== null)
-        : this.store.contacts;
+    const indexed = this.store.contacts
+      .map((c) => this.store.searchView(c, now))
+      .filter((c): c is Contact => c !== null);
     const hits = indexed.filter(
       (c) => compiled.length === 0 || compiled.some((g) => g.every((f) => f.test(value(c, f.name)))),
     );

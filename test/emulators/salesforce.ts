@@ -12,7 +12,8 @@ import { compare, evaluate, fieldsOf, parseSoql, type Query, SoqlError, type Val
  *   GET   /services/data/vXX.X/query/<locator>-<offset>  the next chunk (queryMore); 2,000 per chunk by default
  *   PATCH /services/data/vXX.X/composite/sobjects/Contact/<ExternalIdField>  ≤200 records, allOrNone
  *         → [{ id, success, errors: [{ statusCode, message, fields }], created }]
- *   GET   /services/data/vXX.X/composite/sobjects/Contact?ids=…&fields=…  records by Id (null where none)
+ *   GET   /services/data/vXX.X/composite/sobjects/Contact?ids=…&fields=…  records by Id (null where none;
+ *         or POST with `{ ids, fields }`)
  * Errors are Salesforce's `[{ message, errorCode }]`; an expired session answers 401 INVALID_SESSION_ID.
  * As strict as the documentation: unknown fields refuse the whole call (`INVALID_FIELD`), values are
  * checked against the field's type (salesforce-fields.ts), external ids match case-insensitively
@@ -173,8 +174,15 @@ export class SalesforceEmulator {
       return this.upsertOne(one[1]!, decodeURIComponent(one[2]!), req.body as UpsertRecord | null);
     const byId = /^\/sobjects\/Contact\/(\w+)$/.exec(rest!);
     if (byId && req.method === 'GET') return this.retrieve(version!, byId[1]!);
-    if (rest === '/composite/sobjects/Contact' && req.method === 'GET')
-      return this.retrieveMany(version!, req.url.searchParams);
+    if (rest === '/composite/sobjects/Contact' && req.method === 'GET') {
+      const q = req.url.searchParams;
+      const list = (name: string) => (q.get(name) ?? '').split(',').filter(Boolean);
+      return this.retrieveMany(version!, list('ids'), list('fields'));
+    }
+    if (rest === '/composite/sobjects/Contact' && req.method === 'POST') {
+      const b = (req.body ?? {}) as { ids?: string[]; fields?: string[] };
+      return this.retrieveMany(version!, b.ids ?? [], b.fields ?? []);
+    }
     return notFound(path);
   }
 
@@ -320,10 +328,12 @@ export class SalesforceEmulator {
     return { status: 200, body: this.render(c, fields, version) };
   }
 
-  /** `GET …/composite/sobjects/Contact?ids=&fields=`: the records in the order asked, null where none. */
-  private retrieveMany(version: string, q: URLSearchParams): EmulatorResponse {
-    const ids = (q.get('ids') ?? '').split(',').filter(Boolean);
-    const fields = (q.get('fields') ?? 'Id').split(',').filter(Boolean);
+  /**
+   * `GET …/composite/sobjects/Contact?ids=&fields=` (or `POST` with `{ ids, fields }`, for many ids):
+   * the records in the order asked, null where none.
+   */
+  private retrieveMany(version: string, ids: string[], asked: string[]): EmulatorResponse {
+    const fields = asked.length ? asked : ['Id'];
     const unknown = this.fields.unknown(fields);
     if (unknown.length) return invalidField(unknown[0]!);
     if (ids.length > 2000)

@@ -123,7 +123,7 @@ export class RateGate {
   release(ticket: Ticket): void {
     if (ticket.windows.length === 0) return;
     const now = this.now();
-    ticket.windows.forEach((w, i) => w.release(ticket.slots[i]!, now));
+    for (let i = 0; i < ticket.windows.length; i++) ticket.windows[i]!.release(ticket.slots[i]!, now);
     if (this.queue.length) this.pump();
   }
 
@@ -168,7 +168,8 @@ export class RateGate {
       }
       // A slot in flight frees when its call is answered (`release` pumps); others at a known time.
       if (at > now && Number.isFinite(at)) wake = Math.min(wake, at);
-      for (const w of waiter.windows) held.add(w);
+      // Only the windows that hold this waiter back are closed to those behind it.
+      for (const w of waiter.windows) if (w.openAt() > now || held.has(w)) held.add(w);
       // Every call counts in the main window: once it holds one waiter, it holds all behind.
       if (this.main && held.has(this.main)) break;
       i++;
