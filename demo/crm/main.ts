@@ -12,9 +12,11 @@
  * 2. writes sluice.config.ts: sync `contacts`, hubspot → salesforce, upsert by HubSpot_Id__c, a map
  *    to Contact fields (demo/crm/mapping.ts), runs time-boxed to a few seconds;
  * 3. `sluice backfill contacts` (many runs; a live bar on a terminal);
- * 4. changes 1% of the HubSpot contacts through its batch upsert API (updates and new contacts);
+ * 4. changes 1% of the HubSpot contacts through its batch upsert API (updates and new contacts), and
+ *    waits out the search index's lag (the emulator's index, like HubSpot's, takes changes in late);
  * 5. `sluice run contacts`: incremental, the changes plus a lookback window (again while a time-boxed
- *    run ends with work left);
+ *    run ends with work left), then one more run with nothing changed: records the lookback reads
+ *    again are found unchanged (fingerprints) and not written, so only the changed ones ever are;
  * 6. fetches both sides over HTTP and compares every contact by key and content hash; the invalid
  *    emails must be exactly the dead letters (`sluice dead-letters list`);
  * 7. prints a summary and stops the emulators, whatever happened. Exits 1 if verification fails.
@@ -52,6 +54,13 @@ const SERVE = fileURLToPath(new URL('../../test/emulators/serve.ts', import.meta
  */
 const BURST = { requests: 190, perMs: 10_000 };
 const SEARCH = { requests: 4, perMs: 1_000 };
+/**
+ * The emulator's search index takes each change in up to this long after it is made; the source
+ * reads changes only once they are older than SEARCH_LAG_MS (HubSpot's default is 30 s, for its
+ * "several seconds"; the demo's emulator lags less, so the demo waits less).
+ */
+const INDEX_LAG_MS = 1_000;
+const SEARCH_LAG_MS = 2_000;
 /** HubSpot's list endpoint returns at most 100 contacts per call. */
 const LIST_PAGE = 100;
 const PER_SECOND = 500;
@@ -113,6 +122,8 @@ async function startEmulators(options: Options): Promise<{ urls: Urls; child: Ch
       `${BURST.requests}/${BURST.perMs}`,
       '--search-rate-limit',
       `${SEARCH.requests}/${SEARCH.perMs}`,
+      '--search-lag',
+      String(INDEX_LAG_MS),
       '--salesforce',
       '1',
     ],
@@ -170,11 +181,18 @@ export default defineConfig({
   },
   syncs: {
     contacts: {
-      source: { connection: 'hubspot', properties: [...HUBSPOT_PROPERTIES], searchPageSize: 200 },
+      // Changes are read once the search index has surely taken them in (the emulator's lags ${INDEX_LAG_MS} ms).
+      source: {
+        connection: 'hubspot',
+        properties: [...HUBSPOT_PROPERTIES],
+        searchPageSize: 200,
+        searchLagMs: ${SEARCH_LAG_MS},
+      },
       target: { connection: 'salesforce', object: 'Contact', externalIdField: EXTERNAL_ID },
       key: 'id',
-      // Each incremental run re-reads this much before its checkpoint; a run must be able to read
-      // more than the window holds (here ~1,900 changes/s at most vs ~800 search results/s).
+      // Each incremental run re-reads this much before its checkpoint (records committed late); what it
+      // reads again unchanged is not written again. A run must be able to read more than the window
+      // holds (here ~1,900 changes/s at most vs ~800 search results/s).
       cursor: { field: 'lastmodifieddate', lookback: '1s' },
       batch: { size: ${options.batch} },
       maxRunDuration: '${options.maxRunDuration}',
@@ -377,13 +395,17 @@ async function main(): Promise<void> {
     say('Changing 1% of the HubSpot contacts through its batch upsert API: updates and new contacts');
     const changed = await changeOnePercent(urls, options.contacts);
     info(`${n(changed.updated)} updated, ${n(changed.created)} created`);
+    // The source reads a change once it is older than its searchLagMs: a run started sooner would
+    // simply leave the newest changes to the next run. Waiting lets the first run find them all.
+    info(`waiting ${SEARCH_LAG_MS / 1000} s for the search index to take the changes in`);
+    await sleep(SEARCH_LAG_MS);
 
     say(
       `sluice run contacts (incremental: the changes plus the 1 s lookback; again while a run ends with work left)`,
     );
     const beforeRun = await stats(urls.hubspot);
     t = Date.now();
-    const c = { runs: 0, batches: 0, read: 0, written: 0, rejected: 0 };
+    const c = { runs: 0, batches: 0, read: 0, written: 0, unchanged: 0, rejected: 0 };
     // Each run is time-boxed like the backfill's, and the search API allows a few calls a second,
     // so 1% of a million takes several runs: run again while the last one says work is left.
     let lastCursor = '';
@@ -394,7 +416,7 @@ async function main(): Promise<void> {
         run: {
           id: number;
           more: boolean | null;
-          counters: { batches: number; read: number; written: number; rejected: number };
+          counters: { batches: number; read: number; written: number; unchanged: number; rejected: number };
         };
       };
       const r = outcome.run.counters;
@@ -402,6 +424,7 @@ async function main(): Promise<void> {
       c.batches += r.batches;
       c.read += r.read;
       c.written += r.written;
+      c.unchanged += r.unchanged;
       c.rejected += r.rejected;
       more = outcome.run.more === true;
       // Each run starts a lookback earlier than its checkpoint: if that window holds more records
@@ -412,10 +435,27 @@ async function main(): Promise<void> {
       if (more && stalled >= 3)
         throw new Error('incremental runs make no progress: the lookback window holds more than a run reads');
       info(
-        `run ${outcome.run.id}: ${r.batches} batches, ${n(r.read)} read, ${n(r.written)} written, ${r.rejected} rejected${more ? ', work left' : ', caught up'}`,
+        `run ${outcome.run.id}: ${r.batches} batches, ${n(r.read)} read, ${n(r.unchanged)} unchanged, ${n(r.written)} written, ${r.rejected} rejected${more ? ', work left' : ', caught up'}`,
       );
     }
+    // Nothing changed since: this run's lookback reads the last second of changes again, finds them
+    // as they were written (fingerprints), and writes none of them.
+    const quiet = JSON.parse(sluice(dir, ['run', 'contacts', '--json'], true)) as {
+      run: { id: number; counters: { read: number; written: number; unchanged: number; rejected: number } };
+    };
+    const q = quiet.run.counters;
+    info(
+      `run ${quiet.run.id} (nothing changed): ${n(q.read)} read again by the lookback, ${n(q.unchanged)} unchanged, ${n(q.written)} written`,
+    );
+    c.runs += 1;
+    c.read += q.read;
+    c.written += q.written;
+    c.unchanged += q.unchanged;
+    c.rejected += q.rejected;
     const incrementalMs = Date.now() - t;
+    const changes = changed.updated + changed.created;
+    // Every change written once, nothing else: what was read again was found unchanged.
+    const onlyChanged = c.written === changes && q.written === 0 && c.read === c.written + c.unchanged;
     const afterRun = await stats(urls.hubspot);
 
     say('Verifying: every HubSpot contact in Salesforce, mapped, by key and content hash');
@@ -468,7 +508,8 @@ async function main(): Promise<void> {
       different.length === 0 &&
       extra.length === 0 &&
       expectedHash === actualHash &&
-      lettersMatch;
+      lettersMatch &&
+      onlyChanged;
     say('Summary');
     const rl = (a: Stats, b: Stats) => b.rateLimited - a.rateLimited;
     process.stdout.write(
@@ -476,7 +517,8 @@ async function main(): Promise<void> {
         `   backfill:     ${n(backfill.records)} records in ${n(backfill.runs)} runs, ${n(backfill.batches)} batches, ${(backfill.elapsedMs / 1000).toFixed(1)} s, ${n(backfill.recordsPerSecond)} records/s (the rate limit allows ${n(perSecond)})`,
         `   HubSpot API:  ${n(afterBackfill.requests - before.requests)} requests, ${rl(before, afterBackfill)} answered 429 during the backfill; ${rl(beforeRun, afterRun)} during the incremental runs`,
         `   peak memory:  ${backfill.peakRssMb} MB (RSS of the sluice backfill process)`,
-        `   incremental:  ${n(changed.updated + changed.created)} changes (${n(changed.updated)} updated, ${n(changed.created)} new) in ${c.runs} run${c.runs === 1 ? '' : 's'}, ${c.batches} batches, ${(incrementalMs / 1000).toFixed(1)} s including start-up; ${n(c.read)} read (changes + lookback), ${n(c.written)} written`,
+        `   incremental:  ${n(changes)} changes (${n(changed.updated)} updated, ${n(changed.created)} new) in ${c.runs} run${c.runs === 1 ? '' : 's'}, ${(incrementalMs / 1000).toFixed(1)} s including start-up`,
+        `                 ${n(c.read)} read (changes + lookback), ${n(c.unchanged)} unchanged (read again, not written), ${n(c.written)} written (${onlyChanged ? 'exactly the changed records' : `NOT the ${n(changes)} changed records`})`,
         `   dead letters: ${letters.length} (${lettersMatch ? 'exactly the contacts seeded with an invalid email, refused by Salesforce' : 'NOT the contacts seeded with an invalid email'})`,
         `   verified:     ${ok ? 'every HubSpot contact is in Salesforce with the mapped content, or a dead letter' : 'MISMATCH between HubSpot and Salesforce'}`,
         `   total:        ${((Date.now() - t0) / 1000).toFixed(1)} s`,
