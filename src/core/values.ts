@@ -38,6 +38,23 @@ export function rawJsonText(value: unknown): string | undefined {
   return isRawJSON(value) ? value.rawJSON : undefined;
 }
 
+/**
+ * Arrays that are one JSON document each. In a json[] column a JS array is either a dimension of
+ * the column's array or a document that is an array (`'[1, 2]'::jsonb`); these are the latter.
+ */
+const arrayDocuments = new WeakSet<object>();
+
+/** Marks `items` as one JSON document (an element of a json or jsonb array column), not a dimension. */
+export function jsonArray<T extends unknown[]>(items: T): T {
+  arrayDocuments.add(items);
+  return items;
+}
+
+/** Whether `value` is an array that is one JSON document (read from JSON text, or marked by `jsonArray`). */
+export function isJsonArray(value: unknown): value is unknown[] {
+  return Array.isArray(value) && arrayDocuments.has(value);
+}
+
 /** The text a JSON document was read from, by the object it was parsed into, and what of it counts. */
 type Kept = { text: string; keep: 'text' | 'numbers'; canonical: string | undefined };
 const texts = new WeakMap<object, Kept>();
@@ -45,7 +62,8 @@ const texts = new WeakMap<object, Kept>();
 /**
  * A JSON document read from a column, as the value model has it: `null` text is `jsonNull`; a
  * top-level string or number whose text is not how `stringifyJson` writes it (`1.50`, `"caf\u00e9"`)
- * keeps its text as a `JSON.rawJSON` value; an object or array remembers its text where `keep`
+ * keeps its text as a `JSON.rawJSON` value; an array is marked a document (`isJsonArray`); an
+ * object or array remembers its text where `keep`
  * asks (`text`: always, as `json` keeps whitespace, key order and duplicate keys; `numbers`: only
  * where some number is written otherwise than its value would be, as `jsonb` keeps `1.50`), for
  * `jsonTextOf` to write back while the value is unchanged. Throws on text that is not JSON.
@@ -57,6 +75,7 @@ export function readJson(text: string, keep: 'text' | 'numbers'): unknown {
     const trimmed = text.trim();
     return stringifyJson(value) === trimmed ? value : rawJSON(trimmed);
   }
+  if (Array.isArray(value)) arrayDocuments.add(value);
   if (keep === 'text' || !numbersRoundTrip(text)) texts.set(value, { text, keep, canonical: undefined });
   return value;
 }

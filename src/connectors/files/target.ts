@@ -5,7 +5,14 @@ import { ConnectorError } from '../../core/errors.ts';
 import { parseJson, stringifyJson } from '../../core/json.ts';
 import type { Target, WriteRequest } from '../../core/ports.ts';
 import type { Rejected, Row, WriteResult } from '../../core/types.ts';
-import { fieldReason, isJsonNull, keptJson, numbersKeepText, rawJsonText } from '../../core/values.ts';
+import {
+  fieldReason,
+  isJsonArray,
+  isJsonNull,
+  keptJson,
+  numbersKeepText,
+  rawJsonText,
+} from '../../core/values.ts';
 import { MALFORMED_FIELD } from './source.ts';
 
 /**
@@ -199,9 +206,13 @@ function valueProblem(
   const kept = keptJson(value);
   if (kept && (kept.keep === 'text' ? kept.text !== stringifyJson(value) : !numbersKeepText(kept.text)))
     return 'JSON Lines keeps a JSON value, not its text as written (whitespace, key order, duplicate keys, 1.50)';
-  const array = Array.isArray(value);
-  for (const item of array ? value : Object.values(value)) {
-    const problem = valueProblem(item, array && standalone, state, depth + 1);
+  // An array that is not a JSON document is a column's array: its elements stand alone, and one
+  // that is an array document could not be told from a dimension once read back.
+  const elements = Array.isArray(value) && standalone && !isJsonArray(value);
+  for (const item of Array.isArray(value) ? value : Object.values(value)) {
+    if (elements && isJsonArray(item))
+      return 'JSON Lines cannot tell an array document in an array of documents from a nested array';
+    const problem = valueProblem(item, elements, state, depth + 1);
     if (problem !== null) return problem;
   }
   return null;

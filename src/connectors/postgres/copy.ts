@@ -1,4 +1,4 @@
-import { isSerializedBytes, jsonTextOf } from '../../core/values.ts';
+import { isJsonArray, isSerializedBytes, jsonTextOf } from '../../core/values.ts';
 import type { Column } from './client.ts';
 
 /** One non-null value in its column's COPY text syntax, escaped. */
@@ -101,16 +101,20 @@ function scalar(value: unknown, type: string): string {
   }
 }
 
-/** `{1,NULL,"a \"b\""}`: every element quoted (so commas, braces and spaces are data), NULL bare. */
+/**
+ * `{1,NULL,"a \"b\""}`: every element quoted (so commas, braces and spaces are data), NULL bare. A
+ * nested array is a dimension, except an array that is a JSON document in a json array (`isJsonArray`).
+ */
 function arrayLiteral(values: readonly unknown[], element: string): string {
+  const json = element === 'json' || element === 'jsonb';
   let out = '{';
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (i > 0) out += ',';
     if (v === null || v === undefined) out += 'NULL';
-    else if (Array.isArray(v)) out += arrayLiteral(v, element);
+    else if (Array.isArray(v) && !(json && isJsonArray(v))) out += arrayLiteral(v, element);
     else {
-      const text = element === 'json' || element === 'jsonb' ? jsonTextOf(v) : scalar(v, element);
+      const text = json ? jsonTextOf(v) : scalar(v, element);
       out +=
         text.includes('\\') || text.includes('"')
           ? `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`

@@ -3,6 +3,7 @@ import {
   decimalOf,
   decimalScale,
   fieldReason,
+  isJsonArray,
   isJsonNull,
   isSerializedBytes,
   jsonProblem,
@@ -123,8 +124,9 @@ export type Check = (value: unknown) => string | null;
  * strings are the column's input text (a CSV source), checked by the server itself.
  */
 export function checkOf(column: Column, textInput: boolean): Check {
-  const scalar = scalarCheck(column.category === 'A' ? (column.element ?? 'text') : column.type, column);
-  const check = column.category === 'A' ? elementsCheck(scalar) : scalar;
+  const type = column.category === 'A' ? (column.element ?? 'text') : column.type;
+  const scalar = scalarCheck(type, column);
+  const check = column.category === 'A' ? elementsCheck(scalar, type === 'json' || type === 'jsonb') : scalar;
   return (value) => {
     if (value === null || value === undefined) return null;
     if (typeof value === 'string' && textInput) return textProblem(value);
@@ -133,12 +135,13 @@ export function checkOf(column: Column, textInput: boolean): Check {
   };
 }
 
-function elementsCheck(element: Check): Check {
+/** `json`: elements are JSON documents, an array among them one document (`isJsonArray`), not a dimension. */
+function elementsCheck(element: Check, json: boolean): Check {
   const check: Check = (value) => {
     if (!Array.isArray(value)) return typeof value === 'string' ? textProblem(value) : null;
     for (const item of value) {
       if (item === null || item === undefined) continue;
-      const problem = Array.isArray(item) ? check(item) : element(item);
+      const problem = Array.isArray(item) && !(json && isJsonArray(item)) ? check(item) : element(item);
       if (problem) return problem;
     }
     return null;

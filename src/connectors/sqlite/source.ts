@@ -118,6 +118,11 @@ export class SqliteSource implements Source {
         rows = entry.stmt.all(...values) as unknown as unknown[][];
       } catch (err) {
         if (!/too large to be represented/i.test((err as Error).message)) throw err;
+      }
+      // node:sqlite reads -2^63 (INT64_MIN) as the double -2^63 without the error it gives every
+      // other integer beyond 2^53: a double of that value may be it, so the rows are read again.
+      if (rows !== null && rows.some((row) => row.includes(INT64_MIN_AS_DOUBLE))) rows = null;
+      if (rows === null) {
         entry.stmt.setReadBigInts(true);
         entry.bigints = true;
       }
@@ -322,6 +327,7 @@ function safeNumber(value: unknown): unknown {
   return typeof value === 'bigint' && value >= MIN_SAFE && value <= MAX_SAFE ? Number(value) : value;
 }
 const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const INT64_MIN_AS_DOUBLE = -(2 ** 63);
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**

@@ -3,6 +3,7 @@ import type { SourceSchema } from '../../core/ports.ts';
 import {
   decimalOf,
   familyOf,
+  isJsonArray,
   isJsonNull,
   isSerializedBytes,
   jsonProblem,
@@ -142,7 +143,8 @@ function encodeElements(items: readonly unknown[], family: ValueFamily): unknown
     const item = items[i];
     let encoded: unknown;
     if (item === null || item === undefined) encoded = null;
-    else if (Array.isArray(item)) encoded = encodeElements(item, family);
+    else if (Array.isArray(item) && !(family === 'json' && isJsonArray(item)))
+      encoded = encodeElements(item, family);
     else if (family === 'json') {
       const problem = jsonProblem(item);
       encoded = problem ? new Refusal(problem) : jsonTextOf(item);
