@@ -1,19 +1,46 @@
 import { type Context, Hono } from 'hono';
-import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { z } from 'zod';
-import { parseJson, stringifyJson } from '../core/json.ts';
+import { SluiceError } from '../core/errors.ts';
+import { parseJson } from '../core/json.ts';
 import type { Json } from '../core/types.ts';
 import type { Runtime } from '../runtime/port.ts';
 import type { Workspace } from '../runtime/workspace.ts';
 import { tokenAccepted } from './auth.ts';
+import { fail, json, readText } from './body.ts';
 
 const limitParam = z.coerce.number().int().positive().max(10_000).default(50);
-const runBody = z.strictObject({ payload: z.json().optional() }).default({});
+const requestId = z.coerce.number().int().positive();
+// The payload is whatever JSON was sent: parseJson gives only JSON values (a bigint for an integer
+// beyond 2^53, which z.json() would refuse).
+const runBody = z.strictObject({ payload: z.unknown().optional() }).default({});
 
-/** A JSON answer that keeps integers beyond 2^53 exact (a key, a cursor). */
-function json(c: Context, value: unknown, status: ContentfulStatusCode = 200): Response {
-  return c.body(stringifyJson(value), status, { 'content-type': 'application/json; charset=UTF-8' });
+/** The largest request body the API reads (a data store value, a run's payload). */
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+/** A request the API cannot act on: answered 400 with the reason. */
+class BadRequestError extends SluiceError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BAD_REQUEST', message, options);
+    this.name = 'BadRequestError';
+  }
 }
+
+/**
+ * The request's JSON body (integers beyond 2^53 exact), `undefined` when it is empty, or null when
+ * it is over the limit. Text that is not JSON is a {@link BadRequestError} naming the parse error.
+ */
+async function readJson(c: Context): Promise<{ value: unknown } | null> {
+  const text = await readText(c, MAX_BODY_BYTES);
+  if (text === null) return null;
+  if (text.trim() === '') return { value: undefined };
+  try {
+    return { value: parseJson(text) };
+  } catch (err) {
+    throw new BadRequestError(`malformed JSON body: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+const tooLarge = (c: Context) => fail(c, 413, `body over ${MAX_BODY_BYTES} bytes (16 MiB)`, 'BODY_TOO_LARGE');
 
 /** The REST API under `/api`, behind the configured API tokens. */
 export function apiRoutes(ws: Workspace, runtime: Runtime): Hono {
@@ -21,16 +48,18 @@ export function apiRoutes(ws: Workspace, runtime: Runtime): Hono {
   const tokens = ws.config.config.server.apiTokens;
 
   api.use('*', async (c, next) => {
+    // Refused before the body is read; the connection is closed rather than the body drained.
     if (tokens.length === 0)
-      return json(c, { error: 'unauthorized: no API token is configured (server.apiTokens)' }, 401);
+      return fail(c, 401, 'unauthorized: no API token is configured (server.apiTokens)', 'UNAUTHORIZED');
     if (!tokenAccepted(c.req.header('authorization'), tokens))
-      return json(c, { error: 'unauthorized: bearer token required' }, 401);
+      return fail(c, 401, 'unauthorized: bearer token required', 'UNAUTHORIZED');
     await next();
   });
 
   api.onError((err, c) => {
     const code = (err as { code?: string }).code;
     if (code === 'SYNC_UNKNOWN') return json(c, { error: err.message, code }, 404);
+    if (err instanceof BadRequestError) return json(c, { error: err.message, code: err.code }, 400);
     if (err instanceof z.ZodError) return json(c, { error: z.prettifyError(err), code: 'BAD_REQUEST' }, 400);
     return json(c, { error: err.message, code: code ?? 'INTERNAL' }, 500);
   });
@@ -49,14 +78,15 @@ export function apiRoutes(ws: Workspace, runtime: Runtime): Hono {
   api.post('/syncs/:name/runs', async (c) => {
     const name = c.req.param('name');
     ws.sync(name);
-    const text = await c.req.text();
-    const body = runBody.parse(text ? parseJson(text) : {});
+    const read = await readJson(c);
+    if (read === null) return tooLarge(c);
+    const body = runBody.parse(read.value ?? {});
     const request = await runtime.request(name, { trigger: 'api', payload: (body.payload ?? null) as Json });
     return json(c, { requestId: request.id, sync: name, lane: request.lane, status: request.status }, 202);
   });
 
   api.get('/requests/:id', async (c) => {
-    const request = await ws.store.queue?.get(Number(c.req.param('id')));
+    const request = await ws.store.queue?.get(requestId.parse(c.req.param('id')));
     return request ? json(c, request) : json(c, { error: 'no such request' }, 404);
   });
 
@@ -75,7 +105,10 @@ export function apiRoutes(ws: Workspace, runtime: Runtime): Hono {
       : json(c, { key: c.req.param('key'), value });
   });
   api.put('/store/:key', async (c) => {
-    const value = z.json().parse(parseJson(await c.req.text())) as Json;
+    const read = await readJson(c);
+    if (read === null) return tooLarge(c);
+    if (read.value === undefined) throw new BadRequestError('the body must be the JSON value to store');
+    const value = read.value as Json;
     await ws.store.data.set(c.req.param('key'), value);
     return json(c, { key: c.req.param('key'), value });
   });
