@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RunRequest } from '../core/ports.ts';
 import type { Runtime } from '../runtime/port.ts';
 import type { Workspace } from '../runtime/workspace.ts';
 
@@ -69,11 +70,59 @@ export function createMetrics(ws: Workspace, runtime: Runtime): Registry {
     },
   });
 
-  runtime.on('run:start', ({ request, laneWaitMs }) =>
-    laneWait.observe({ lane: request.lane }, laneWaitMs / 1000),
-  );
+  // A request's lane wait runs from when it first fell due to the start of the attempt that went
+  // ahead. An attempt refused because its lane or sync was busy (it ends `requeued`) is no start,
+  // and its requeue (which moves the request's notBefore) does not restart the clock. The runtime
+  // says an attempt went ahead with its first progress (a batch saved) or its end, whichever comes
+  // first: the wait is observed then, once per request.
+  type Attempt = {
+    sync: string;
+    lane: string;
+    dueAt: number;
+    startedAt: number;
+    live: boolean;
+    seen: boolean;
+  };
+  const attempts = new Map<number, Attempt>();
+  const observe = (attempt: Attempt) => {
+    if (attempt.seen) return;
+    attempt.seen = true;
+    laneWait.observe({ lane: attempt.lane }, Math.max(0, attempt.startedAt - attempt.dueAt) / 1000);
+  };
+  const dueAt = (request: RunRequest) => Math.max(request.createdAt, request.notBefore);
+  runtime.on('run:start', ({ request }) => {
+    attempts.set(request.id, {
+      sync: request.sync,
+      lane: request.lane,
+      dueAt: attempts.get(request.id)?.dueAt ?? dueAt(request),
+      startedAt: request.startedAt ?? Date.now(),
+      live: true,
+      seen: false,
+    });
+  });
+  runtime.on('run:progress', ({ sync }) => {
+    const live = [...attempts.values()].filter((a) => a.live && a.sync === sync);
+    // Two attempts of one sync at once (its own lane and a webhook's): one is about to be refused as
+    // busy. Which one made this progress is known when the other ends; until then, neither is seen.
+    if (live.length === 1) observe(live[0]!);
+  });
   runtime.on('run:end', (end) => {
-    if (end.status === 'requeued') return;
+    const attempt = attempts.get(end.request.id);
+    if (end.status === 'requeued') {
+      if (attempt) attempt.live = false;
+      return;
+    }
+    attempts.delete(end.request.id);
+    observe(
+      attempt ?? {
+        sync: end.request.sync,
+        lane: end.request.lane,
+        dueAt: dueAt(end.request),
+        startedAt: end.request.startedAt ?? Date.now() - end.durationMs,
+        live: false,
+        seen: false,
+      },
+    );
     const sync = end.request.sync;
     runs.inc({ sync, status: end.status });
     duration.observe({ sync, status: end.status }, end.durationMs / 1000);

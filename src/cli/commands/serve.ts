@@ -1,10 +1,11 @@
-import { type ServerType, serve } from '@hono/node-server';
+import type { ServerType } from '@hono/node-server';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { LocalRuntime } from '../../runtime/local/runtime.ts';
 import type { Runtime } from '../../runtime/port.ts';
 import { Workspace } from '../../runtime/workspace.ts';
 import { createApp } from '../../server/app.ts';
+import { listen } from '../../server/listen.ts';
 import { positiveInt } from '../options.ts';
 
 type ServeOptions = { host?: string; port?: number; concurrency?: number; logLevel: string };
@@ -43,20 +44,27 @@ async function runService(cmd: Command, opts: ServeOptions, http: boolean): Prom
   const ws = await Workspace.open(config);
   const runtime = new LocalRuntime(ws, opts.concurrency ? { concurrency: opts.concurrency } : {});
   logRuntime(runtime, log);
-  await runtime.start();
   let server: ServerType | null = null;
   if (http) {
+    // The app (its metrics among it) listens to the runtime before the runtime starts, so the first
+    // run is seen; and the port is bound first, so a busy port stops serve before any run begins.
     const { host, port } = ws.config.config.server;
-    const app = createApp(ws, runtime);
-    server = await new Promise<ServerType>((resolve) => {
-      const s = serve({ fetch: app.fetch, hostname: opts.host ?? host, port: opts.port ?? port }, (info) => {
-        log.info(
-          { url: `http://${info.address.includes(':') ? `[${info.address}]` : info.address}:${info.port}` },
-          'listening',
-        );
-        resolve(s);
-      });
-    });
+    try {
+      const listening = await listen(createApp(ws, runtime), opts.host ?? host, opts.port ?? port);
+      server = listening.server;
+      const { address, port: bound } = listening.address;
+      log.info({ url: `http://${address.includes(':') ? `[${address}]` : address}:${bound}` }, 'listening');
+    } catch (err) {
+      await ws.close();
+      throw err;
+    }
+  }
+  try {
+    await runtime.start();
+  } catch (err) {
+    server?.close();
+    await ws.close();
+    throw err;
   }
   log.info({ syncs: ws.syncNames().length }, 'runtime started');
   await new Promise<void>((resolve) => {

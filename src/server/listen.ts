@@ -1,0 +1,47 @@
+import type { AddressInfo } from 'node:net';
+import { type ServerType, serve } from '@hono/node-server';
+import type { Hono } from 'hono';
+import { SluiceError } from '../core/errors.ts';
+
+/**
+ * Serves `app` on `hostname:port` (0: any free port). Resolves once the port is bound, with the
+ * server and its address; a port that cannot be bound rejects with a one-line reason (in use,
+ * not permitted, no such address) rather than an unhandled 'error' event and its stack trace.
+ */
+export function listen(
+  app: Hono,
+  hostname: string,
+  port: number,
+): Promise<{ server: ServerType; address: AddressInfo }> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, hostname, port }, (address) => {
+      server.off('error', failed);
+      resolve({ server, address });
+    });
+    const failed = (err: NodeJS.ErrnoException) => reject(listenError(err, hostname, port));
+    server.once('error', failed);
+  });
+}
+
+function listenError(err: NodeJS.ErrnoException, hostname: string, port: number): SluiceError {
+  const where = `port ${port} on ${hostname}`;
+  const fix = 'choose another with --port or server.port';
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new SluiceError('PORT_IN_USE', `${where} is in use; stop what holds it or ${fix}`, {
+        cause: err,
+      });
+    case 'EACCES':
+      return new SluiceError('PORT_NOT_PERMITTED', `${where} is not permitted to this user; ${fix}`, {
+        cause: err,
+      });
+    case 'EADDRNOTAVAIL':
+      return new SluiceError(
+        'ADDRESS_NOT_AVAILABLE',
+        `cannot listen on ${hostname}: no such address on this machine; choose another with --host or server.host`,
+        { cause: err },
+      );
+    default:
+      return new SluiceError('LISTEN_FAILED', `cannot listen on ${where}: ${err.message}`, { cause: err });
+  }
+}
