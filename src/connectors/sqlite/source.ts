@@ -121,7 +121,7 @@ export class SqliteSource implements Source {
       }
       // node:sqlite reads -2^63 (INT64_MIN) as the double -2^63 without the error it gives every
       // other integer beyond 2^53: a double of that value may be it, so the rows are read again.
-      if (rows !== null && rows.some((row) => row.includes(INT64_MIN_AS_DOUBLE))) rows = null;
+      if (rows?.some((row) => row.includes(INT64_MIN_AS_DOUBLE))) rows = null;
       if (rows === null) {
         entry.stmt.setReadBigInts(true);
         entry.bigints = true;
