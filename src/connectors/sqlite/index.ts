@@ -20,6 +20,8 @@ const targetOptions = z.strictObject({
   table: z.string({ error: 'expected a table name' }).min(1),
   mode: z.enum(['upsert', 'insert']).default('upsert'),
   synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
+  /** Create a missing table on the first write, declaring types that keep the source's values; false refuses (TABLE_MISSING). @defaultValue true */
+  create: z.boolean({ error: 'expected true or false' }).default(true),
 });
 
 export const sqliteConnector: Connector<

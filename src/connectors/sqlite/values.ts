@@ -92,8 +92,10 @@ function plainEncoder(affinity: Affinity): Encode {
           return affinity === 'REAL'
             ? 'NaN'
             : new Refusal(`SQLite stores NaN as NULL; only a column of REAL affinity keeps it (as 'NaN')`);
-        if (Object.is(value, -0) && affinity !== 'BLOB')
-          return new Refusal(`SQLite stores -0 as 0 in a column of ${affinity} affinity`);
+        if (Object.is(value, -0))
+          return affinity === 'BLOB'
+            ? value // a double, which an untyped column keeps as it is
+            : new Refusal(`SQLite stores -0 as 0 in a column of ${affinity} affinity`);
         // node:sqlite binds a JS number as a double; an integer goes as one, as the source had it.
         return Number.isSafeInteger(value) ? BigInt(value) : value;
       case 'bigint':

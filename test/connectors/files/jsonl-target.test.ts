@@ -5,6 +5,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { filesConnector } from '../../../src/connectors/files/index.ts';
 import { MALFORMED_FIELD } from '../../../src/connectors/files/source.ts';
 import type { Target } from '../../../src/core/ports.ts';
+import { jsonArray, jsonNull, readJson } from '../../../src/core/values.ts';
 import { tempDir } from '../../support/tmp.ts';
 import { openSource, readAll } from './helpers.ts';
 
@@ -173,6 +174,52 @@ describe('files target: JSON Lines', () => {
     expect(await target.write(records, req())).toEqual({ written: 4, rejected: [] });
     await target.close?.();
     expect(readFileSync(join(dir, 'out/b.jsonl'), 'utf8')).toBe(`${lines.join('\n')}\n`);
+  });
+
+  it('refuses, naming the field, what a JSON Lines reader would read back as another value, and writes -0 as -0', async () => {
+    const dir = tempDir();
+    const target = await openTarget(dir);
+    const result = await target.write(
+      [
+        { id: 1, ratio: -0, doc: readJson('{"a": 1}', 'numbers'), nested: { zero: -0 } },
+        { id: 2, ratio: Number.NaN },
+        { id: 3, list: [1, Number.NEGATIVE_INFINITY] },
+        { id: 4, doc: jsonNull },
+        { id: 5, docs: [jsonNull] },
+        { id: 6, doc: readJson('{"b":1,  "a":2}', 'text') },
+        { id: 7, doc: readJson('{"n": 1.50}', 'numbers') },
+        { id: 8, doc: readJson('1.0', 'text') },
+        { id: 9, docs: [jsonArray([1, 2])] },
+        { id: 10, doc: { inside: jsonNull }, docs: readJson('[null,[1]]', 'text') },
+      ],
+      req(),
+    );
+    await target.close?.();
+    expect(result.rejected.map((r) => [r.record.id, r.reason])).toEqual([
+      [2, 'field "ratio": NaN cannot be written in JSON (it would read back as null)'],
+      [3, 'field "list": -Infinity cannot be written in JSON (it would read back as null)'],
+      [4, 'field "doc": a JSON null document would read back as no value (null) from JSON Lines'],
+      [5, 'field "docs": a JSON null document would read back as no value (null) from JSON Lines'],
+      [
+        6,
+        'field "doc": JSON Lines keeps a JSON value, not its text as written (whitespace, key order, duplicate keys, 1.50)',
+      ],
+      [
+        7,
+        'field "doc": JSON Lines keeps a JSON value, not its text as written (whitespace, key order, duplicate keys, 1.50)',
+      ],
+      [8, 'field "doc": JSON 1.0 would read back from JSON Lines as 1'],
+      [
+        9,
+        'field "docs": JSON Lines cannot tell an array document in an array of documents from a nested array',
+      ],
+    ]);
+    expect(readFileSync(join(dir, 'out/b.jsonl'), 'utf8')).toBe(
+      '{"id":1,"ratio":-0,"doc":{"a":1},"nested":{"zero":-0}}\n{"id":10,"doc":{"inside":null},"docs":[null,[1]]}\n',
+    );
+    const source = await openSource(dir, { path: 'out/b.jsonl' });
+    const { records } = await readAll(source, 'backfill', 10, { cursor: null, highWaterMark: null });
+    expect(Object.is(records[0]!.ratio, -0)).toBe(true);
   });
 
   it('refuses every write after a failed append whose torn bytes could not be cut, until opened again', async () => {
