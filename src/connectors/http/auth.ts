@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseJson as parseExactJson } from '../../core/json.ts';
 import { codeForStatus, HttpError, messageOf } from './errors.ts';
+import type { HeaderMap } from './transport.ts';
 
 export const authSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('none') }),
@@ -39,7 +40,7 @@ export type TokenResponse = { access_token: string; expires_in?: number; refresh
 
 export interface Auth {
   /** Adds credentials to a request about to be sent. */
-  apply(headers: Headers, url: URL, signal: AbortSignal): Promise<void>;
+  apply(headers: HeaderMap, url: URL, signal: AbortSignal): Promise<void>;
   /**
    * Gets a fresh token after a 401 to a request sent with the `authorization` header `rejected`;
    * false when this kind of auth cannot refresh. Any number of requests refused with the same token
@@ -100,7 +101,7 @@ export class OAuth2 implements Auth {
     this.refreshToken = config.refreshToken;
   }
 
-  async apply(headers: Headers, _url: URL, signal: AbortSignal): Promise<void> {
+  async apply(headers: HeaderMap, _url: URL, signal: AbortSignal): Promise<void> {
     if (this.token === null || Date.now() >= this.expiresAt) await this.fetchToken(signal);
     headers.set('authorization', `Bearer ${this.token}`);
   }

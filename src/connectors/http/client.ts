@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { SluiceError } from '../../core/errors.ts';
 import { stringifyJson } from '../../core/json.ts';
 import type { Auth } from './auth.ts';
 import { parseJson } from './auth.ts';
@@ -15,6 +16,7 @@ import {
 } from './errors.ts';
 import { type SlidingWindow, type WindowLimit, wait } from './limiter.ts';
 import type { QuotaSettings } from './quota.ts';
+import { exchange, HeaderMap, type ResponseHeaders, TransportTimeout } from './transport.ts';
 
 export type { HttpStats } from './connection.ts';
 
@@ -66,9 +68,14 @@ export type HttpRequest = {
   accept?: readonly number[] | undefined;
   /** One of the client's `kinds`: the call also counts in that kind's window. */
   kind?: string | undefined;
+  /**
+   * Whether `body` may hold bigints, written as exact numbers (the default). A caller that built the
+   * body and knows it holds none says false, and it is written by plain `JSON.stringify`: faster.
+   */
+  bigints?: boolean | undefined;
 };
 
-export type HttpResponse = { status: number; headers: Headers; body: unknown };
+export type HttpResponse = { status: number; headers: ResponseHeaders; body: unknown };
 
 /**
  * The one HTTP client every API connector uses. Every call goes through its connection's shared
@@ -234,13 +241,13 @@ export class HttpClient {
     if (req.query)
       for (const [k, v] of Object.entries(req.query))
         if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
-    const headers = new Headers(this.options.headers);
+    const headers = new HeaderMap(this.options.headers);
     headers.set('accept', 'application/json');
-    if (req.headers) for (const [k, v] of Object.entries(req.headers)) headers.set(k, v);
+    if (req.headers) for (const k in req.headers) headers.set(k, req.headers[k]!);
     await conn.auth.apply(headers, url, req.signal);
     let body: string | undefined;
     if (req.body !== undefined) {
-      body = stringifyJson(req.body);
+      body = req.bigints === false ? JSON.stringify(req.body) : stringifyJson(req.body);
       headers.set('content-type', 'application/json');
       // Derived from the content, not random: a batch replayed by a later run carries the same key.
       const idem = this.options.idempotencyHeader;
@@ -252,34 +259,26 @@ export class HttpClient {
     }
     const windows = this.windows.get(req.kind) ?? this.windows.get(undefined)!;
     const ticket = await conn.gate.acquire(windows, req.signal);
-    try {
-      conn.quota?.spend();
-    } catch (err) {
-      conn.gate.release(ticket);
-      throw err;
-    }
-    // One controller per attempt, aborted by the run's signal or our timer. (AbortSignal.any over the
-    // run's long-lived signal costs measurably more per request at thousands of requests a second.)
-    const ac = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ac.abort();
-    }, this.timeoutMs);
-    const onAbort = () => ac.abort(req.signal.reason);
-    req.signal.addEventListener('abort', onAbort, { once: true });
     conn.stats.requests += 1;
     try {
-      const res = await fetch(url, { method: req.method, headers, body, signal: ac.signal });
-      const text = await res.text();
+      conn.quota?.spend();
+      const res = await exchange(url, {
+        method: req.method,
+        headers,
+        body,
+        signal: req.signal,
+        timeoutMs: this.timeoutMs,
+      });
       conn.gate.observe(res.headers);
       return {
-        res: { status: res.status, headers: res.headers, body: parseJson(text) },
+        res: { status: res.status, headers: res.headers, body: parseJson(res.text) },
         authorization: headers.get('authorization'),
       };
     } catch (err) {
       if (req.signal.aborted) throw req.signal.reason;
-      if (timedOut) {
+      // Ours already (the budget is spent): as it is. Anything else came from the socket.
+      if (err instanceof SluiceError || !(err instanceof Error)) throw err;
+      if (err instanceof TransportTimeout) {
         conn.stats.timeouts += 1;
         throw new HttpError(
           'HTTP_TIMEOUT',
@@ -291,8 +290,6 @@ export class HttpClient {
         cause: err,
       });
     } finally {
-      clearTimeout(timer);
-      req.signal.removeEventListener('abort', onAbort);
       conn.gate.release(ticket);
     }
   }

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ResponseHeaders } from './transport.ts';
 
 /** At most `requests` in any `perMs` (a sliding window: no burst at start, no two windows' worth at a seam). */
 export type WindowLimit = { requests: number; perMs: number };
@@ -195,7 +196,7 @@ export class RateGate {
    * Reads the common rate-limit headers. When the server says its window is spent and our own
    * window does not explain it (others use the account too), every call waits until it resets.
    */
-  observe(headers: Headers): void {
+  observe(headers: ResponseHeaders): void {
     const remaining = headers.get('x-ratelimit-remaining') ?? headers.get('x-hubspot-ratelimit-remaining');
     if (remaining === null || Number(remaining) > 0 || this.spent()) return;
     const reset = headers.get('x-ratelimit-reset');

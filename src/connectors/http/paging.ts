@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { getPath } from './settings.ts';
+import type { ResponseHeaders } from './transport.ts';
 
 export const pagingSchema = z.discriminatedUnion('style', [
   /** The body names the next page's token; it is sent back as `param`. */
@@ -58,7 +59,7 @@ export function nextToken(
   size: number,
   got: number,
   body: unknown,
-  headers: Headers,
+  headers: ResponseHeaders,
 ): PageToken {
   switch (paging.style) {
     case 'cursor': {

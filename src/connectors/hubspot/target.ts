@@ -1,5 +1,6 @@
 import type { Target } from '../../core/ports.ts';
 import type { Rejected, Row, WriteResult } from '../../core/types.ts';
+import { stringifyJson } from '../../core/json.ts';
 import type { HttpClient } from '../http/client.ts';
 import { HttpError, messageOf } from '../http/errors.ts';
 import { type BatchAnswer, type BatchError, CONTACTS } from './api.ts';
@@ -31,9 +32,12 @@ export class HubSpotTarget implements Target {
   private readonly client: HttpClient;
   private readonly options: HubSpotTargetOptions;
 
+  private readonly omit: ReadonlySet<string>;
+
   constructor(client: HttpClient, options: HubSpotTargetOptions) {
     this.client = client;
     this.options = options;
+    this.omit = new Set(options.omit);
   }
 
   async write(records: Row[], req: { signal: AbortSignal }): Promise<WriteResult<Row>> {
@@ -67,9 +71,10 @@ export class HubSpotTarget implements Target {
 
   private input(record: Row): Input {
     const properties: Record<string, string> = {};
-    for (const [k, v] of Object.entries(record)) {
-      if (this.options.omit.includes(k) || k === this.options.idProperty || v === undefined) continue;
-      properties[k] = v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    for (const k in record) {
+      const v = record[k];
+      if (v === undefined || k === this.options.idProperty || this.omit.has(k)) continue;
+      properties[k] = v === null ? '' : typeof v === 'object' ? stringifyJson(v) : String(v);
     }
     return { id: String(record[this.options.idProperty]), idProperty: this.options.idProperty, properties };
   }
@@ -80,6 +85,7 @@ export class HubSpotTarget implements Target {
       method: 'POST',
       path: `${CONTACTS}/batch/upsert`,
       body: { inputs },
+      bigints: false, // every property value is a string
       signal,
       accept: [207, 400, 409],
     });

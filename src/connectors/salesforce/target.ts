@@ -34,10 +34,12 @@ export class SalesforceTarget implements Target {
   private readonly api: SalesforceApi;
   private readonly options: SalesforceTargetOptions;
   private readonly path: string;
+  private readonly omit: ReadonlySet<string>;
 
   constructor(api: SalesforceApi, options: SalesforceTargetOptions) {
     this.api = api;
     this.options = options;
+    this.omit = new Set(options.omit);
     this.path = `${api.dataPath}/composite/sobjects/${soqlField(options.object)}/${soqlField(options.externalIdField)}`;
   }
 
@@ -91,19 +93,23 @@ export class SalesforceTarget implements Target {
     chunk: Row[],
     signal: AbortSignal,
   ): Promise<WriteResult<Row> & { locked: Row[]; lockReason: string }> {
-    const type = this.options.object;
-    const body = {
-      allOrNone: false,
-      records: chunk.map((record) => {
-        const fields: Record<string, unknown> = { attributes: { type } };
-        for (const [k, v] of Object.entries(record))
-          if (!this.options.omit.includes(k) && v !== undefined) fields[k] = v;
-        return fields;
-      }),
-    };
+    const attributes = { type: this.options.object };
+    const omit = this.omit;
+    let bigints = false;
+    const records = chunk.map((record) => {
+      const fields: Record<string, unknown> = { attributes };
+      for (const k in record) {
+        const v = record[k];
+        if (v === undefined || omit.has(k)) continue;
+        if (typeof v === 'bigint') bigints = true;
+        fields[k] = v;
+      }
+      return fields;
+    });
+    const body = { allOrNone: false, records };
     let res: Awaited<ReturnType<SalesforceApi['request']>>;
     try {
-      res = await this.api.request({ method: 'PATCH', path: this.path, body, signal });
+      res = await this.api.request({ method: 'PATCH', path: this.path, body, bigints, signal });
     } catch (err) {
       const fields = err instanceof HttpError && err.status === 400 ? unknownFields(err.body) : [];
       if (fields.length) throw new UnknownFieldError(this.options.object, fields, err);
