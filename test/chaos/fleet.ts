@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, renameSync, writeFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -194,34 +194,71 @@ export async function startServe(
   };
 }
 
-/** What a killed process held: its running runs and running queue requests, read while it was frozen. */
+/** What a stopped process held: its running runs and running queue requests. */
 export type Held = { runs: { id: number; sync: string; lane: string | null }[]; lanes: string[] };
 
 /**
- * SIGKILLs `proc`, inside a run when it can: the process is frozen (SIGSTOP) while the store is read,
- * so what the store shows it holding is what it holds when the SIGKILL lands. If it holds nothing it
- * goes on (SIGCONT) and is looked at again shortly; after `patienceMs` it is killed wherever it is.
+ * Freezes `proc` (SIGSTOP) inside a run when it can, and leaves it frozen: what the store shows it
+ * holding then is what it holds until it is killed or resumed. If it holds nothing it goes on
+ * (SIGCONT) and is looked at again shortly; after `patienceMs` it is frozen wherever it is.
+ *
+ * With `unlocked`, it is only left frozen while no database file of the fleet is write-locked (by it,
+ * or by anyone at that instant): a process frozen inside a SQLite write transaction stops every
+ * other process sharing that file, so no lane could be taken over from it meanwhile.
  */
-export async function killHolding(
+export async function stopHolding(
   proc: ServeProcess,
   dir: string,
   patienceMs: number,
+  options: { unlocked?: boolean } = {},
 ): Promise<{ held: Held; at: number; looks: number; lastRunId: number }> {
   const deadline = Date.now() + patienceMs;
   for (let looks = 1; ; looks++) {
     proc.child.kill('SIGSTOP');
+    const at = Date.now();
     const held = heldBy(dir, proc.holder);
-    if (held.lanes.length > 0 || Date.now() >= deadline) {
-      const lastRunId = maxRunId(dir);
-      proc.child.kill('SIGKILL');
-      const at = Date.now();
-      proc.killedAt = at;
-      await proc.exited;
-      return { held, at, looks, lastRunId };
-    }
+    const locked = options.unlocked ? writeLocked(dir) : [];
+    if (locked.length === 0 && (held.lanes.length > 0 || Date.now() >= deadline))
+      return { held, at, looks, lastRunId: maxRunId(dir) };
     proc.child.kill('SIGCONT');
+    if (Date.now() > deadline + 15_000)
+      throw new Error(`pid ${proc.pid}: no moment without a write lock in 15 s (last: ${locked.join(', ')})`);
     await sleep(20);
   }
+}
+
+const SQLITE_BUSY = 5;
+
+/** The fleet's database files (store, sources, targets) whose write lock someone holds right now. */
+export function writeLocked(dir: string): string[] {
+  const files = [
+    join(dir, '.sluice', 'state.db'),
+    ...readdirSync(dir)
+      .filter((f) => f.endsWith('.db'))
+      .map((f) => join(dir, f)),
+  ];
+  return files.filter((file) => {
+    const db = new DatabaseSync(file, { timeout: 0 });
+    try {
+      db.exec('BEGIN IMMEDIATE');
+      db.exec('ROLLBACK');
+      return false;
+    } catch (err) {
+      if ((err as { errcode?: number }).errcode === SQLITE_BUSY) return true;
+      throw err;
+    } finally {
+      db.close();
+    }
+  });
+}
+
+/** SIGKILLs `proc` and waits until it is gone; returns when the signal was sent. */
+export async function killNow(proc: ServeProcess): Promise<number> {
+  proc.child.kill('SIGKILL');
+  const at = Date.now();
+  proc.killedAt = at;
+  await proc.exited;
+  return at;
 }
 
 /** Reads the store file as it stands, whatever its processes are doing. */

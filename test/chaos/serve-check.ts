@@ -52,38 +52,40 @@ export function checkLanes(
 }
 
 /**
- * Every run ended `succeeded`, except the runs a SIGKILL cut short, which ended `abandoned` at
- * their last heartbeat (no later than the kill); no queue request failed or was left running.
+ * Every run ended `succeeded`, except the runs a kill or a long freeze cut short, which ended
+ * `abandoned` at their last heartbeat (no later than the SIGKILL or SIGSTOP); no queue request
+ * failed or was left running.
  */
-export function checkEnds(runs: StoredRun[], requests: StoredRequest[], kills: KillRecord[]): string[] {
+export function checkEnds(runs: StoredRun[], requests: StoredRequest[], strikes: Strike[]): string[] {
   const findings: string[] = [];
-  const killedRuns = new Map(kills.flatMap((k) => k.held.runs.map((r) => [r.id, k] as const)));
-  const bad = runs.filter(
-    (r) => r.status !== 'succeeded' && !(r.status === 'abandoned' && killedRuns.has(r.id)),
-  );
+  const struck = new Map(strikes.flatMap((k) => k.held.runs.map((r) => [r.id, k] as const)));
+  const bad = runs.filter((r) => r.status !== 'succeeded' && !(r.status === 'abandoned' && struck.has(r.id)));
   if (bad.length)
     findings.push(
-      `runs: ${bad.length} runs neither succeeded nor abandoned by a kill: ${examples(
+      `runs: ${bad.length} runs neither succeeded nor abandoned by a kill or freeze: ${examples(
         bad.map((r) => `${show(r)}${r.errorCode ? ` ${r.errorCode}: ${r.errorMessage}` : ''}`),
       )}`,
     );
   const byId = new Map(runs.map((r) => [r.id, r]));
-  const notAbandoned = [...killedRuns.keys()].filter((id) => byId.get(id)?.status !== 'abandoned');
+  // A run frozen about as long as its lease may have resumed and finished before anyone took it over.
+  const notAbandoned = [...struck]
+    .filter(([id, k]) => byId.get(id)?.status !== 'abandoned' && (k.kind === 'kill' || k.long))
+    .map(([id]) => id);
   if (notAbandoned.length)
     findings.push(
-      `runs: ${notAbandoned.length} runs a SIGKILL cut short did not end abandoned: ${examples(
+      `runs: ${notAbandoned.length} runs a kill or long freeze cut short did not end abandoned: ${examples(
         notAbandoned.map((id) => (byId.get(id) ? show(byId.get(id)!) : `run ${id} (gone)`)),
       )}`,
     );
-  // Its interval must be the time it could have written: it cannot have beaten its heart after the kill.
-  const late = [...killedRuns].filter(([id, k]) => {
+  // Its interval must be the time it could have written: it cannot have beaten its heart once stopped.
+  const late = [...struck].filter(([id, k]) => {
     const r = byId.get(id);
     return r?.status === 'abandoned' && ms(r.endedAt) > k.at + 2;
   });
   if (late.length)
     findings.push(
-      `runs: ${late.length} abandoned runs end after the SIGKILL that cut them short (when noticed, not at their last heartbeat): ${examples(
-        late.map(([id, k]) => `${show(byId.get(id)!)}, killed at ${new Date(k.at).toISOString()}`),
+      `runs: ${late.length} abandoned runs end after the kill or freeze that cut them short (when noticed, not at their last heartbeat): ${examples(
+        late.map(([id, k]) => `${show(byId.get(id)!)}, ${k.kind} at ${new Date(k.at).toISOString()}`),
       )}`,
     );
   const stuck = requests.filter((q) => q.status === 'running' || q.status === 'failed');
@@ -99,61 +101,70 @@ export function checkEnds(runs: StoredRun[], requests: StoredRequest[], kills: K
   return findings;
 }
 
-export type KillRecord = {
+/** One process stopped: SIGKILLed and started again later, or frozen (SIGSTOP) and resumed (SIGCONT). */
+export type Strike = {
   n: number;
+  kind: 'kill' | 'freeze';
   victim: ServeProcess;
   survivor: ServeProcess;
-  /** When the SIGKILL was sent (epoch ms). */
+  /** When the victim stopped: the SIGKILL, or the SIGSTOP of a freeze (epoch ms). */
   at: number;
   held: Held;
-  /** The newest run id when it was killed: a lane's next run has a greater one. */
+  /** The newest run id when it stopped: a lane's next run has a greater one. */
   lastRunId: number;
-  /** How long the victim stayed dead; long ones outlast the lease, so only the survivor can take over. */
+  /** How long the victim stayed dead or frozen. */
   downMs: number;
+  /** Long enough past the lease that only the survivor can have taken the victim's lanes over in time. */
   long: boolean;
-  restart: ServeProcess | null;
+  /** When the victim's place was back: its restart spawned, or the frozen process resumed. */
+  backAt: number | null;
+  /** Whose runs are the victim's place's once back: the restarted process's, or the frozen one's own. */
+  backHolder: string | null;
 };
 
 export type Takeover = {
-  kill: number;
+  strike: number;
+  kind: Strike['kind'];
   lane: string;
   long: boolean;
-  /** From the SIGKILL to the lane's next run starting; null if it never did. */
+  /** From the SIGKILL or SIGSTOP to the lane's next run starting; null if it never did. */
   ms: number | null;
-  by: 'survivor' | 'restarted' | 'other' | 'none';
+  /** Whose run was next: the live process's, the victim's place's once back, or someone else's. */
+  by: 'survivor' | 'victim' | 'other' | 'none';
 };
 
 /**
- * For every lane a killed process held: how long until the lane's next run started, and in which
- * process. A kill whose victim stayed dead past the lease must be taken over by the survivor, before
- * the victim was started again and within `boundMs`.
+ * For every lane a stopped process held: how long until the lane's next run started, and in which
+ * process. A victim dead or frozen long past the lease must have its lanes taken over by the
+ * survivor, before it was back and within `boundMs`. A dead pid on this host may be noticed at once;
+ * a frozen process is alive, so only its lease running out lets its lanes go (as on another host).
  */
 export function checkTakeovers(
-  kills: KillRecord[],
+  strikes: Strike[],
   runs: StoredRun[],
   boundMs: number,
 ): { findings: string[]; takeovers: Takeover[] } {
   const takeovers: Takeover[] = [];
   const failures: string[] = [];
-  for (const k of kills) {
+  for (const k of strikes) {
     for (const lane of k.held.lanes) {
       const next = runs.find((r) => r.id > k.lastRunId && r.lane === lane);
       const by: Takeover['by'] = !next
         ? 'none'
         : next.holder === k.survivor.holder
           ? 'survivor'
-          : next.holder === k.restart?.holder
-            ? 'restarted'
+          : next.holder === k.backHolder
+            ? 'victim'
             : 'other';
       const took = next ? ms(next.startedAt) - k.at : null;
-      takeovers.push({ kill: k.n, lane, long: k.long, ms: took, by });
+      takeovers.push({ strike: k.n, kind: k.kind, lane, long: k.long, ms: took, by });
       if (!k.long) continue;
-      const restartedAt = k.restart?.spawnedAt ?? Number.POSITIVE_INFINITY;
-      if (!next || by !== 'survivor' || ms(next.startedAt) >= restartedAt || took! > boundMs)
+      const backAt = k.backAt ?? Number.POSITIVE_INFINITY;
+      if (!next || by !== 'survivor' || ms(next.startedAt) >= backAt || took! > boundMs)
         failures.push(
-          `kill ${k.n} (pid ${k.victim.pid}, down ${k.downMs} ms): lane ${lane} ${
+          `${k.kind} ${k.n} (pid ${k.victim.pid}, ${k.downMs} ms): lane ${lane} ${
             next
-              ? `next ran ${took} ms after the kill, in the ${by} process (${next.holder}), run ${next.id}`
+              ? `next ran ${took} ms after it, in the ${by} process (${next.holder}), run ${next.id}`
               : 'never ran again'
           }`,
         );
@@ -163,10 +174,10 @@ export function checkTakeovers(
   const tested = takeovers.filter((t) => t.long).length;
   if (failures.length)
     findings.push(
-      `takeover: ${failures.length} of ${tested} lanes held by a process that stayed dead past the lease were not taken over by the live process within ${boundMs} ms: ${examples(failures)}`,
+      `takeover: ${failures.length} of ${tested} lanes held by a process dead or frozen past the lease were not taken over by the live process within ${boundMs} ms: ${examples(failures)}`,
     );
   if (tested === 0)
-    findings.push('takeover: no kill left a lane held past the lease, so no takeover was tested');
+    findings.push('takeover: no process held a lane past the lease, so no takeover was tested');
   return { findings, takeovers };
 }
 
@@ -175,11 +186,11 @@ export function describeTakeovers(takeovers: Takeover[]): string {
   const sorted = [...done].sort((a, b) => a - b);
   const pick = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
   const count = (by: Takeover['by']) => takeovers.filter((t) => t.by === by).length;
-  return `${takeovers.length} lanes taken over (survivor ${count('survivor')}, restarted ${count('restarted')}, other ${count(
+  return `${takeovers.length} lanes taken over (survivor ${count('survivor')}, victim ${count('victim')}, other ${count(
     'other',
-  )}, none ${count('none')}); ms from kill to the lane's next run: ${
+  )}, none ${count('none')}); ms from kill or freeze to the lane's next run: ${
     sorted.length ? `min ${sorted[0]}, median ${pick(0.5)}, max ${sorted.at(-1)}` : 'none'
   }; each: ${takeovers
-    .map((t) => `#${t.kill} ${t.lane} ${t.long ? 'long' : 'short'} ${t.ms ?? '-'} ms ${t.by}`)
+    .map((t) => `#${t.strike} ${t.kind} ${t.lane} ${t.long ? 'long' : 'short'} ${t.ms ?? '-'} ms ${t.by}`)
     .join(', ')}`;
 }

@@ -10,13 +10,14 @@ import {
   drawFleet,
   type FleetSync,
   heldBy,
-  killHolding,
+  killNow,
   laneOf,
   type RuntimeSettings,
   type ServeProcess,
   type StoredRun,
   sourcePath,
   startServe,
+  stopHolding,
   storedRequests,
   storedRuns,
   syncViews,
@@ -24,21 +25,22 @@ import {
   writeFleetConfig,
 } from './fleet.ts';
 import { Random } from './random.ts';
-import { checkEnds, checkLanes, checkTakeovers, describeTakeovers, type KillRecord } from './serve-check.ts';
+import { checkEnds, checkLanes, checkTakeovers, describeTakeovers, type Strike } from './serve-check.ts';
 
 /*
  * Issue 12: a runtime that outlives its processes. Two `sluice serve` processes share one SQLite
  * store; three bundles of two SQLite → SQLite syncs backfill in short runs (100–300 ms, small
  * batches), so lanes hand over all the time, then follow their sources incrementally while this
  * process edits them. For a bounded minute one of the two processes is SIGKILLed every few seconds,
- * inside a run when it holds one, and started again after a short or a long (past the lease) while.
- * Then the kills and edits stop, both processes stay up until every sync caught up after the last
- * edit, and they are stopped with SIGTERM. Afterwards, from the store and the files:
+ * inside a run when it holds one, and started again after a short or a long (past the lease) while
+ * (or, with SERVE_CHAOS_FREEZE=1, sometimes frozen past the lease and resumed instead). Then the
+ * kills and edits stop, both processes stay up until every sync caught up after the last edit, and
+ * they are stopped with SIGTERM. Afterwards, from the store and the files:
  *
  * - no two runs of a lane overlapped (an abandoned run ends at its last heartbeat);
- * - every run succeeded, except those the kills cut short, which ended abandoned, and no queue
- *   request failed or was left running;
- * - every lane a dead process held for longer than the lease was taken over by the live process;
+ * - every run succeeded, except those the kills (or freezes) cut short, which ended abandoned, and
+ *   no queue request failed or was left running;
+ * - every lane a process held while dead (or frozen) past the lease was taken over by the live one;
  * - every sync caught up, and each target equals its source by key and content;
  * - both processes exited 0 within `grace` of their SIGTERM.
  *
@@ -54,25 +56,31 @@ const SEEDS: { seed: number; name: string }[] = [
  * `SERVE_CHAOS_SEED=7 npx vitest run test/chaos/serve.test.ts` runs that seed instead (`5-9` or `5,9`
  * several, `fresh` a new one); `SERVE_CHAOS_MS=20000` changes how long the kills go on, e.g. to search
  * faster; `SERVE_CHAOS_KEEP=1` keeps the test's folder even when it passes.
+ *
+ * `SERVE_CHAOS_FREEZE=1` makes about half the strikes after the first freezes instead of kills: the
+ * process is stopped (SIGSTOP) inside a run, outside any SQLite write transaction, until about when
+ * its lease runs out or well past it, then resumed (SIGCONT). Its pid stays alive, so only its lease
+ * lets its lanes go, as for a process on another host or one stalled on a slow call; once resumed,
+ * it must notice it lost them and change nothing.
  */
 const chosen = process.env.SERVE_CHAOS_SEED ? parseSeeds(process.env.SERVE_CHAOS_SEED) : SEEDS;
+const FREEZES = process.env.SERVE_CHAOS_FREEZE === '1';
 /** How long the kills and edits go on: with the start, catch-up and checks, about 70 s on a busy 2-core machine. */
 const CHAOS_MS = Number(process.env.SERVE_CHAOS_MS ?? 50_000);
-/** How long a kill waits for its victim to hold a run before it strikes anyway. */
+/** How long a strike waits for its victim to hold a run before it strikes anyway. */
 const KILL_PATIENCE_MS = 1_500;
 /** What a restart usually takes until it listens, on a busy machine; the last kill leaves room for it. */
 const RESTART_MS = 3_000;
 
 const RUNTIME: RuntimeSettings = { leaseMs: 3_000, pollMs: 200, graceMs: 2_000 };
-/** A long downtime outlasts the lease by this much at least, so a takeover cannot wait for the restart. */
-const LONG_DOWN_MS = [RUNTIME.leaseMs + 2_500, RUNTIME.leaseMs + 4_000] as const;
-const SHORT_DOWN_MS = [100, 1_500] as const;
 /**
- * A lane held by a dead process is running again within this. The design says one poll after the
- * lease (at once for a dead pid on this host); the rest is slack for a busy machine. It is less than
- * a long downtime, so meeting it proves the live process took over.
+ * A lane held by a dead or frozen process is running again within this. The design says one poll
+ * after the lease (at once for a dead pid on this host); the rest is slack for a busy machine.
  */
-const TAKEOVER_BOUND_MS = RUNTIME.leaseMs + RUNTIME.pollMs + 2_000;
+const TAKEOVER_BOUND_MS = RUNTIME.leaseMs + RUNTIME.pollMs + 1_500;
+/** A long downtime or freeze outlasts the takeover bound, so a takeover cannot wait for the victim. */
+const LONG_DOWN_MS = [TAKEOVER_BOUND_MS + 300, TAKEOVER_BOUND_MS + 1_300] as const;
+const SHORT_DOWN_MS = [100, 1_500] as const;
 /** After the chaos, every sync must have caught up within this, or the test fails. */
 const CATCH_UP_MS = 45_000;
 /** SIGTERM to exit: `grace`, plus slack for a process exiting on a busy machine. */
@@ -146,20 +154,25 @@ async function chaos(seed: number): Promise<void> {
     edits = edit(writer, editRandom, fleet, dir, chaosEnd, editing.signal, log);
     // Awaited after the kills; until then this only keeps a failed edit from counting as unhandled.
     edits.catch(() => 0);
-    const kills: KillRecord[] = [];
+    const strikes: Strike[] = [];
     const generations = [1, 1];
     while (true) {
       const gap = killRandom.int(500, 3_000);
-      // Half the kills aim at the process holding more lanes at that instant (one process often
+      // Half the strikes aim at the process holding more lanes at that instant (one process often
       // holds them all, a chain's successor being claimed where its run ended); the rest at either.
       // The first is aimed and long, so that every seed makes the live process take lanes over.
-      const first = kills.length === 0;
+      const first = strikes.length === 0;
       const aim = killRandom.chance(0.5) || first;
       let slot = killRandom.int(0, 1);
+      const freeze = FREEZES && !first && killRandom.chance(0.5);
       const long = killRandom.chance(0.35) || first;
+      // A freeze that is not long ends about when its lease runs out: the frozen process resumes
+      // while the live one takes its lanes over, and must find them gone.
       const downMs = long
         ? killRandom.int(LONG_DOWN_MS[0], LONG_DOWN_MS[1])
-        : killRandom.int(SHORT_DOWN_MS[0], SHORT_DOWN_MS[1]);
+        : freeze
+          ? killRandom.int(RUNTIME.leaseMs - 200, RUNTIME.leaseMs + 1_200)
+          : killRandom.int(SHORT_DOWN_MS[0], SHORT_DOWN_MS[1]);
       if (Date.now() + gap + KILL_PATIENCE_MS + downMs + RESTART_MS > chaosEnd) break;
       await sleep(gap);
       if (aim) {
@@ -167,31 +180,41 @@ async function chaos(seed: number): Promise<void> {
         if (lanes[1 - slot]! > lanes[slot]!) slot = 1 - slot;
       }
       const victim = live[slot]!;
-      const kill = await killHolding(victim, dir, KILL_PATIENCE_MS);
-      const record: KillRecord = {
-        n: kills.length + 1,
+      const stop = await stopHolding(victim, dir, KILL_PATIENCE_MS, { unlocked: freeze });
+      const strike: Strike = {
+        n: strikes.length + 1,
+        kind: freeze ? 'freeze' : 'kill',
         victim,
         survivor: live[1 - slot]!,
-        at: kill.at,
-        held: kill.held,
-        lastRunId: kill.lastRunId,
+        at: freeze ? stop.at : await killNow(victim),
+        held: stop.held,
+        lastRunId: stop.lastRunId,
         downMs,
         long,
-        restart: null,
+        backAt: null,
+        backHolder: null,
       };
-      kills.push(record);
+      strikes.push(strike);
       log(
-        `kill ${record.n}${aim ? ' (aimed)' : ''}: slot ${slot}.${victim.generation} pid ${victim.pid} after ${kill.looks} looks, holding ${
-          kill.held.lanes.join(', ') || 'nothing'
-        } (runs ${kill.held.runs.map((r) => `${r.id} ${r.sync}`).join(', ') || 'none'}); down ${downMs} ms${long ? ' (long)' : ''}`,
+        `${strike.kind} ${strike.n}${aim ? ' (aimed)' : ''}: slot ${slot}.${victim.generation} pid ${victim.pid} after ${stop.looks} looks, holding ${
+          stop.held.lanes.join(', ') || 'nothing'
+        } (runs ${stop.held.runs.map((r) => `${r.id} ${r.sync}`).join(', ') || 'none'}); for ${downMs} ms${long ? ' (long)' : ''}`,
       );
       await sleep(downMs);
-      record.restart = await start(slot, generations[slot]!++);
-      live[slot] = record.restart;
+      if (freeze) {
+        victim.child.kill('SIGCONT');
+        strike.backAt = Date.now();
+        strike.backHolder = victim.holder;
+      } else {
+        const restart = await start(slot, generations[slot]!++);
+        strike.backAt = restart.spawnedAt;
+        strike.backHolder = restart.holder;
+        live[slot] = restart;
+      }
     }
     const writerStoppedAt = await edits;
     log(
-      `chaos over: ${kills.length} kills; the writer inserted ${writer.inserted} and updated ${writer.updated} rows`,
+      `chaos over: ${strikes.length} kills and freezes; the writer inserted ${writer.inserted} and updated ${writer.updated} rows`,
     );
 
     // Catch-up: both processes up, no kills, no edits, until every sync says it caught up twice
@@ -226,14 +249,16 @@ async function chaos(seed: number): Promise<void> {
     const runs = storedRuns(dir);
     const lanes = checkLanes(runs, laneOfSync, OVERLAP_TOLERANCE_MS);
     findings.push(...lanes.findings);
-    findings.push(...checkEnds(runs, storedRequests(dir), kills));
-    const takeovers = checkTakeovers(kills, runs, TAKEOVER_BOUND_MS);
+    findings.push(...checkEnds(runs, storedRequests(dir), strikes));
+    const takeovers = checkTakeovers(strikes, runs, TAKEOVER_BOUND_MS);
     findings.push(...takeovers.findings);
     for (const sync of fleet) findings.push(...compareTables(dir, sync));
 
     summary =
-      `serve chaos seed ${seed}: ${kills.length} kills (${kills.filter((k) => k.long).length} long, ${
-        kills.filter((k) => k.held.lanes.length > 0).length
+      `serve chaos seed ${seed}: ${strikes.filter((k) => k.kind === 'kill').length} kills and ${
+        strikes.filter((k) => k.kind === 'freeze').length
+      } freezes (${strikes.filter((k) => k.long).length} long, ${
+        strikes.filter((k) => k.held.lanes.length > 0).length
       } holding a lane), ${runs.length} runs over ${lanes.lanes.size} lanes (${countBy(runs)}), ` +
       `largest overlap ${lanes.maxOverlapMs} ms; ${describeTakeovers(takeovers.takeovers)}; took ${Date.now() - started} ms ` +
       `(start ${chaosStart - started}, chaos ${catchUpStart - chaosStart}, catch-up ${sent - catchUpStart}, stop and check ${Date.now() - sent})`;
