@@ -75,8 +75,9 @@ export class EmulatorServer {
   private readonly options: EmulatorOptions;
   /** Arrival times of rate-limited API requests in the current window (rolling), oldest first. */
   private window: number[] = [];
-  /** Arrival time of every API request (ms), for `busiest`. */
+  /** Arrival time of every API request (ms), for `busiest`, and its path. */
   readonly arrivals: number[] = [];
+  private readonly paths: string[] = [];
   private readonly hung = new Set<ServerResponse>();
   private port = 0;
 
@@ -127,8 +128,6 @@ export class EmulatorServer {
     }
     return most;
   }
-
-  private readonly paths: string[] = [];
 
   private arrivalsOf(count: (path: string) => boolean): number[] {
     return this.arrivals.filter((_, i) => count(this.paths[i]!)).sort((a, b) => a - b);

@@ -1,6 +1,6 @@
+import { stringifyJson } from '../../core/json.ts';
 import type { Target } from '../../core/ports.ts';
 import type { Rejected, Row, WriteResult } from '../../core/types.ts';
-import { stringifyJson } from '../../core/json.ts';
 import type { HttpClient } from '../http/client.ts';
 import { HttpError, messageOf } from '../http/errors.ts';
 import { type BatchAnswer, type BatchError, CONTACTS } from './api.ts';

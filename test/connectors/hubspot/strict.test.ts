@@ -144,7 +144,11 @@ describe('HubSpot emulator, strict as documented', () => {
     const byId = await call(emu, 'GET', '/crm/v3/objects/contacts/3?properties=email,firstname');
     expect(byId.status).toBe(200);
     expect(byId.body).toMatchObject({ id: '3', properties: { email: 'contact3@example.com' } });
-    const byEmail = await call(emu, 'GET', '/crm/v3/objects/contacts/Contact4%40example.com?idProperty=email');
+    const byEmail = await call(
+      emu,
+      'GET',
+      '/crm/v3/objects/contacts/Contact4%40example.com?idProperty=email',
+    );
     expect(byEmail.body).toMatchObject({ id: '4' });
     expect((await call(emu, 'GET', '/crm/v3/objects/contacts/99')).status).toBe(404);
     const read = await call(emu, 'POST', '/crm/v3/objects/contacts/batch/read', {
