@@ -152,7 +152,9 @@ export class HttpClient {
       const spent = Date.now() - started;
       if (retry > this.retries || spent + delay > this.retryWindowMs) throw gaveUp(failure, retry, spent);
       this.connection.stats.retries += 1;
-      await wait(delay, signal);
+      await wait(delay, signal).catch(() => {
+        throw outOfTime(failure, signal);
+      });
     }
   }
 
@@ -202,7 +204,7 @@ export class HttpClient {
         );
       }
       await circuit.changed(Math.min(waitMs, Math.max(1, deadline - Date.now())), req.signal);
-      req.signal.throwIfAborted();
+      if (req.signal.aborted) throw outOfTime(circuit.lastFailure, req.signal);
     }
   }
 
@@ -298,6 +300,20 @@ export class HttpClient {
 /** A path for messages: an absolute next link without its host and query. */
 function pathOf(path: string): string {
   return /^https?:\/\//.test(path) ? new URL(path).pathname : path.split('?')[0]!;
+}
+
+/**
+ * The run's deadline passed while a call waited to try again: the last failure, so the run's end names
+ * what it was waiting out. Any other abort (a cancelled read-ahead) is the signal's own reason.
+ */
+function outOfTime(failure: unknown, signal: AbortSignal): unknown {
+  const reason = signal.reason as { name?: unknown } | undefined;
+  if (reason?.name !== 'TimeoutError' || !(failure instanceof HttpError)) return signal.reason;
+  return new HttpError(
+    failure.code as ConstructorParameters<typeof HttpError>[0],
+    `${failure.message} (still failing when the run's time ran out)`,
+    { status: failure.status, body: failure.body, cause: failure },
+  );
 }
 
 /** The last failure, saying it was the last: same code, so callers still tell a timeout from a 5xx. */

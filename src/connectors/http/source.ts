@@ -1,4 +1,4 @@
-import { compareValues } from '../../core/keyset.ts';
+import { compareValues, timeOfValue } from '../../core/keyset.ts';
 import type { ReadRequest, Source, SyncShape } from '../../core/ports.ts';
 import type { Cursor, Page, Row } from '../../core/types.ts';
 import type { HttpClient } from './client.ts';
@@ -42,7 +42,9 @@ const start = (since: string | number | null): RestCursor => ({
 /**
  * A declarative REST listing. Backfill pages through the whole list; incremental lists
  * `param >= since` and, once that listing ends, starts the next from the highest cursor value seen.
- * Re-reading the records at that value is harmless: the target upserts by key.
+ * Re-reading the records at that value is harmless: the target upserts by key. A lookback sweep
+ * (`ReadRequest.until`) lists from its start and keeps only records at or before `until`'s value: the
+ * API filters by a lower bound only, so the bound above is applied here.
  */
 export class RestSource implements Source {
   private readonly client: HttpClient;
@@ -62,10 +64,18 @@ export class RestSource implements Source {
     const size = c.size ?? Math.min(this.options.pageSize, req.limit);
     const records: Row[] = [];
     let done = false;
+    const until = incremental ? this.valueOf(req.until as RestCursor | null | undefined) : null;
+    const field = this.shape.cursorField;
     // Whole pages only, so the next read resumes exactly at a page boundary.
     do {
       const page = await this.fetchPage(c, size, req.signal);
-      records.push(...page.records);
+      if (until !== null && field) {
+        for (const r of page.records) {
+          const v = r[field];
+          if (!(typeof v === 'string' || typeof v === 'number') || compareTime(v, until) <= 0)
+            records.push(r);
+        }
+      } else records.push(...page.records);
       const max = this.maxOf(page.records, c.max);
       if (page.next === null) {
         done = true;
@@ -130,6 +140,19 @@ export class RestSource implements Source {
           ? now
           : Math.floor(now / 1000);
     return start(since) as Cursor;
+  }
+
+  /** A listing position's cursor value: the highest seen in it, else where it started. */
+  private valueOf(c: RestCursor | null | undefined): string | number | null {
+    return c ? (c.max ?? c.since) : null;
+  }
+
+  /** Where a listing starts (its `since`), in ms: the records it reads are at or after it. */
+  timeOf(cursor: Cursor): number | null {
+    const c = cursor as RestCursor | null;
+    if (!c || c.since === null) return null;
+    if (typeof c.since === 'number' && this.options.incremental?.format === 'epoch_s') return c.since * 1000;
+    return timeOfValue(c.since);
   }
 
   rewind(cursor: Cursor, lookbackMs: number): Cursor {

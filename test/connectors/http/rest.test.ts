@@ -76,6 +76,29 @@ describe('generic REST source', () => {
     });
   }
 
+  it('a lookback sweep lists from its start and stops at until (the API bounds below only)', async () => {
+    const emu = await emulator(300);
+    const source = await openSource(
+      httpConnector as Connector,
+      conn(emu),
+      sourceOpts('cursor'),
+      shapeOf(['id'], 'updated_at', tempDir()),
+    );
+    const at = (i: number) => new Date(Date.UTC(2024, 0, 1) + i * 1000).toISOString();
+    const position = (since: string) => ({ since, token: null, seen: 0, max: null, size: null });
+    const page = await source.read({
+      phase: 'incremental',
+      cursor: position(at(100)),
+      until: position(at(150)),
+      highWaterMark: null,
+      limit: 1_000,
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(page.records.map((r) => r.id)).toEqual(Array.from({ length: 51 }, (_, i) => 100 + i));
+    expect(page.done).toBe(true);
+    expect(source.timeOf!(position(at(100)))).toBe(Date.UTC(2024, 0, 1) + 100_000);
+  });
+
   it('slows down on 429 with Retry-After and loses nothing', async () => {
     const dir = tempDir();
     const emu = await emulator(400);
