@@ -119,7 +119,7 @@ export class HttpClient {
     const gate = this.connection.gate;
     this.windows.set(undefined, gate.window(null));
     for (const [kind, limit] of Object.entries(options.kinds ?? {}))
-      this.windows.set(kind, gate.window(limit));
+      this.windows.set(kind, gate.window(limit, kind));
     this.retries = options.retries ?? 8;
     this.base = options.backoffMs ?? 500;
     this.maxBackoff = options.maxBackoffMs ?? 30_000;

@@ -56,18 +56,18 @@ const byOptions = new WeakMap<object, Connection>();
 /**
  * The process's state for a connection, made on first use. `options` is the connection's parsed
  * config (what `apiBudget` is later asked about); `settings.identity` decides what is shared, so two
- * configured connections with one account and token share one limit, as the service counts them.
+ * configured connections with one account and token share one limit, as the service counts them
+ * (the first one opened sets the limits, the concurrency and the budget).
  */
 export function sharedConnection(
   options: object,
   settings: ConnectionSettings,
   auth: () => Auth,
 ): Connection {
-  const key = `${settings.identity}\n${JSON.stringify(settings.quota)}`;
-  let conn = connections.get(key);
+  let conn = connections.get(settings.identity);
   if (!conn) {
     conn = new Connection(settings, auth());
-    connections.set(key, conn);
+    connections.set(settings.identity, conn);
   }
   byOptions.set(options, conn);
   return conn;

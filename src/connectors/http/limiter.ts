@@ -86,10 +86,19 @@ export class RateGate {
     this.now = now;
   }
 
-  /** A window of its own for one kind of call (HubSpot's search API), counted beside the main one. */
-  window(limit: WindowLimit | null): readonly SlidingWindow[] {
+  private readonly kinds = new Map<string, readonly SlidingWindow[]>();
+
+  /**
+   * The windows a call of `kind` counts in: the main one, and for a kind the service limits apart
+   * (HubSpot's search API), one of its own, the same for every client on the connection.
+   */
+  window(limit: WindowLimit | null, kind?: string): readonly SlidingWindow[] {
+    const known = kind === undefined ? undefined : this.kinds.get(kind);
+    if (known) return known;
     const own = limit ? [new SlidingWindow(limit)] : [];
-    return this.main ? [this.main, ...own] : own;
+    const windows = this.main ? [this.main, ...own] : own;
+    if (kind !== undefined) this.kinds.set(kind, windows);
+    return windows;
   }
 
   /**

@@ -62,7 +62,7 @@ type Conn = z.output<typeof connection>;
 function clientOf(conn: Conn, shape: SyncShape) {
   const auth = conn.auth ?? { type: 'bearer' as const, token: conn.accessToken! };
   const connection = connectionFor(conn, conn, {
-    identity: `${conn.baseUrl}#${credentialId(JSON.stringify(auth))}`,
+    identity: `${conn.baseUrl}#${credentialId(JSON.stringify(auth))}#search=${JSON.stringify(conn.searchRateLimit)}`,
     label: labelOf('hubspot', conn.baseUrl, shape),
     auth: (): Auth => createAuth(auth, conn.timeoutMs),
   });

@@ -58,6 +58,15 @@ describe('rate gate', () => {
     expect(await second).toMatchObject({ message: 'stop' });
   });
 
+  it('gives every client on a connection the same window for a kind of call', () => {
+    const gate = new RateGate({ requests: 100, perMs: 10_000 });
+    const a = gate.window({ requests: 4, perMs: 1_000 }, 'search');
+    const b = gate.window({ requests: 4, perMs: 1_000 }, 'search');
+    expect(b).toBe(a);
+    expect(a[0]).toBe(gate.main);
+    expect(gate.window(null)).toEqual([gate.main]);
+  });
+
   it('pauses every call when the server says its window is spent and ours does not explain it', async () => {
     let now = 1_000_000;
     const gate = new RateGate({ requests: 100, perMs: 10_000 }, () => now);
