@@ -7,7 +7,7 @@ import type { Store, Target } from '../../src/core/ports.ts';
 import { retryDeadLetters } from '../../src/engine/retry.ts';
 import { executeRun } from '../../src/engine/run.ts';
 import { digest, execSql, iso, seedContacts } from '../support/contacts.ts';
-import { sqlitePair } from '../support/harness.ts';
+import { type Pair, sqlitePair } from '../support/harness.ts';
 import { tempDir } from '../support/tmp.ts';
 
 /**
@@ -18,6 +18,25 @@ import { tempDir } from '../support/tmp.ts';
 
 const CHECKED_EMAIL =
   "CREATE TABLE contacts (id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT CHECK (email LIKE '%@%'), company TEXT, score REAL, updated_at TEXT)";
+
+/** One run of the pair's source into a JSON Lines file (an append target), opened and closed for it. */
+async function runIntoJsonl(pair: Pair, file: string) {
+  const source = await pair.openSource();
+  const target = await JsonlTarget.open(file);
+  try {
+    return await executeRun({
+      spec: pair.spec,
+      source,
+      target,
+      store: pair.store,
+      trigger: 'run',
+      holder: 't:1',
+    });
+  } finally {
+    await source.close?.();
+    await target.close?.();
+  }
+}
 
 /** A target that moves the run's clock on by `stepMs` for each batch it writes. */
 function ticking(clock: { t: number }, stepMs: number) {
@@ -94,23 +113,7 @@ describe('engine edges: nothing lost, nothing duplicated', () => {
     seedContacts(pair.sourcePath, 3000, { perSecond: 1000 });
     seedContacts(pair.sourcePath, 7000, { firstId: 3001, perSecond: 7000, start: Date.UTC(2025, 0, 1) });
     const file = join(dir, 'out.jsonl');
-    const runInto = async () => {
-      const source = await pair.openSource();
-      const target = await JsonlTarget.open(file);
-      try {
-        return await executeRun({
-          spec: pair.spec,
-          source,
-          target,
-          store: pair.store,
-          trigger: 'run',
-          holder: 't:1',
-        });
-      } finally {
-        await source.close?.();
-        await target.close?.();
-      }
-    };
+    const runInto = () => runIntoJsonl(pair, file);
     const first = await runInto();
     expect(first.checkpoint.phase).toBe('incremental');
     await runInto();
@@ -129,23 +132,7 @@ describe('engine edges: nothing lost, nothing duplicated', () => {
     const pair = sqlitePair(dir, { batchSize: 1000, map: (r) => r, lookbackMs: 5000 });
     seedContacts(pair.sourcePath, 3000, { perSecond: 500 });
     const file = join(dir, 'out.jsonl');
-    const runInto = async () => {
-      const source = await pair.openSource();
-      const target = await JsonlTarget.open(file);
-      try {
-        return await executeRun({
-          spec: pair.spec,
-          source,
-          target,
-          store: pair.store,
-          trigger: 'run',
-          holder: 't:1',
-        });
-      } finally {
-        await source.close?.();
-        await target.close?.();
-      }
-    };
+    const runInto = () => runIntoJsonl(pair, file);
     await runInto();
     // One row changes inside the window (a late commit), one after it.
     const newest = newestUpdatedAt(pair.sourcePath);

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../../src/store/postgres/store.ts';
 import { connect, freshDatabase } from '../../support/pg.ts';
+import { prng } from '../../support/seed.ts';
 import { pgSync } from './helpers.ts';
 
 /**
@@ -10,18 +11,6 @@ import { pgSync } from './helpers.ts';
  * the default of many managed services) sorts differently from JavaScript's code-unit order, and a
  * comparison made in JavaScript ended such a backfill after its first page (issue 10, finding 0).
  */
-
-/** A small seeded PRNG (mulberry32), so a failing key set can be made again. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Letters in both cases, punctuation ICU mostly ignores at first level, accents and digits: orders
 // that byte order, JavaScript and ICU all disagree on.

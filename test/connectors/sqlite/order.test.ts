@@ -2,6 +2,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { describe, expect, it } from 'vitest';
 import { execSql } from '../../support/contacts.ts';
 import { sqlitePair } from '../../support/harness.ts';
+import { prng } from '../../support/seed.ts';
 import { tempDir } from '../../support/tmp.ts';
 
 /**
@@ -17,14 +18,8 @@ describe('SQLite order: the database decides where a page ends', () => {
     );
     const insert = db.prepare("INSERT INTO contacts VALUES (?, 'f', 'l', 'e@x', 'c', 1, ?)");
     // Upper case before lower in code units, mixed here: 'apple' < 'Banana' < 'cherry' under NOCASE.
-    // mulberry32: a seeded PRNG, so the key set is the same on every run.
-    let seed = 11;
-    const next = () => {
-      seed = (seed + 0x6d2b79f5) >>> 0;
-      let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    // Seeded, so the key set is the same on every run.
+    const next = prng(11);
     const letters = 'aAbBcCdDxXyYzZ_-';
     const seen = new Set<string>();
     db.exec('BEGIN');
