@@ -370,6 +370,8 @@ export type RunRequest = {
   startedAt: number | null;
   finishedAt: number | null;
   holder: string | null;
+  /** The only process that may run it (a CLI run waiting its turn in the lane); null: any. */
+  owner: string | null;
   runId: number | null;
   errorCode: string | null;
   errorMessage: string | null;
@@ -386,7 +388,21 @@ export type NewRunRequest = {
   notBefore?: number;
   /** Return the sync's queued request in this lane, if there is one, instead of adding another. */
   coalesce?: boolean;
+  /** Only this holder may run it; it keeps its place by claiming (`claimOwn`) within `leaseMs`. */
+  owner?: string;
+  leaseMs?: number;
 };
+
+/**
+ * One claim of a request: who took it and when. A request recovered and claimed again (even by the
+ * same process, after it was frozen) is another claim, and the old one can no longer change it.
+ */
+export type Claim = { id: number; holder: string; startedAt: number };
+
+/** The claim a claimed (running) request carries. */
+export function claimOf(request: RunRequest): Claim {
+  return { id: request.id, holder: request.holder ?? '', startedAt: request.startedAt ?? 0 };
+}
 
 /** The runtime's durable queue of requested runs, kept in the store's database. */
 export interface RunQueue {
@@ -396,14 +412,20 @@ export interface RunQueue {
    * has one running, marking them running under `holder`'s lease.
    */
   claim(options: { holder: string; leaseMs: number; limit: number }): Promise<RunRequest[]>;
-  /** Extends the lease of a running request `holder` holds; false when it no longer does. */
-  renew(id: number, holder: string, leaseMs: number): Promise<boolean>;
+  /** Extends the lease of a claimed request; false when the claim no longer holds it. */
+  renew(claim: Claim, leaseMs: number): Promise<boolean>;
+  /**
+   * Takes the owner's own request once it heads its lane and the lane is free; null while it waits
+   * (the call keeps its place alive for another `leaseMs`).
+   */
+  claimOwn(id: number, holder: string, leaseMs: number): Promise<RunRequest | null>;
+  /** Withdraws a queued request (its owner stopped waiting). */
+  cancel(id: number, reason: { code: string; message: string }): Promise<void>;
   /** When the earliest queued request is due (epoch ms), or null with none queued. */
   nextDue(): Promise<number | null>;
-  /** Ends a running request `holder` holds; null when it no longer does (recovered by another process). */
+  /** Ends a claimed request; null when the claim no longer holds it (recovered, claimed again). */
   finish(
-    id: number,
-    holder: string,
+    claim: Claim,
     end: {
       status: 'done' | 'failed' | 'cancelled';
       runId?: number | null;
@@ -413,8 +435,8 @@ export interface RunQueue {
       attempt?: number;
     },
   ): Promise<RunRequest | null>;
-  /** Puts a running request `holder` holds back in the queue (its run could not start), due at `notBefore`. */
-  release(id: number, holder: string, notBefore: number): Promise<void>;
+  /** Puts a claimed request back in the queue (its run could not start), due at `notBefore`. */
+  release(claim: Claim, notBefore: number): Promise<void>;
   /** Requeues running requests whose holder is gone; returns them. */
   recover(): Promise<RunRequest[]>;
   get(id: number): Promise<RunRequest | null>;

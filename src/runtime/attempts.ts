@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asSluiceError, type SluiceError } from '../core/errors.ts';
 import { retryDelay } from '../core/policy.ts';
+import type { RunRequest } from '../core/ports.ts';
 import type { RunOutcome } from '../engine/run.ts';
+import { inTurn } from './turn.ts';
 import type { RunParams, Workspace } from './workspace.ts';
 
 export type RetryNotice = { attempt: number; of: number; delayMs: number; error: SluiceError };
@@ -18,17 +20,24 @@ export async function runWithRetries(
   sync: string,
   params: RunParams,
   onRetry?: (notice: RetryNotice) => void,
+  onWait?: (waiting: RunRequest) => void,
 ): Promise<RunOutcome> {
   const { retries } = ws.sync(sync);
   for (let attempt = 1; ; attempt++) {
     let runId: number | null = null;
     try {
-      return await ws.run(sync, {
-        ...params,
-        onStart: (run) => {
-          runId = run.id;
-          params.onStart?.(run);
-        },
+      const run = () =>
+        ws.run(sync, {
+          ...params,
+          onStart: (started) => {
+            runId = started.id;
+            params.onStart?.(started);
+          },
+        });
+      // Each attempt takes its turn in the sync's lane, behind what the lane has queued already.
+      return await inTurn(ws, sync, params.trigger, run, {
+        ...(params.stop ? { signal: params.stop } : {}),
+        ...(onWait ? { onWait } : {}),
       });
     } catch (err) {
       const error = asSluiceError(err);

@@ -128,6 +128,7 @@ export function requestFromRow(row: DbRow): RunRequest {
     startedAt: optionalNum(row.started_at),
     finishedAt: optionalNum(row.finished_at),
     holder: str(row.holder),
+    owner: str(row.owner),
     runId: optionalNum(row.run_id),
     errorCode: str(row.error_code),
     errorMessage: str(row.error_message),

@@ -20,6 +20,7 @@
 import { createInterface } from 'node:readline';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { claimOf } from '../../src/core/ports.ts';
 import { currentHolder } from '../../src/store/holder.ts';
 import { SqliteStore } from '../../src/store/sqlite/store.ts';
 import { prng } from './seed.ts';
@@ -85,7 +86,7 @@ async function drain(seed: number, ledgerPath: string): Promise<number> {
             ledger
               .prepare('DELETE FROM occupied WHERE lane = ? AND request_id = ?')
               .run(request.lane, request.id);
-          await queue.finish(request.id, holder, { status: 'done' });
+          await queue.finish(claimOf(request), { status: 'done' });
         }),
       );
     }
@@ -101,7 +102,10 @@ async function handle(command: QueueCommand): Promise<object> {
     case 'recover':
       return { op: 'recover', recovered: await queue.recover() };
     case 'finish':
-      for (const id of command.ids) await queue.finish(id, holder, { status: 'done' });
+      for (const id of command.ids) {
+        const request = await queue.get(id);
+        if (request) await queue.finish(claimOf(request), { status: 'done' });
+      }
       return { op: 'finish' };
     case 'drain':
       return { op: 'drain', claimed: await drain(command.seed, command.ledger) };

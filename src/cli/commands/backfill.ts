@@ -4,7 +4,7 @@ import { runWithRetries } from '../../runtime/attempts.ts';
 import { gracefulStop, withWorkspace } from '../context.ts';
 import { count, duration, printJson } from '../format.ts';
 import { BackfillProgress } from '../progress.ts';
-import { reportRetry } from './run.ts';
+import { reportRetry, reportWait } from './run.ts';
 
 export function registerBackfill(program: Command): void {
   program
@@ -28,6 +28,8 @@ export function registerBackfill(program: Command): void {
         let runs = 0;
         let batches = 0;
         let records = 0;
+        // Beside `sluice serve`, each run of the backfill waits its turn in the lane: say so once.
+        const onWait = once(reportWait(sync));
         try {
           let waiting = false;
           while (!stop.signal.aborted) {
@@ -41,6 +43,7 @@ export function registerBackfill(program: Command): void {
                 onProgress: (p) => progress.update(p, runs + 1),
               },
               reportRetry(sync),
+              onWait,
             ).catch((err: unknown) => {
               // Another sync of the bundle is running (under `sluice serve`, say): take turns with it.
               if ((err as { code?: string }).code !== 'LANE_BUSY') throw err;
@@ -50,7 +53,8 @@ export function registerBackfill(program: Command): void {
               return null;
             });
             if (!outcome) {
-              await sleep(500, undefined, { signal: stop.signal }).catch(() => {});
+              // Aborted by Ctrl-C: the loop's condition ends it.
+              await sleep(100, undefined, { signal: stop.signal }).catch(() => undefined);
               continue;
             }
             waiting = false;
@@ -86,4 +90,13 @@ export function registerBackfill(program: Command): void {
         if (!done) process.exitCode = 130;
       });
     });
+}
+
+function once<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+  let done = false;
+  return (...args) => {
+    if (done) return;
+    done = true;
+    fn(...args);
+  };
 }

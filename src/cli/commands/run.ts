@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { RunRecord } from '../../core/ports.ts';
+import type { RunRecord, RunRequest } from '../../core/ports.ts';
 import { type RetryNotice, runWithRetries } from '../../runtime/attempts.ts';
 import { gracefulStop, withWorkspace } from '../context.ts';
 import { count, duration, printJson } from '../format.ts';
@@ -19,8 +19,9 @@ export function registerRun(program: Command): void {
             sync,
             { trigger: 'run', stop: stop.signal },
             reportRetry(sync),
+            reportWait(sync),
           );
-          if (opts.json) printJson({ run: outcome.run, checkpoint: outcome.checkpoint });
+          if (opts.json) printJson({ run: outcome.run, more: outcome.more, checkpoint: outcome.checkpoint });
           else
             process.stdout.write(
               `${describeRun(outcome.run)}; phase ${outcome.checkpoint.phase}${outcome.more ? ', more to do' : ', caught up'}\n`,
@@ -36,6 +37,11 @@ export function describeRun(run: RunRecord): string {
   const took = run.endedAt ? duration(Date.parse(run.endedAt) - Date.parse(run.startedAt)) : 'still running';
   const c = run.counters;
   return `run ${run.id} of ${run.sync} ${run.status}: ${count(c.batches)} batches, ${count(c.read)} read, ${count(c.written)} written, ${count(c.unchanged)} unchanged, ${count(c.rejected)} rejected in ${took}`;
+}
+
+/** One line on stderr when a run waits for its lane (another sync of its bundle is running). */
+export function reportWait(sync: string): (waiting: RunRequest) => void {
+  return (waiting) => process.stderr.write(`${sync}: waiting for its turn in ${waiting.lane}\n`);
 }
 
 /** One line on stderr per momentary failure retried, so a user sees what the run is riding out. */

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServerType } from '@hono/node-server';
 import type { Command } from 'commander';
 import pino from 'pino';
@@ -74,8 +75,11 @@ async function runService(cmd: Command, opts: ServeOptions, http: boolean): Prom
         process.exit(130);
       });
       log.info({ signal }, 'stopping: no new runs; running batches finish and checkpoint');
-      server?.close();
+      // No new requests; the ones in flight finish before the store closes under them.
+      const closed = new Promise<void>((done) => (server ? server.close(() => done()) : done()));
       const clean = await runtime.stop({ timeoutMs: ws.config.config.runtime.grace });
+      // A request still open after the runs stopped (a slow client) does not hold the exit up.
+      await Promise.race([closed, sleep(2000, undefined, { ref: false })]);
       await ws.close();
       if (clean) log.info('stopped');
       else {
@@ -88,8 +92,15 @@ async function runService(cmd: Command, opts: ServeOptions, http: boolean): Prom
       }
       resolve();
     };
-    process.once('SIGINT', shutdown);
-    process.once('SIGTERM', shutdown);
+    const onSignal = (signal: NodeJS.Signals) => {
+      shutdown(signal).catch((err: unknown) => {
+        log.error({ error: (err as Error).message }, 'shutdown failed');
+        process.exitCode = 1;
+        resolve();
+      });
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
   });
 }
 

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asSluiceError, SluiceError } from '../../core/errors.ts';
 import { afterRun, type RunResult } from '../../core/policy.ts';
-import type { RunQueue, RunRecord, RunRequest } from '../../core/ports.ts';
+import { type Claim, claimOf, type RunQueue, type RunRecord, type RunRequest } from '../../core/ports.ts';
 import type { Json, RunTrigger } from '../../core/types.ts';
 import { currentHolder } from '../../store/holder.ts';
 import { bundleIndex, laneOf } from '../lanes.ts';
@@ -37,7 +37,8 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
   private readonly bundles: Map<string, string>;
   private readonly leaseMs: number;
   private readonly scheduler = new Scheduler();
-  private readonly inFlight = new Map<number, Promise<void>>();
+  /** Runs under way, by claim (a request claimed again after a freeze is another entry). */
+  private readonly inFlight = new Map<string, { claim: Claim; done: Promise<void> }>();
   private readonly stopController = new AbortController();
   /** Aborted when a shutdown's grace runs out: the runs still going stop at once. */
   private readonly killController = new AbortController();
@@ -77,8 +78,8 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
   }
 
   private renewLeases(): void {
-    for (const id of this.inFlight.keys()) {
-      this.queue.renew(id, this.holder, this.leaseMs).catch((err) => this.report(null, err));
+    for (const { claim } of this.inFlight.values()) {
+      this.queue.renew(claim, this.leaseMs).catch((err) => this.report(null, err));
     }
   }
 
@@ -117,7 +118,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     this.scheduler.stop();
     this.stopController.abort();
     this.wake();
-    const drained = Promise.allSettled([...this.inFlight.values(), this.loopDone]);
+    const drained = Promise.allSettled([...[...this.inFlight.values()].map((r) => r.done), this.loopDone]);
     const timeoutMs = options.timeoutMs ?? this.graceMs;
     const clean = await Promise.race([drained.then(() => true), sleep(timeoutMs, false, { ref: false })]);
     if (!clean) {
@@ -174,13 +175,14 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
   }
 
   private launch(request: RunRequest): void {
+    const key = `${request.id}@${request.startedAt}`;
     const done = this.execute(request)
       .catch((err) => this.report(request.sync, err))
       .finally(() => {
-        this.inFlight.delete(request.id);
+        this.inFlight.delete(key);
         this.wake();
       });
-    this.inFlight.set(request.id, done);
+    this.inFlight.set(key, { claim: claimOf(request), done });
   }
 
   private async execute(request: RunRequest): Promise<void> {
@@ -194,7 +196,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     });
     const sync = this.ws.config.syncs.get(request.sync);
     if (!sync) {
-      await this.queue.finish(request.id, this.holder, {
+      await this.queue.finish(claimOf(request), {
         status: 'cancelled',
         errorCode: 'SYNC_UNKNOWN',
         errorMessage: `no sync named "${request.sync}" in the config`,
@@ -225,7 +227,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         () => started,
         abandon,
       );
-      await this.queue.finish(request.id, this.holder, { status: 'done', runId: outcome.run.id });
+      await this.queue.finish(claimOf(request), { status: 'done', runId: outcome.run.id });
       ended({
         runId: outcome.run.id,
         ok: true,
@@ -244,7 +246,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       const error = asSluiceError(err);
       // Cut short by a shutdown past its grace: back in the queue, to resume at the next start.
       if (error.code === 'RUN_KILLED') {
-        await this.queue.release(request.id, this.holder, Date.now());
+        await this.queue.release(claimOf(request), Date.now());
         ended({
           runId: (started as RunRecord | null)?.id ?? null,
           ok: false,
@@ -258,7 +260,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       }
       // Busy elsewhere (a CLI run of the sync, or of another sync in its bundle): try again shortly.
       if (error.code === 'SYNC_BUSY' || error.code === 'LANE_BUSY') {
-        await this.queue.release(request.id, this.holder, Date.now() + BUSY_RETRY_MS);
+        await this.queue.release(claimOf(request), Date.now() + BUSY_RETRY_MS);
         ended({
           runId: null,
           ok: false,
@@ -274,7 +276,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       const run = runId === null ? null : await this.ws.store.getRun(runId);
       // A run that saved batches before failing failed at a new batch: its first attempt there.
       const attempt = run && run.counters.batches > 0 ? 1 : request.attempt;
-      await this.queue.finish(request.id, this.holder, {
+      await this.queue.finish(claimOf(request), {
         status: 'failed',
         runId,
         errorCode: error.code,

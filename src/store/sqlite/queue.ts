@@ -1,5 +1,5 @@
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
-import type { NewRunRequest, RequestStatus, RunQueue, RunRequest } from '../../core/ports.ts';
+import type { Claim, NewRunRequest, RequestStatus, RunQueue, RunRequest } from '../../core/ports.ts';
 import { isHolderGone } from '../holder.ts';
 import { requestFromRow, toJsonText } from '../rows.ts';
 import * as sql from './sql.ts';
@@ -36,6 +36,8 @@ export class SqliteQueue implements RunQueue {
         attempt: request.attempt ?? 1,
         notBefore: request.notBefore ?? now,
         now,
+        owner: request.owner ?? null,
+        leaseUntil: request.owner ? now + (request.leaseMs ?? 30_000) : null,
       } as Record<string, SQLInputValue>);
       return requestFromRow(row!);
     });
@@ -46,7 +48,9 @@ export class SqliteQueue implements RunQueue {
     return this.tx(() => {
       const now = this.now();
       // More rows than the limit: several due requests may share a lane, and only one is taken.
-      const due = this.db.prepare(sql.selectDueRequests).all({ now, limit: options.limit });
+      const due = this.db
+        .prepare(sql.selectDueRequests)
+        .all({ now, limit: options.limit, holder: options.holder });
       const lanes = new Set<string>();
       const claimed: RunRequest[] = [];
       const claim = this.db.prepare(sql.claimRequest);
@@ -62,10 +66,26 @@ export class SqliteQueue implements RunQueue {
     });
   }
 
-  async renew(id: number, holder: string, leaseMs: number): Promise<boolean> {
-    return this.tx(
-      () => Number(this.db.prepare(sql.renewRequest).run(this.now() + leaseMs, id, holder).changes) === 1,
-    );
+  async renew(claim: Claim, leaseMs: number): Promise<boolean> {
+    return this.tx(() => {
+      const at = this.now() + leaseMs;
+      const result = this.db.prepare(sql.renewRequest).run(at, claim.id, claim.holder, claim.startedAt);
+      return Number(result.changes) === 1;
+    });
+  }
+
+  async claimOwn(id: number, holder: string, leaseMs: number): Promise<RunRequest | null> {
+    return this.tx(() => {
+      const now = this.now();
+      const row = this.db.prepare(sql.claimOwnRequest).get({ id, holder, leaseUntil: now + leaseMs, now });
+      if (row) return requestFromRow(row);
+      this.db.prepare(sql.renewQueued).run(now + leaseMs, id, holder);
+      return null;
+    });
+  }
+
+  async cancel(id: number, reason: { code: string; message: string }): Promise<void> {
+    await this.tx(() => this.db.prepare(sql.cancelRequest).run(this.now(), reason.code, reason.message, id));
   }
 
   async nextDue(): Promise<number | null> {
@@ -74,8 +94,7 @@ export class SqliteQueue implements RunQueue {
   }
 
   async finish(
-    id: number,
-    holder: string,
+    claim: Claim,
     end: {
       status: 'done' | 'failed' | 'cancelled';
       runId?: number | null;
@@ -94,15 +113,18 @@ export class SqliteQueue implements RunQueue {
           end.errorCode ?? null,
           end.errorMessage ?? null,
           end.attempt ?? null,
-          id,
-          holder,
+          claim.id,
+          claim.holder,
+          claim.startedAt,
         ),
     );
     return row ? requestFromRow(row) : null;
   }
 
-  async release(id: number, holder: string, notBefore: number): Promise<void> {
-    await this.tx(() => this.db.prepare(sql.releaseRequest).run(notBefore, id, holder));
+  async release(claim: Claim, notBefore: number): Promise<void> {
+    await this.tx(() =>
+      this.db.prepare(sql.releaseRequest).run(notBefore, claim.id, claim.holder, claim.startedAt),
+    );
   }
 
   async recover(): Promise<RunRequest[]> {
@@ -111,8 +133,34 @@ export class SqliteQueue implements RunQueue {
       const recovered: RunRequest[] = [];
       for (const row of this.db.prepare(sql.selectRunningRequests).all()) {
         if (!isHolderGone(String(row.holder), Number(row.lease_until), now)) continue;
-        this.db.prepare(sql.releaseRequest).run(now, Number(row.id), String(row.holder));
+        if (row.owner !== null) {
+          // Only its owner could run it, and the owner is gone: nothing will.
+          this.db
+            .prepare(sql.finishRequest)
+            .run(
+              'cancelled',
+              now,
+              null,
+              'HOLDER_GONE',
+              'its process died',
+              null,
+              Number(row.id),
+              String(row.holder),
+              Number(row.started_at),
+            );
+          continue;
+        }
+        this.db
+          .prepare(sql.releaseRequest)
+          .run(now, Number(row.id), String(row.holder), Number(row.started_at));
         recovered.push(requestFromRow({ ...row, status: 'queued' }));
+      }
+      // A CLI run that died waiting its turn leaves a request only it may run: it blocks its lane.
+      for (const row of this.db.prepare(sql.selectOwnedQueued).all()) {
+        if (!isHolderGone(String(row.owner), Number(row.lease_until ?? 0), now)) continue;
+        this.db
+          .prepare(sql.cancelRequest)
+          .run(now, 'HOLDER_GONE', `its process ${row.owner} died waiting its turn`, Number(row.id));
       }
       return recovered;
     });

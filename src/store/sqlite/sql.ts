@@ -74,26 +74,43 @@ export const pruneFingerprints = 'DELETE FROM fingerprints WHERE sync = ? AND cu
 export const deleteFingerprintsOfSync = 'DELETE FROM fingerprints WHERE sync = ?';
 
 export const insertRequest = `INSERT INTO run_requests (sync, lane, trigger, payload, set_aside_reason, attempt, status,
-  not_before, created_at) VALUES ($sync, $lane, $trigger, $payload, $setAside, $attempt, 'queued', $notBefore, $now) RETURNING *`;
+  not_before, created_at, owner, lease_until) VALUES ($sync, $lane, $trigger, $payload, $setAside, $attempt, 'queued',
+  $notBefore, $now, $owner, $leaseUntil) RETURNING *`;
 export const selectQueuedOfSyncInLane = `SELECT * FROM run_requests WHERE sync = ? AND lane = ? AND status = 'queued'
   ORDER BY id LIMIT 1`;
 // The oldest due request of each free lane: a lane with many requests waiting hides no other lane's.
+// One that its owner must run (a CLI run waiting its turn) is not this holder's to take: its lane waits.
 export const selectDueRequests = `SELECT * FROM run_requests r WHERE status = 'queued' AND not_before <= $now
   AND lane NOT IN (SELECT lane FROM run_requests WHERE status = 'running')
   AND id = (SELECT min(id) FROM run_requests q WHERE q.lane = r.lane AND q.status = 'queued' AND q.not_before <= $now)
+  AND (owner IS NULL OR owner = $holder)
   ORDER BY id LIMIT $limit`;
+// The owner takes its own request once it heads its lane and the lane is free.
+export const claimOwnRequest = `UPDATE run_requests SET status = 'running', holder = $holder, lease_until = $leaseUntil,
+  started_at = $now WHERE id = $id AND status = 'queued' AND owner = $holder AND not_before <= $now
+  AND lane NOT IN (SELECT lane FROM run_requests WHERE status = 'running')
+  AND id = (SELECT min(id) FROM run_requests q WHERE q.lane = run_requests.lane AND q.status = 'queued'
+    AND q.not_before <= $now)
+  RETURNING *`;
+// A waiting owner keeps its place alive; one that died leaves a request nobody else may run.
+export const renewQueued =
+  "UPDATE run_requests SET lease_until = ? WHERE id = ? AND status = 'queued' AND owner = ?";
+export const selectOwnedQueued = "SELECT * FROM run_requests WHERE status = 'queued' AND owner IS NOT NULL";
+export const cancelRequest = `UPDATE run_requests SET status = 'cancelled', finished_at = ?, error_code = ?,
+  error_message = ? WHERE id = ? AND status = 'queued'`;
 export const selectNextDue = "SELECT min(not_before) AS at FROM run_requests WHERE status = 'queued'";
 export const claimRequest = `UPDATE run_requests SET status = 'running', holder = ?, lease_until = ?, started_at = ?
   WHERE id = ? AND status = 'queued' RETURNING *`;
-// Queue writes of a running request are its holder's only: one recovered elsewhere is not touched.
+// Queue writes of a running request are its claim's only (holder and claim time): one recovered and
+// claimed again, even by the same process, is not touched by the old claim.
 export const renewRequest =
-  "UPDATE run_requests SET lease_until = ? WHERE id = ? AND status = 'running' AND holder = ?";
+  "UPDATE run_requests SET lease_until = ? WHERE id = ? AND status = 'running' AND holder = ? AND started_at = ?";
 // `attempt` is rewritten where a failed run had saved batches first: the next failure is the new batch's first.
 export const finishRequest = `UPDATE run_requests SET status = ?, finished_at = ?, run_id = coalesce(?, run_id),
   error_code = ?, error_message = ?, attempt = coalesce(?, attempt)
-  WHERE id = ? AND status = 'running' AND holder = ? RETURNING *`;
+  WHERE id = ? AND status = 'running' AND holder = ? AND started_at = ? RETURNING *`;
 export const releaseRequest = `UPDATE run_requests SET status = 'queued', holder = NULL, lease_until = NULL,
-  started_at = NULL, not_before = ? WHERE id = ? AND status = 'running' AND holder = ?`;
+  started_at = NULL, not_before = ? WHERE id = ? AND status = 'running' AND holder = ? AND started_at = ?`;
 export const selectRunningRequests = "SELECT * FROM run_requests WHERE status = 'running'";
 export const selectRequest = 'SELECT * FROM run_requests WHERE id = ?';
 export const selectRequests = `SELECT * FROM run_requests WHERE ($sync IS NULL OR sync = $sync)

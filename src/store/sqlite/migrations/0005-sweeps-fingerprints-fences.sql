@@ -16,6 +16,8 @@ ALTER TABLE dead_letters ADD COLUMN resolution TEXT;
 
 -- A request to set the batch at the checkpoint aside (it failed too often): one name for one idea.
 ALTER TABLE run_requests RENAME COLUMN skip_reason TO set_aside_reason;
+-- A request only its owner may run (a CLI run waiting its turn in the lane); NULL: any process.
+ALTER TABLE run_requests ADD COLUMN owner TEXT;
 
 -- A hash of the last version of each record written, so one re-read unchanged is not written again.
 CREATE TABLE fingerprints (
