@@ -79,7 +79,7 @@ async function runService(cmd: Command, opts: ServeOptions, http: boolean): Prom
       const closed = new Promise<void>((done) => (server ? server.close(() => done()) : done()));
       const clean = await runtime.stop({ timeoutMs: ws.config.config.runtime.grace });
       // A request still open after the runs stopped (a slow client) does not hold the exit up.
-      await Promise.race([closed, sleep(2000, undefined, { ref: false })]);
+      await Promise.race([closed, sleep(2000)]);
       await ws.close();
       if (clean) log.info('stopped');
       else {
