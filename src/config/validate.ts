@@ -56,8 +56,8 @@ export function validateConfig(
   const syncs: ValidConfig['syncs'] = new Map();
   for (const [name, sync] of Object.entries(config.syncs)) {
     const resolved = resolveSync(name, sync);
-    const sourceOptions = endpointOptions('source', resolved, connections, config, issues);
-    const targetOptions = endpointOptions('target', resolved, connections, config, issues);
+    const sourceOptions = endpointOptions('source', resolved, connections, config, issues, secrets);
+    const targetOptions = endpointOptions('target', resolved, connections, config, issues, secrets);
     syncs.set(name, { ...resolved, sourceOptions, targetOptions });
   }
   const bundled = new Map<string, string>();
@@ -80,6 +80,7 @@ function endpointOptions(
   connections: Map<string, ResolvedConnection>,
   config: Config,
   issues: string[],
+  secrets: ReadonlySet<string>,
 ): unknown {
   const path = ['syncs', sync.name, side];
   const { connection: connName, ...rest } = sync[side];
@@ -101,7 +102,7 @@ function endpointOptions(
   }
   const result = side_.options.safeParse(rest);
   if (!result.success) {
-    issues.push(...formatIssues(result.error, rest, path));
+    issues.push(...formatIssues(result.error, rest, path, secrets));
     return undefined;
   }
   return result.data;
@@ -151,11 +152,9 @@ export function formatIssues(
       return issue.keys.map((key) => `${path ? `${path}.` : ''}${key}: unknown field`);
     }
     const value = valueAt(input, issue.path);
-    const got = secrets.has(path)
-      ? 'a secret (not shown)'
-      : value === undefined
-        ? 'nothing'
-        : describe(value);
+    // A secret, or a value holding one (an `auth` block with a token from the environment): not shown.
+    const hidden = [...secrets].some((s) => s === path || s.startsWith(`${path}.`));
+    const got = hidden ? 'a secret (not shown)' : value === undefined ? 'nothing' : describe(value);
     return `${path || '(root)'}: ${issue.message}, got ${got}`;
   });
 }

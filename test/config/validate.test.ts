@@ -41,7 +41,12 @@ describe('config validation', () => {
       cursorField: 'updated_at',
     });
     expect(valid.config.store).toBe('.sluice/state.db');
-    expect(sync.targetOptions).toEqual({ table: 'contacts', mode: 'upsert', synchronous: 'FULL' });
+    expect(sync.targetOptions).toEqual({
+      table: 'contacts',
+      mode: 'upsert',
+      synchronous: 'FULL',
+      create: true,
+    });
   });
 
   it('names the path and the value of a bad batch size', () => {
@@ -108,6 +113,27 @@ describe('config validation', () => {
     const issues = issuesOf(raw, { SLUICE_TEST_PATH: 'x.db', SLUICE_SECRET_TABLE: '' });
     expect(issues).toEqual([
       'syncs.contacts.source.table: environment variable SLUICE_SECRET_TABLE is not set',
+    ]);
+  });
+
+  it('never echoes a secret in a source or target option, nor in a value that holds one', () => {
+    const raw = good();
+    // A secret where a table name belongs, and one inside an option the connector refuses as a whole.
+    Object.assign(raw.syncs.contacts.source, { table: { $env: 'SLUICE_TEST_TABLE' } });
+    Object.assign(raw.syncs.contacts.target, { mode: { token: { $env: 'SLUICE_TEST_TOKEN' } } });
+    const env = { SLUICE_TEST_TABLE: 'hunter2-table', SLUICE_TEST_TOKEN: 'hunter2-token' };
+    const valid = validateConfig(
+      {
+        ...raw,
+        syncs: { contacts: { ...raw.syncs.contacts, target: { connection: 'b', table: 'contacts' } } },
+      },
+      { baseDir: '/tmp', lookup: findConnector, knownTypes: connectorTypes(), env },
+    );
+    expect(valid.syncs.get('contacts')?.sourceOptions).toMatchObject({ table: 'hunter2-table' });
+    const issues = issuesOf(raw, env);
+    expect(issues.join('\n')).not.toMatch(/hunter2/);
+    expect(issues).toEqual([
+      expect.stringMatching(/^syncs\.contacts\.target\.mode: .*got a secret \(not shown\)$/),
     ]);
   });
 
