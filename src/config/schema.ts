@@ -158,6 +158,11 @@ const runtimeSchema = z.strictObject({
    * has its runs taken over by a live one this long after, within one poll. @defaultValue '30s'
    */
   lease: duration('runtime.lease').default(30_000),
+  /**
+   * History older than this is pruned (hourly by the runtime): ended runs (each sync keeps its newest
+   * 100), closed dead letters, finished queue requests. Open dead letters are never pruned. @defaultValue '30d'
+   */
+  retention: duration('runtime.retention').default(30 * 86_400_000),
 });
 
 const serverSchema = z.strictObject({
@@ -172,7 +177,13 @@ const serverSchema = z.strictObject({
 export const configSchema = z.strictObject({
   /** Where checkpoints, run history, the data store and dead letters live. @defaultValue '.sluice/state.db' */
   store: z.string().default('.sluice/state.db'),
-  runtime: runtimeSchema.default({ concurrency: 4, grace: 30_000, poll: 1000, lease: 30_000 }),
+  runtime: runtimeSchema.default({
+    concurrency: 4,
+    grace: 30_000,
+    poll: 1000,
+    lease: 30_000,
+    retention: 30 * 86_400_000,
+  }),
   server: serverSchema.default({ host: '127.0.0.1', port: 4300, apiTokens: [] }),
   connections: z.record(name, connectionSchema).default({}),
   syncs: z.record(name, syncSchema).default({}),

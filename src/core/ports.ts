@@ -319,6 +319,12 @@ export interface Store {
   claimNonce?(nonce: string, expiresAt: number): Promise<boolean>;
   /** The durable queue of requested runs, where this store keeps one. */
   readonly queue?: RunQueue;
+  /**
+   * Forgets history older than `before` (epoch ms): ended runs (each sync keeps its newest `keepRuns`),
+   * closed dead letters, finished queue requests, expired webhook receipts. Open letters, running
+   * runs, checkpoints and fingerprints are never pruned.
+   */
+  prune(before: number, keepRuns: number): Promise<number>;
   /** Forgets a sync's checkpoint, dead letters and fingerprints; run history stays. */
   resetSync(sync: string): Promise<void>;
   close(): Promise<void>;

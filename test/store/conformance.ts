@@ -507,6 +507,41 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       expect(open7.map((l) => [l.attempts, l.reason])).toEqual([[1, 'after retry']]);
     });
 
+    it('prunes history older than a time: ended runs (each sync keeps its newest), closed letters; never open ones', async () => {
+      const { store, clock } = await open();
+      const ended: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const run = await started(store);
+        await store.finishRun(run.id, end);
+        ended.push(run.id);
+        clock.t += 1000;
+      }
+      const other = await started(store, 's2');
+      await store.finishRun(other.id, end);
+      const live = await started(store);
+      await store.commitBatch(
+        commitOf(live.id, checkpoint('s1', { key: [1] }, clock.t, 1), {
+          deadLetters: [
+            { key: [1], record: { id: 1 }, reason: 'closed soon' },
+            { key: [2], record: { id: 2 }, reason: 'stays open' },
+          ],
+        }),
+      );
+      await store.commitBatch(
+        commitOf(live.id, checkpoint('s1', { key: [2] }, clock.t, 2, 2), {
+          deadLetters: [],
+          resolved: [{ keys: ['[1]'], resolution: 'written' }],
+        }),
+      );
+      clock.t += 10_000;
+      await store.prune(clock.t - 1, 2);
+      // s1 keeps its two newest runs (the running one among them); s2 its only one.
+      expect((await store.listRuns({ sync: 's1' })).map((r) => r.id)).toEqual([live.id, ended[3]]);
+      expect((await store.listRuns({ sync: 's2' })).map((r) => r.id)).toEqual([other.id]);
+      const letters = await store.listDeadLetters({ sync: 's1', includeClosed: true });
+      expect(letters.map((l) => l.key)).toEqual([[2]]);
+    });
+
     it('resets a sync: checkpoint, dead letters and fingerprints go, run history stays', async () => {
       const { store } = await open();
       const run = await started(store);

@@ -20,6 +20,10 @@ export type LocalRuntimeOptions = {
   holder?: string;
 };
 
+const PRUNE_EVERY_MS = 3_600_000;
+// Each sync keeps at least its newest runs, whatever their age: status and lag read them.
+const KEEP_RUNS = 100;
+
 // A run whose sync is busy elsewhere (a CLI run, another lane) waits this long before trying again.
 const BUSY_RETRY_MS = 250;
 
@@ -43,6 +47,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
   /** Aborted when a shutdown's grace runs out: the runs still going stop at once. */
   private readonly killController = new AbortController();
   private renewals: NodeJS.Timeout | null = null;
+  private pruning: NodeJS.Timeout | null = null;
   private stopping = false;
   private wakeUp: (() => void) | null = null;
   private loopDone: Promise<void> | null = null;
@@ -74,7 +79,16 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     // The requests this process runs keep their lease while they run; a dead process's lapse.
     this.renewals = setInterval(() => this.renewLeases(), Math.max(10, Math.floor(this.leaseMs / 3)));
     this.renewals.unref();
+    this.prune();
+    this.pruning = setInterval(() => this.prune(), PRUNE_EVERY_MS);
+    this.pruning.unref();
     this.loopDone = this.loop();
+  }
+
+  /** History past `runtime.retention` goes, so the store and its per-poll queries stay small. */
+  private prune(): void {
+    const { retention } = this.ws.config.config.runtime;
+    this.ws.store.prune(Date.now() - retention, KEEP_RUNS).catch((err) => this.report(null, err));
   }
 
   private renewLeases(): void {
@@ -132,6 +146,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       await Promise.race([drained, sleep(5_000, undefined, { ref: false })]);
     }
     if (this.renewals) clearInterval(this.renewals);
+    if (this.pruning) clearInterval(this.pruning);
     return clean;
   }
 

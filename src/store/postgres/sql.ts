@@ -75,6 +75,10 @@ WHERE sync = $1 AND version = $17 - 1`,
   WHERE sync = $1 AND id = ANY($5::bigint[]) AND closed_at IS NULL`,
     countOpenDeadLetters: `SELECT count(*)::int AS n FROM ${deadLetters} WHERE sync = $1 AND closed_at IS NULL`,
     deleteDeadLettersOfSync: `DELETE FROM ${deadLetters} WHERE sync = $1`,
+    // Retention: history older than a time goes, but each sync keeps its newest runs (status reads them).
+    pruneRuns: `DELETE FROM ${runs} WHERE status <> 'running' AND ended_at < $1 AND id NOT IN (
+  SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY sync ORDER BY id DESC) AS n FROM ${runs}) r WHERE n <= $2)`,
+    pruneDeadLetters: `DELETE FROM ${deadLetters} WHERE closed_at IS NOT NULL AND closed_at < $1`,
 
     selectFingerprints: `SELECT record_key, hash FROM ${t('fingerprints')} WHERE sync = $1 AND record_key = ANY($2::text[])`,
     // One statement per batch: the batch's fingerprints as parallel arrays.

@@ -327,6 +327,13 @@ export class PostgresStore implements Store {
     await this.pool.query(this.sql.pruneFingerprints, [sync, beforeMs]);
   }
 
+  async prune(before: number, keepRuns: number): Promise<number> {
+    const at = new Date(before).toISOString();
+    const runs = await this.pool.query(this.sql.pruneRuns, [at, keepRuns]);
+    const letters = await this.pool.query(this.sql.pruneDeadLetters, [at]);
+    return (runs.rowCount ?? 0) + (letters.rowCount ?? 0);
+  }
+
   async resetSync(sync: string): Promise<void> {
     await this.transaction(async (tx) => {
       const client = tx.handle as pg.ClientBase;

@@ -121,5 +121,12 @@ export const selectLastFinishedOfSync = `SELECT * FROM run_requests WHERE sync =
   ORDER BY finished_at DESC, id DESC LIMIT 1`;
 
 export const deleteExpiredReceipts = 'DELETE FROM webhook_receipts WHERE expires_at < ?';
+
+// Retention: history older than a time goes, but each sync keeps its newest runs (status reads them).
+export const pruneRuns = `DELETE FROM runs WHERE status <> 'running' AND ended_at < $before AND id NOT IN (
+  SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY sync ORDER BY id DESC) AS n FROM runs) WHERE n <= $keep)`;
+export const pruneDeadLetters = 'DELETE FROM dead_letters WHERE closed_at IS NOT NULL AND closed_at < ?';
+export const pruneRequests = `DELETE FROM run_requests WHERE status IN ('done', 'failed', 'cancelled') AND finished_at < ?
+  AND id NOT IN (SELECT max(id) FROM run_requests WHERE status IN ('done', 'failed', 'cancelled') GROUP BY sync)`;
 export const insertReceipt =
   'INSERT INTO webhook_receipts (signature, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING';

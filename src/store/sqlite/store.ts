@@ -272,6 +272,17 @@ export class SqliteStore implements Store {
     });
   }
 
+  async prune(before: number, keepRuns: number): Promise<number> {
+    const at = new Date(before).toISOString();
+    return this.tx(
+      () =>
+        Number(this.db.prepare(sql.pruneRuns).run({ before: at, keep: keepRuns }).changes) +
+        Number(this.db.prepare(sql.pruneDeadLetters).run(at).changes) +
+        Number(this.db.prepare(sql.pruneRequests).run(before).changes) +
+        Number(this.db.prepare(sql.deleteExpiredReceipts).run(this.now()).changes),
+    );
+  }
+
   async resetSync(sync: string): Promise<void> {
     await this.tx(() => {
       this.db.prepare(sql.deleteCheckpoint).run(sync);
