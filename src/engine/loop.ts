@@ -52,6 +52,8 @@ function batchId(checkpoint: Checkpoint): string {
 /** One run's batches, in order: read (one page ahead), prepare, write, commit. */
 export class RunLoop {
   more = false;
+  /** The last checkpoint saved (or read at the start): where the sync stands if the run stops now. */
+  checkpoint: Checkpoint | null = null;
   private readonly counters: Counters = zeroCounters();
   private readonly startedAt: number;
   private batch = 0;
@@ -100,6 +102,7 @@ export class RunLoop {
   async execute(existing: Checkpoint | null): Promise<Checkpoint> {
     const { store, spec } = this.options;
     let checkpoint = existing ?? (await this.startBackfill());
+    this.checkpoint = checkpoint;
     if (checkpoint.phase === 'backfill') checkpoint = await this.refreshEstimate(checkpoint);
     checkpoint = this.withSweep(checkpoint);
     this.scope = this.fingerprintScope(checkpoint);
@@ -233,6 +236,7 @@ export class RunLoop {
       await store.commitBatch(commit);
     }
     this.lettersOpen ||= commit.deadLetters.length > 0;
+    this.checkpoint = commit.checkpoint;
     this.tally(commit.counters, commit.checkpoint!);
     return commit.checkpoint!;
   }
@@ -303,6 +307,7 @@ export class RunLoop {
       deadLetters: [],
       leaseMs: this.leaseMs,
     });
+    this.checkpoint = advanced;
     this.tally(counters, advanced);
     return { checkpoint: advanced, last: this.isLast(event) };
   }

@@ -1,4 +1,4 @@
-import { asSluiceError, RunFencedError, SluiceError } from '../core/errors.ts';
+import { asSluiceError, QuotaExhaustedError, RunFencedError, SluiceError } from '../core/errors.ts';
 import type { Checkpoint, RunContext, RunRecord, Source, Store, Target } from '../core/ports.ts';
 import type { Json, Row, RunTrigger } from '../core/types.ts';
 import { Heartbeat } from './heartbeat.ts';
@@ -63,6 +63,11 @@ export type RunOutcome = {
   checkpoint: Checkpoint;
   /** The run stopped with work left: its budget was spent, or it was stopped. */
   more: boolean;
+  /**
+   * A connection's API budget (a daily quota) ran out: the run kept what it confirmed and stopped;
+   * the sync goes on at this time (epoch ms), not before.
+   */
+  resumeAt?: number;
 };
 
 const DEFAULT_LEASE_MS = 30_000;
@@ -117,12 +122,24 @@ export async function executeRun(options: RunOptions): Promise<RunOutcome> {
   // deadline (budget plus grace), a lost hold, a kill.
   const deadline = AbortSignal.timeout(spec.maxRunDurationMs + graceMs);
   const signal = AbortSignal.any([deadline, heartbeat.signal, ...(options.kill ? [options.kill] : [])]);
+  // A spent API budget is not a failure: what was confirmed stands, and the sync waits for the reset.
+  let quota = null as QuotaExhaustedError | null;
   try {
     const loop = new RunLoop(options, run, signal, now, leaseMs);
-    const checkpoint = await loop.execute(existing);
-    const finished = await store.finishRun(run.id, { holder, status: 'succeeded', more: loop.more });
+    const checkpoint = await loop.execute(existing).catch((err: unknown) => {
+      if (!(err instanceof QuotaExhaustedError) || !loop.checkpoint) throw err;
+      quota = err;
+      return loop.checkpoint;
+    });
+    const more = loop.more || quota !== null;
+    const finished = await store.finishRun(run.id, {
+      holder,
+      status: 'succeeded',
+      more,
+      ...(quota ? { errorCode: quota.code, errorMessage: quota.message } : {}),
+    });
     if (finished.status !== 'succeeded') throw new RunFencedError(spec.name, run.id, 'its end');
-    return { run: finished, checkpoint, more: loop.more };
+    return { run: finished, checkpoint, more, ...(quota ? { resumeAt: quota.resetsAt } : {}) };
   } catch (err) {
     const error = endOf(err, { deadline, heartbeat: heartbeat.signal, kill: options.kill, graceMs });
     await store.finishRun(run.id, {

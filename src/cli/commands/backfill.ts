@@ -59,6 +59,14 @@ export function registerBackfill(program: Command): void {
             }
             waiting = false;
             runs += 1;
+            if (outcome.resumeAt !== undefined) {
+              process.stderr.write(
+                `${sync}: ${outcome.run.errorMessage}; waiting until then (Ctrl-C stops, the same command resumes)\n`,
+              );
+              await sleep(Math.max(0, outcome.resumeAt - Date.now()), undefined, {
+                signal: stop.signal,
+              }).catch(() => undefined);
+            }
             batches += outcome.run.counters.batches;
             records += outcome.run.counters.read;
             if (outcome.checkpoint.phase === 'incremental') break;

@@ -21,10 +21,18 @@ export function registerRun(program: Command): void {
             reportRetry(sync),
             reportWait(sync),
           );
-          if (opts.json) printJson({ run: outcome.run, more: outcome.more, checkpoint: outcome.checkpoint });
+          if (opts.json)
+            printJson({
+              run: outcome.run,
+              more: outcome.more,
+              ...(outcome.resumeAt === undefined
+                ? {}
+                : { resumeAt: new Date(outcome.resumeAt).toISOString() }),
+              checkpoint: outcome.checkpoint,
+            });
           else
             process.stdout.write(
-              `${describeRun(outcome.run)}; phase ${outcome.checkpoint.phase}${outcome.more ? ', more to do' : ', caught up'}\n`,
+              `${describeRun(outcome.run)}; phase ${outcome.checkpoint.phase}${outcome.more ? ', more to do' : ', caught up'}${outcome.resumeAt === undefined ? '' : `; ${outcome.run.errorMessage}`}\n`,
             );
         } finally {
           stop.dispose();

@@ -253,7 +253,16 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         errorMessage: null,
       });
       result = { ok: true, more: outcome.more };
-      if (outcome.more || outcome.checkpoint.phase === 'backfill') {
+      if (outcome.resumeAt !== undefined) {
+        // A spent API budget: the successor waits for the reset, whatever the rerun mode.
+        await this.queue.enqueue({
+          sync: request.sync,
+          lane: laneOf(request.sync, this.bundles, 'rerun'),
+          trigger: 'rerun',
+          notBefore: outcome.resumeAt,
+          coalesce: true,
+        });
+      } else if (outcome.more || outcome.checkpoint.phase === 'backfill') {
         await this.followPolicy(request, result, { cursor: outcome.checkpoint.cursor });
       }
       return;
