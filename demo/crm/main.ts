@@ -12,10 +12,11 @@
  * 2. writes sluice.config.ts: sync `contacts`, hubspot → salesforce, upsert by HubSpot_Id__c, a map
  *    to Contact fields (demo/crm/mapping.ts), runs time-boxed to a few seconds;
  * 3. `sluice backfill contacts` (many runs; a live bar on a terminal);
- * 4. changes 1% of the HubSpot contacts through its batch upsert API (updates and new contacts), and
- *    waits out the search index's lag (the emulator's index, like HubSpot's, takes changes in late);
- * 5. `sluice run contacts`: incremental, the changes plus a lookback window (again while a time-boxed
- *    run ends with work left), then one more run with nothing changed: records the lookback reads
+ * 4. changes 1% of the HubSpot contacts through its batch upsert API (updates and new contacts, about
+ *    1,000 a second), and waits out the search index's lag (the emulator's index, like HubSpot's,
+ *    takes changes in late);
+ * 5. `sluice run contacts`: incremental runs time-boxed to 30 s, the changes plus a lookback window
+ *    (again while a run ends with work left), then one more run with nothing changed: records the lookback reads
  *    again are found unchanged (fingerprints) and not written, so only the changed ones ever are;
  * 6. fetches both sides over HTTP and compares every contact by key and content hash; the invalid
  *    emails must be exactly the dead letters (`sluice dead-letters list`);
@@ -69,6 +70,7 @@ type Options = {
   contacts: number;
   dir: string;
   maxRunDuration: string;
+  incrementalRunDuration: string;
   batch: number;
   invalidEmails: number;
 };
@@ -80,6 +82,11 @@ function parseArgs(argv: string[]): Options {
     .option('--contacts <n>', 'contacts in the HubSpot emulator', count, 1_000_000)
     .option('--dir <path>', 'where the demo writes its config and store', 'demo-output/crm')
     .option('--max-run-duration <d>', "each run's time box; small, so the backfill takes many runs", '5s')
+    .option(
+      '--incremental-run-duration <d>',
+      "each incremental run's time box: its lookback sweep must fit in one (the search API reads a few hundred changes a second)",
+      '30s',
+    )
     .option('--batch <n>', 'records per batch', count, 1000)
     .option(
       '--invalid-emails <n>',
@@ -151,7 +158,7 @@ async function stopEmulators(child: ChildProcess): Promise<void> {
   if ((await Promise.race([exited, timeout])) === 'timeout') child.kill('SIGKILL');
 }
 
-function writeConfig(dir: string, urls: Urls, options: Options): void {
+function writeConfig(dir: string, urls: Urls, options: Options, maxRunDuration: string): void {
   writeFileSync(
     join(dir, 'sluice.config.ts'),
     `import { defineConfig } from ${JSON.stringify(SRC_INDEX)};
@@ -195,7 +202,7 @@ export default defineConfig({
       // holds (here ~1,900 changes/s at most vs ~800 search results/s).
       cursor: { field: 'lastmodifieddate', lookback: '1s' },
       batch: { size: ${options.batch} },
-      maxRunDuration: '${options.maxRunDuration}',
+      maxRunDuration: '${maxRunDuration}',
       map: (contact) => toSalesforceContact(contact),
     },
   },
@@ -269,9 +276,13 @@ async function changeOnePercent(urls: Urls, total: number): Promise<{ updated: n
       city: 'Lisbon',
     },
   }));
+  // At most 10 batches of 100 a second: about 1,000 edits a second, a busy CRM's pace rather than
+  // one burst, so a 1 s lookback window holds what an incremental run can read again.
   const send = async (path: string, inputs: unknown[]) => {
     for (let i = 0; i < inputs.length; i += 100) {
+      const paced = sleep(100);
       const res = await hubspotCall(urls.hubspot, path, { inputs: inputs.slice(i, i + 100) });
+      await paced;
       if (res.status !== 200) throw new Error(`HubSpot ${path} answered ${res.status}: ${await res.text()}`);
       await res.arrayBuffer();
     }
@@ -373,7 +384,7 @@ async function main(): Promise<void> {
     info(
       `up in ${((Date.now() - t) / 1000).toFixed(1)} s: HubSpot ${urls.hubspot}, Salesforce ${urls.salesforce[0]}`,
     );
-    writeConfig(dir, urls, options);
+    writeConfig(dir, urls, options, options.maxRunDuration);
 
     say(`sluice backfill contacts (HubSpot → Salesforce, each run time-boxed to ${options.maxRunDuration})`);
     const before = await stats(urls.hubspot);
@@ -400,8 +411,11 @@ async function main(): Promise<void> {
     info(`waiting ${SEARCH_LAG_MS / 1000} s for the search index to take the changes in`);
     await sleep(SEARCH_LAG_MS);
 
+    // An incremental run starts with a sweep of its lookback window; the window must fit in one run,
+    // and HubSpot's search reads a few hundred records a second: incremental runs get a longer box.
+    writeConfig(dir, urls, options, options.incrementalRunDuration);
     say(
-      `sluice run contacts (incremental: the changes plus the 1 s lookback; again while a run ends with work left)`,
+      `sluice run contacts (incremental, each run time-boxed to ${options.incrementalRunDuration}: the changes plus the 1 s lookback; again while a run ends with work left)`,
     );
     const beforeRun = await stats(urls.hubspot);
     t = Date.now();

@@ -61,6 +61,8 @@ export class ContactStore {
   readonly unique: Set<string>;
   searchLagMs: number;
   private readonly entries = new Map<number, Entry>();
+  /** Entries whose last write has not reached the search index yet. */
+  private readonly pending = new Map<number, Entry>();
   private readonly byProp = new Map<string, Map<string, Contact>>([['email', new Map()]]);
   private readonly file: string | null;
   nextId = 1;
@@ -115,21 +117,33 @@ export class ContactStore {
    */
   modify(c: Contact, fields: Record<string, string | number>, at = Date.now(), lagMs?: number): void {
     const e = this.entries.get(c.id)!;
-    if (at >= e.visibleAt) e.indexed = { ...c };
+    const lag = lagMs ?? this.lagOf(c.id, at);
+    if (lag > 0 && at >= e.visibleAt) e.indexed = { ...c };
     for (const p of this.byProp.keys()) {
       const before = c[p];
       if (before !== undefined && p in fields) this.byProp.get(p)!.delete(fold(p, String(before)));
     }
     Object.assign(c, fields);
-    e.visibleAt = at + (lagMs ?? this.lagOf(c.id, at));
+    e.visibleAt = at + lag;
+    if (lag > 0) this.pending.set(c.id, e);
     this.reindex(c);
     this.persist([c]);
   }
 
-  /** The contact as the search index has it at `now`: its previous version until its last write reaches it. */
-  searchView(c: Contact, now: number): Contact | null {
-    const e = this.entries.get(c.id)!;
-    return now >= e.visibleAt ? c : e.indexed;
+  /**
+   * The contacts as the search index has them at `now`, in id order: each as it was before a write
+   * that has not reached the index yet (absent if it is new). Without such writes, the contacts.
+   */
+  searchable(now: number): readonly Contact[] {
+    for (const [id, e] of this.pending) if (now >= e.visibleAt) this.pending.delete(id);
+    if (this.pending.size === 0) return this.contacts;
+    const out: Contact[] = [];
+    for (const c of this.contacts) {
+      const p = this.pending.get(c.id);
+      const seen = p ? p.indexed : c;
+      if (seen) out.push(seen);
+    }
+    return out;
   }
 
   /** A write's own delay before search sees it: spread over [0, searchLagMs], the same for the same write. */
@@ -140,7 +154,10 @@ export class ContactStore {
 
   private place(c: Contact, at: number): void {
     this.contacts.push(c);
-    this.entries.set(c.id, { c, visibleAt: at === 0 ? 0 : at + this.lagOf(c.id, at), indexed: null });
+    const lag = at === 0 ? 0 : this.lagOf(c.id, at);
+    const e: Entry = { c, visibleAt: at + lag, indexed: null };
+    this.entries.set(c.id, e);
+    if (lag > 0) this.pending.set(c.id, e);
     this.reindex(c);
   }
 

@@ -267,9 +267,7 @@ export class HubSpotEmulator {
     );
     // The index as it is now: contacts written within the lag as they were before (or absent).
     const now = Date.now();
-    const indexed = this.store.contacts
-      .map((c) => this.store.searchView(c, now))
-      .filter((c): c is Contact => c !== null);
+    const indexed = this.store.searchable(now);
     const hits = indexed.filter(
       (c) => compiled.length === 0 || compiled.some((g) => g.every((f) => f.test(value(c, f.name)))),
     );
