@@ -59,9 +59,7 @@ export default defineConfig({
       const big = runs.filter((r) => r.sync === 'big');
       expect(big.length).toBeGreaterThan(5);
       // Between the first and the last run of the backfill, serve's sync had turns in the lane.
-      const between = runs.filter(
-        (r) => r.sync === 'tick' && r.id > big[0]!.id && r.id < big.at(-1)!.id,
-      );
+      const between = runs.filter((r) => r.sync === 'tick' && r.id > big[0]!.id && r.id < big.at(-1)!.id);
       expect(between.length).toBeGreaterThan(0);
       // And never at the same time: one lane, one run.
       for (let i = 1; i < runs.length; i++) expect(runs[i]!.started >= runs[i - 1]!.ended).toBe(true);
