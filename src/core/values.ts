@@ -69,14 +69,16 @@ const texts = new WeakMap<object, Kept>();
  * `jsonTextOf` to write back while the value is unchanged. Throws on text that is not JSON.
  */
 export function readJson(text: string, keep: 'text' | 'numbers'): unknown {
-  const value = parseJson(text);
+  // Most documents hold only numbers a plain parse reads exactly (parseJson asks the same first).
+  const plain = numbersRoundTrip(text);
+  const value = plain ? JSON.parse(text) : parseJson(text);
   if (value === null) return jsonNull;
   if (typeof value !== 'object' || isRawJSON(value)) {
     const trimmed = text.trim();
     return stringifyJson(value) === trimmed ? value : rawJSON(trimmed);
   }
   if (Array.isArray(value)) arrayDocuments.add(value);
-  if (keep === 'text' || !numbersRoundTrip(text)) texts.set(value, { text, keep, canonical: undefined });
+  if (keep === 'text' || !plain) texts.set(value, { text, keep, canonical: undefined });
   return value;
 }
 
