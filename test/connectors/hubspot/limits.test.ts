@@ -11,7 +11,7 @@ import type { Connector, Source } from '../../../src/core/ports.ts';
 import type { Cursor } from '../../../src/core/types.ts';
 import { HUBSPOT_TOKEN, type HubSpotEmulator, startHubSpotEmulator } from '../../emulators/hubspot.ts';
 import { tempDir } from '../../support/tmp.ts';
-import { openSource, openStore, openTarget, runToEnd, shapeOf } from '../http/harness.ts';
+import { openSource, openStore, openTarget, runOnce, runToEnd, shapeOf } from '../http/harness.ts';
 
 const emulators: HubSpotEmulator[] = [];
 afterEach(async () => {
@@ -124,6 +124,30 @@ describe('HubSpot limits', () => {
       resetsAt: midnight.getTime(),
       window: 'day',
     });
+  });
+  it('a run that spends the budget ends succeeded with work left, resuming at the reset', async () => {
+    const dir = tempDir();
+    const emu = await emulator(1_000);
+    const source = await openSource(
+      hubspotConnector as Connector,
+      conn(emu, { rateLimit: null, searchRateLimit: null, quota: { perDay: 6 } }),
+      {},
+      shapeOf(['id'], 'lastmodifieddate', dir),
+    );
+    const { target, count } = memoryTarget();
+    const store = openStore(dir);
+    const outcome = await runOnce(store, source, target, { batchSize: 100 });
+    const midnight = new Date();
+    midnight.setUTCHours(24, 0, 0, 0);
+    // One count for the estimate, five list pages: the confirmed batches stand.
+    expect(outcome.run.status).toBe('succeeded');
+    expect(outcome.more).toBe(true);
+    expect(outcome.resumeAt).toBe(midnight.getTime());
+    expect(outcome.run.errorCode).toBe('QUOTA_EXHAUSTED');
+    expect(count()).toBe(500);
+    expect(outcome.checkpoint.backfillDone).toBe(500);
+    expect(emu.server.stats.requests).toBe(6);
+    await store.close();
   });
 });
 
