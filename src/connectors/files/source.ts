@@ -255,9 +255,17 @@ export class FileSource implements Source {
     if (this.options.format !== 'csv') return { dialect: 'jsonl', columns: [] };
     let names = this.options.csv.columns ?? null;
     if (!names && this.options.csv.header) {
-      const file = await this.openFile();
+      let file: OpenFile;
+      try {
+        file = await this.openFile();
+      } catch {
+        // No file yet (or none readable): it declares nothing, and the first read says what is wrong.
+        return { dialect: 'csv', columns: [] };
+      }
       try {
         names = (await readHeader(file, file.size, true, this.options.csv))?.columns ?? null;
+      } catch {
+        // A header that cannot be read declares nothing either; the first read refuses it with the reason.
       } finally {
         await file.fh.close();
       }
