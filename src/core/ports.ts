@@ -342,10 +342,22 @@ export type RunContext = {
   signal: AbortSignal;
 };
 
+/** A connection's API budget (a daily quota) as this process has counted it. */
+export type ApiBudget = {
+  used: number;
+  limit: number;
+  left: number;
+  /** Epoch ms: when the window resets (`day`), or when the oldest counted call leaves it (`rolling`). */
+  resetsAt: number;
+  window: 'day' | 'rolling';
+};
+
 /** A connector: one folder under connectors/, one line in the registry. */
 export type Connector<C = unknown, SO = unknown, TO = unknown> = {
   type: string;
   connection: z.ZodType<C>;
+  /** The connection's API budget, where it has one (`quota`); null without. */
+  budget?(connection: C): ApiBudget | null;
   source?: {
     options: z.ZodType<SO>;
     open(connection: C, options: SO, shape: SyncShape): Promise<Source>;

@@ -3,7 +3,16 @@ import type { ResolvedSync } from '../config/schema.ts';
 import { type ConnectorLookup, type ValidConfig, validateConfig } from '../config/validate.ts';
 import { connectorTypes, findConnector } from '../connectors/registry.ts';
 import { ConnectorError, isTransient, UnknownSyncError } from '../core/errors.ts';
-import type { Checkpoint, Connector, RunRecord, Source, Store, SyncShape, Target } from '../core/ports.ts';
+import type {
+  ApiBudget,
+  Checkpoint,
+  Connector,
+  RunRecord,
+  Source,
+  Store,
+  SyncShape,
+  Target,
+} from '../core/ports.ts';
 import type { Json, RunTrigger } from '../core/types.ts';
 import type { Progress } from '../engine/progress.ts';
 import { type RetryOutcome, retryDeadLetters } from '../engine/retry.ts';
@@ -49,6 +58,8 @@ export type SyncStatus = {
   estimateExact: boolean;
   /** Dead letters still open. */
   deadLetters: number;
+  /** The API budgets of its source's and target's connections, where they have one (as this process counts them). */
+  budgets: ({ connection: string } & ApiBudget)[];
   totals: Checkpoint['totals'] | null;
   lastRun: RunRecord | null;
   /**
@@ -218,6 +229,7 @@ export class Workspace {
         progress: progressOf(cp),
         estimateExact: cp?.backfillEstimateExact ?? false,
         deadLetters: await this.store.countOpenDeadLetters(name),
+        budgets: this.budgetsOf(name),
         totals: cp?.totals ?? null,
         lastRun: last,
         state,
@@ -226,6 +238,17 @@ export class Workspace {
       });
     }
     return statuses;
+  }
+
+  private budgetsOf(name: string): ({ connection: string } & ApiBudget)[] {
+    const sync = this.sync(name);
+    const budgets: ({ connection: string } & ApiBudget)[] = [];
+    for (const connection of new Set([sync.source.connection, sync.target.connection])) {
+      const conn = this.config.connections.get(connection);
+      const budget = conn?.connector.budget?.(conn.options);
+      if (budget) budgets.push({ connection, ...budget });
+    }
+    return budgets;
   }
 
   async close(): Promise<void> {

@@ -32,6 +32,14 @@ export function registerStatus(program: Command): void {
           `${table(['SYNC', 'PHASE', 'STATE', 'BACKFILL', 'RECORDS', 'WRITTEN', 'UNCHANGED', 'REJECTED', 'DEAD LETTERS', 'LAST RUN', 'AT', 'LAG'], rows)}\n`,
         );
         if (failures.length > 0) process.stdout.write(`\nfailed:\n  ${failures.join('\n  ')}\n`);
+        const budgets = statuses.flatMap((s) =>
+          s.budgets.map(
+            (b) =>
+              `${s.sync} via ${b.connection}: ${count(b.used)} of ${count(b.limit)} calls used, ${count(b.left)} left, resets ${new Date(b.resetsAt).toISOString()}`,
+          ),
+        );
+        if (budgets.length > 0)
+          process.stdout.write(`\nAPI budgets (counted by this process):\n  ${budgets.join('\n  ')}\n`);
       });
     });
 }

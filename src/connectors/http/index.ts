@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Connector, SyncShape } from '../../core/ports.ts';
 import { authSchema, createAuth } from './auth.ts';
-import { credentialId, labelOf } from './connection.ts';
+import { apiBudget, credentialId, labelOf } from './connection.ts';
 import { pagingSchema } from './paging.ts';
 import { clientFor, connectionFor, transportShape } from './settings.ts';
 import { RestSource, type RestSourceOptions } from './source.ts';
@@ -52,6 +52,7 @@ function client(conn: Conn, shape: SyncShape) {
 export const httpConnector: Connector<Conn, RestSourceOptions, RestTargetOptions> = {
   type: 'http',
   connection,
+  budget: (conn) => apiBudget(conn),
   source: {
     options: sourceOptions,
     open: async (conn, options, shape) => new RestSource(client(conn, shape), options, shape),

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Connector, SyncShape } from '../../core/ports.ts';
 import { type Auth, authSchema, createAuth } from '../http/auth.ts';
-import { credentialId, labelOf } from '../http/connection.ts';
+import { apiBudget, credentialId, labelOf } from '../http/connection.ts';
 import { quotaSchema } from '../http/quota.ts';
 import { clientFor, connectionFor, transportShape, windowSchema } from '../http/settings.ts';
 import { HubSpotSource, type HubSpotSourceOptions } from './source.ts';
@@ -73,6 +73,7 @@ function clientOf(conn: Conn, shape: SyncShape) {
 export const hubspotConnector: Connector<Conn, HubSpotSourceOptions, HubSpotTargetOptions> = {
   type: 'hubspot',
   connection,
+  budget: (conn) => apiBudget(conn),
   source: {
     options: sourceOptions,
     open: async (conn, options, shape) => new HubSpotSource(clientOf(conn, shape), options, shape),

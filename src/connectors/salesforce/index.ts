@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Connector, SyncShape } from '../../core/ports.ts';
 import { type Auth, createAuth } from '../http/auth.ts';
-import { credentialId, labelOf } from '../http/connection.ts';
+import { apiBudget, credentialId, labelOf } from '../http/connection.ts';
 import { quotaSchema } from '../http/quota.ts';
 import { clientFor, connectionFor, transportShape } from '../http/settings.ts';
 import { SalesforceApi } from './api.ts';
@@ -95,6 +95,7 @@ function api(conn: Conn, shape: SyncShape): SalesforceApi {
 export const salesforceConnector: Connector<Conn, SalesforceSourceOptions, SalesforceTargetOptions> = {
   type: 'salesforce',
   connection,
+  budget: (conn) => apiBudget(conn),
   source: {
     options: sourceOptions,
     open: async (conn, options, shape) => new SalesforceSource(api(conn, shape), options, shape),
