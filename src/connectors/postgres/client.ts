@@ -134,3 +134,12 @@ export async function withClient<T>(
     client.release(broken);
   }
 }
+
+/** Runs a statement whose failure means Sluice's own SQL or the connection failed, not a row's values. */
+export async function query(client: pg.ClientBase, sql: string): Promise<void> {
+  try {
+    await client.query(sql);
+  } catch (err) {
+    throw pgError(`running ${sql.split(' ')[0]}`, err);
+  }
+}

@@ -1,6 +1,8 @@
+import type pg from 'pg';
 import { ConnectorError } from '../../core/errors.ts';
-import type { SourceSchema } from '../../core/ports.ts';
+import type { SourceSchema, SyncShape } from '../../core/ports.ts';
 import { familyOf, type ValueFamily } from '../../core/values.ts';
+import { type Column, describeTable } from './client.ts';
 import { columnList, qualified, quoteIdent } from './sql.ts';
 
 /** The PostgreSQL type that holds every value of a family, for a column another system declared. */
@@ -62,4 +64,28 @@ function typeOf(dialect: string, type: string): string {
   }
   const { family, array } = familyOf(dialect, type);
   return `${TYPE_OF[family]}${array ? '[]' : ''}`;
+}
+
+/**
+ * The table's columns; a missing table is created from the source's declared columns and key,
+ * unless `create: false` (then, or where the source declares none, TABLE_MISSING says so).
+ */
+export async function describeOrCreate(
+  client: pg.ClientBase,
+  schema: string,
+  options: { table: string; create?: boolean | undefined },
+  shape: SyncShape,
+): Promise<Column[]> {
+  try {
+    return await describeTable(client, schema, options.table);
+  } catch (err) {
+    if (!(err instanceof ConnectorError) || err.code !== 'TABLE_MISSING') throw err;
+    if (options.create === false)
+      throw new ConnectorError(
+        'TABLE_MISSING',
+        `target table ${schema}.${options.table} does not exist (create: false): create it, or let the target create it`,
+      );
+  }
+  await client.query(createTableSql(schema, options.table, shape.sourceSchema, shape.key));
+  return describeTable(client, schema, options.table);
 }

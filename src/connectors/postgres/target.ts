@@ -6,10 +6,11 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { ConnectorError } from '../../core/errors.ts';
 import type { NativeLocation, StoreTransaction, SyncShape, Target } from '../../core/ports.ts';
 import type { Json, Rejected, Row, WriteResult } from '../../core/types.ts';
-import { type Column, createPool, databaseIdentity, describeTable, withClient } from './client.ts';
+import { ChunkWriter } from './chunks.ts';
+import { type Column, createPool, databaseIdentity, describeTable, query, withClient } from './client.ts';
 import { CopyEncoder } from './copy.ts';
-import { createTableSql } from './create.ts';
-import { classifyPgError, describePgError, pgError, sqlstateOf } from './errors.ts';
+import { describeOrCreate } from './create.ts';
+import { classifyPgError, pgError, sqlstateOf } from './errors.ts';
 import {
   columnList,
   keysetAfter,
@@ -479,97 +480,5 @@ async function pipeFromSource(
     throw err;
   } finally {
     source.release(failed);
-  }
-}
-
-/** COPY + statement per chunk under a savepoint, bisecting a chunk that fails on some row's values. */
-class ChunkWriter {
-  private readonly client: pg.ClientBase;
-  private readonly encoder: CopyEncoder;
-  private readonly columns: readonly Column[];
-  private readonly stage: string;
-  private readonly statement: string;
-  private readonly rejected: Rejected<Row>[];
-  private readonly copy: string;
-  private readonly textInput: boolean;
-  /** The stage holds a written chunk's rows: the next chunk empties it first. */
-  private dirty = false;
-
-  constructor(
-    client: pg.ClientBase,
-    encoder: CopyEncoder,
-    columns: readonly Column[],
-    stage: string,
-    statement: string,
-    rejected: Rejected<Row>[],
-    textInput: boolean,
-  ) {
-    this.textInput = textInput;
-    this.client = client;
-    this.encoder = encoder;
-    this.columns = columns;
-    this.stage = stage;
-    this.statement = statement;
-    this.rejected = rejected;
-    this.copy = `COPY ${stage} (${columnList(columns.map((c) => c.name))}) FROM STDIN`;
-  }
-
-  async write(chunk: Row[]): Promise<number> {
-    await query(
-      this.client,
-      this.dirty ? `DELETE FROM ${this.stage}; SAVEPOINT sluice_chunk` : 'SAVEPOINT sluice_chunk',
-    );
-    this.dirty = false;
-    try {
-      await pipeline(
-        Readable.from(this.encoder.chunks(chunk, this.columns, { textInput: this.textInput })),
-        this.client.query(copyFrom(this.copy)),
-      );
-      const result = await this.client.query(this.statement);
-      await this.client.query('RELEASE SAVEPOINT sluice_chunk');
-      this.dirty = true;
-      return result.rowCount ?? 0;
-    } catch (err) {
-      if (classifyPgError(err) !== 'record') throw pgError('writing a batch', err);
-      await query(this.client, 'ROLLBACK TO SAVEPOINT sluice_chunk; RELEASE SAVEPOINT sluice_chunk');
-      if (chunk.length === 1) {
-        this.rejected.push({ record: chunk[0]!, reason: describePgError(err) });
-        return 0;
-      }
-      const half = Math.ceil(chunk.length / 2);
-      return (await this.write(chunk.slice(0, half))) + (await this.write(chunk.slice(half)));
-    }
-  }
-}
-
-/**
- * The table's columns; a missing table is created from the source's declared columns and key,
- * unless `create: false` (then, or where the source declares none, TABLE_MISSING says so).
- */
-async function describeOrCreate(
-  client: pg.ClientBase,
-  schema: string,
-  options: PostgresTargetOptions,
-  shape: SyncShape,
-): Promise<Column[]> {
-  try {
-    return await describeTable(client, schema, options.table);
-  } catch (err) {
-    if (!(err instanceof ConnectorError) || err.code !== 'TABLE_MISSING') throw err;
-    if (options.create === false)
-      throw new ConnectorError(
-        'TABLE_MISSING',
-        `target table ${schema}.${options.table} does not exist (create: false): create it, or let the target create it`,
-      );
-  }
-  await client.query(createTableSql(schema, options.table, shape.sourceSchema, shape.key));
-  return describeTable(client, schema, options.table);
-}
-
-async function query(client: pg.ClientBase, sql: string): Promise<void> {
-  try {
-    await client.query(sql);
-  } catch (err) {
-    throw pgError(`running ${sql.split(' ')[0]}`, err);
   }
 }
