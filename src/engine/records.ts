@@ -3,6 +3,7 @@ import { asSluiceError } from '../core/errors.ts';
 import { parseJson, stringifyJson } from '../core/json.ts';
 import type { NewDeadLetter, RunContext } from '../core/ports.ts';
 import type { Json, Row } from '../core/types.ts';
+import { isJsonNull } from '../core/values.ts';
 import type { RunSpec } from './run.ts';
 
 /**
@@ -51,8 +52,19 @@ export function keyText(record: Row, key: readonly string[]): string {
 /** A hash of a record as written, to tell a re-read record that has not changed since. */
 export function fingerprintOf(record: Row): string {
   return createHash('sha1')
-    .update(stringifyJson(record, { replacer: bytesAsBuffer }))
+    .update(stringifyJson(record, { replacer: distinctly }))
     .digest('base64');
+}
+
+/**
+ * JSON writes NaN, ±Infinity, -0 and a JSON-null document as `null` or `0`: in a fingerprint each is
+ * marked apart, so a value changing from NaN (or a JSON null) to SQL NULL is a change, not unchanged.
+ */
+function distinctly(key: string, value: unknown): unknown {
+  if (typeof value === 'number' && (!Number.isFinite(value) || Object.is(value, -0)))
+    return `\u0000number:${Object.is(value, -0) ? '-0' : String(value)}`;
+  if (isJsonNull(value)) return '\u0000json:null';
+  return bytesAsBuffer(key, value);
 }
 
 /** A dead letter for a source record, named by its key values. */
