@@ -1,5 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { pathToFileURL } from 'node:url';
+import { SQLITE_BUSY_WAIT_MS, whileBusy } from '../../core/busy.ts';
 import { ConnectorError } from '../../core/errors.ts';
 import type { NativeLocation, SyncShape, Target } from '../../core/ports.ts';
 import type { Json, Rejected, Row, WriteResult } from '../../core/types.ts';
@@ -16,6 +18,8 @@ import {
 import { declaredTypes, type Encode, encoderOf, Refusal } from './values.ts';
 
 const SOURCE_ALIAS = 'sluice_source';
+// A target locked this long by another process fails the batch (transient: the run is tried again).
+const BUSY_GIVE_UP_MS = 30_000;
 
 export type SqliteTargetOptions = {
   table: string;
@@ -53,7 +57,7 @@ export class SqliteTarget implements Target {
   private readonly statements = new Map<string, StatementSync>();
 
   constructor(path: string, options: SqliteTargetOptions, shape: SyncShape) {
-    this.db = new DatabaseSync(path, { timeout: 10_000 });
+    this.db = new DatabaseSync(path, { timeout: SQLITE_BUSY_WAIT_MS });
     this.path = path;
     this.db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${options.synchronous}`);
     this.options = options;
@@ -183,7 +187,7 @@ export class SqliteTarget implements Target {
     ];
     const sql = `INSERT INTO main.${quoteIdent(this.options.table)} (${columnList(columns)}) SELECT ${columnList(columns)} FROM ${from}.${quoteIdent(location.table)} WHERE ${where.join(' AND ')} ORDER BY ${columnList(fields)} ${this.onConflict(columns)}`;
     const values = [...(after ?? []), ...upTo].map(bindable);
-    this.db.exec('BEGIN IMMEDIATE');
+    await this.begin(req.signal);
     try {
       const written = Number(this.copyStatement(sql).run(...values).changes);
       this.db.exec('COMMIT');
@@ -193,6 +197,23 @@ export class SqliteTarget implements Target {
       if (isRecordError(err)) return null;
       throw err;
     }
+  }
+
+  /** The file's write lock, waited for between short tries so the event loop goes on meanwhile. */
+  private begin(signal: AbortSignal): Promise<void> {
+    return whileBusy(() => this.db.exec('BEGIN IMMEDIATE'), {
+      giveUpMs: BUSY_GIVE_UP_MS,
+      signal,
+      giveUp: (err) =>
+        new ConnectorError(
+          'TARGET_BUSY',
+          `${this.path} stayed locked by another process for ${BUSY_GIVE_UP_MS / 1000} s`,
+          {
+            cause: err,
+            transient: true,
+          },
+        ),
+    });
   }
 
   private copyStatement(sql: string): StatementSync {
@@ -212,7 +233,8 @@ export class SqliteTarget implements Target {
     if (sameFile(path, this.path)) return 'main';
     if (this.attached !== path) {
       if (this.attached !== null) this.db.exec(`DETACH DATABASE ${SOURCE_ALIAS}`);
-      this.db.prepare(`ATTACH DATABASE ? AS ${SOURCE_ALIAS}`).run(path);
+      // Read-only: a write transaction here must not lock the source file against its own writers.
+      this.db.prepare(`ATTACH DATABASE ? AS ${SOURCE_ALIAS}`).run(`${pathToFileURL(path).href}?mode=ro`);
       this.attached = path;
     }
     return SOURCE_ALIAS;
@@ -256,7 +278,7 @@ export class SqliteTarget implements Target {
       Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(MAX_VALUES / fields.length)),
     );
     let written = 0;
-    this.db.exec('BEGIN IMMEDIATE');
+    await this.begin(req.signal);
     try {
       for (let i = 0; i < writable.length; i += perStatement) {
         written += this.writeChunk(

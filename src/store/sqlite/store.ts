@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { SQLITE_BUSY_WAIT_MS, whileBusy } from '../../core/busy.ts';
 import {
   CheckpointConflictError,
   LaneBusyError,
@@ -72,7 +72,7 @@ export class SqliteStore implements Store {
     db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON');
     migrate(db, path);
     // Past start-up (where migrations from several processes may queue), lock waits are awaited.
-    db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`);
+    db.exec(`PRAGMA busy_timeout = ${SQLITE_BUSY_WAIT_MS}`);
     return new SqliteStore(path, db, options);
   }
 
@@ -86,17 +86,10 @@ export class SqliteStore implements Store {
    * tries: webhooks, /healthz and other lanes go on while another process holds the file.
    */
   private async tx<T>(fn: () => T): Promise<T> {
-    const started = Date.now();
-    for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
-      try {
-        this.db.exec('BEGIN IMMEDIATE');
-        break;
-      } catch (err) {
-        if (!isBusy(err)) throw err;
-        if (Date.now() - started > BUSY_GIVE_UP_MS) throw storeBusy(this.path, err);
-        await sleep(pause);
-      }
-    }
+    await whileBusy(() => this.db.exec('BEGIN IMMEDIATE'), {
+      giveUpMs: BUSY_GIVE_UP_MS,
+      giveUp: (err) => storeBusy(this.path, err),
+    });
     try {
       const result = fn();
       this.db.exec('COMMIT');
@@ -331,16 +324,8 @@ class SqliteDataStore implements DataStore {
   }
 }
 
-// node:sqlite's own wait for a lock, on the event loop; longer waits are awaited between tries.
-const BUSY_WAIT_MS = 20;
 // A store locked this long by another process is reported (a transient error: a later try may pass).
 const BUSY_GIVE_UP_MS = 30_000;
-
-/** SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock for now. */
-function isBusy(err: unknown): boolean {
-  const code = (err as { errcode?: unknown }).errcode;
-  return typeof code === 'number' && ((code & 0xff) === 5 || (code & 0xff) === 6);
-}
 
 function storeBusy(path: string, err: unknown): SluiceError {
   return new SluiceError(
