@@ -14,23 +14,26 @@ export function isSqliteBusy(err: unknown): boolean {
 }
 
 /**
- * Runs `begin` (a `BEGIN IMMEDIATE`) until it gets the lock: after a busy answer it waits a little
- * longer each time (2 ms doubling to 100 ms), for `giveUpMs` at most, or until `signal` aborts.
- * Then the last busy error is thrown, wrapped by `giveUp`.
+ * Runs `begin` (a `BEGIN IMMEDIATE`) until it gets the lock, then `body` at once, in the same turn of
+ * the event loop: nothing else on the connection can start between them. After a busy answer it
+ * waits a little longer each time (2 ms doubling to 100 ms), for `giveUpMs` at most, or until
+ * `signal` aborts; then the last busy error is thrown, wrapped by `giveUp`.
  */
-export async function whileBusy(
+export async function whileBusy<T>(
   begin: () => void,
+  body: () => T,
   options: { giveUpMs: number; signal?: AbortSignal; giveUp: (err: unknown) => Error },
-): Promise<void> {
+): Promise<T> {
   const started = Date.now();
   for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
     try {
       begin();
-      return;
     } catch (err) {
       if (!isSqliteBusy(err)) throw err;
       if (Date.now() - started > options.giveUpMs) throw options.giveUp(err);
       await sleep(pause, undefined, options.signal ? { signal: options.signal } : {});
+      continue;
     }
+    return body();
   }
 }

@@ -187,33 +187,45 @@ export class SqliteTarget implements Target {
     ];
     const sql = `INSERT INTO main.${quoteIdent(this.options.table)} (${columnList(columns)}) SELECT ${columnList(columns)} FROM ${from}.${quoteIdent(location.table)} WHERE ${where.join(' AND ')} ORDER BY ${columnList(fields)} ${this.onConflict(columns)}`;
     const values = [...(after ?? []), ...upTo].map(bindable);
-    await this.begin(req.signal);
     try {
-      const written = Number(this.copyStatement(sql).run(...values).changes);
-      this.db.exec('COMMIT');
+      const written = await this.inTransaction(req.signal, () =>
+        Number(this.copyStatement(sql).run(...values).changes),
+      );
       return { written, rejected: [] };
     } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
       if (isRecordError(err)) return null;
       throw err;
     }
   }
 
-  /** The file's write lock, waited for between short tries so the event loop goes on meanwhile. */
-  private begin(signal: AbortSignal): Promise<void> {
-    return whileBusy(() => this.db.exec('BEGIN IMMEDIATE'), {
-      giveUpMs: BUSY_GIVE_UP_MS,
-      signal,
-      giveUp: (err) =>
-        new ConnectorError(
-          'TARGET_BUSY',
-          `${this.path} stayed locked by another process for ${BUSY_GIVE_UP_MS / 1000} s`,
-          {
-            cause: err,
-            transient: true,
-          },
-        ),
-    });
+  /**
+   * Runs `body` in a write transaction, committed, or rolled back when it throws. The file's lock is
+   * waited for between short tries, so the event loop goes on while another process holds it.
+   */
+  private inTransaction<T>(signal: AbortSignal, body: () => T): Promise<T> {
+    return whileBusy(
+      () => this.db.exec('BEGIN IMMEDIATE'),
+      () => {
+        try {
+          const result = body();
+          this.db.exec('COMMIT');
+          return result;
+        } catch (err) {
+          if (this.db.isTransaction) this.db.exec('ROLLBACK');
+          throw err;
+        }
+      },
+      {
+        giveUpMs: BUSY_GIVE_UP_MS,
+        signal,
+        giveUp: (err) =>
+          new ConnectorError(
+            'TARGET_BUSY',
+            `${this.path} stayed locked by another process for ${BUSY_GIVE_UP_MS / 1000} s`,
+            { cause: err, transient: true },
+          ),
+      },
+    );
   }
 
   private copyStatement(sql: string): StatementSync {
@@ -278,8 +290,7 @@ export class SqliteTarget implements Target {
       Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(MAX_VALUES / fields.length)),
     );
     let written = 0;
-    await this.begin(req.signal);
-    try {
+    await this.inTransaction(req.signal, () => {
       for (let i = 0; i < writable.length; i += perStatement) {
         written += this.writeChunk(
           writable,
@@ -290,11 +301,7 @@ export class SqliteTarget implements Target {
           rejected,
         );
       }
-      this.db.exec('COMMIT');
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      throw err;
-    }
+    });
     return { written, rejected };
   }
 

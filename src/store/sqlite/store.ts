@@ -85,19 +85,21 @@ export class SqliteStore implements Store {
    * loop, so its own wait is kept short (`BUSY_WAIT_MS`) and a longer one is awaited here between
    * tries: webhooks, /healthz and other lanes go on while another process holds the file.
    */
-  private async tx<T>(fn: () => T): Promise<T> {
-    await whileBusy(() => this.db.exec('BEGIN IMMEDIATE'), {
-      giveUpMs: BUSY_GIVE_UP_MS,
-      giveUp: (err) => storeBusy(this.path, err),
-    });
-    try {
-      const result = fn();
-      this.db.exec('COMMIT');
-      return result;
-    } catch (err) {
-      this.db.exec('ROLLBACK');
-      throw err;
-    }
+  private tx<T>(fn: () => T): Promise<T> {
+    return whileBusy(
+      () => this.db.exec('BEGIN IMMEDIATE'),
+      () => {
+        try {
+          const result = fn();
+          this.db.exec('COMMIT');
+          return result;
+        } catch (err) {
+          this.db.exec('ROLLBACK');
+          throw err;
+        }
+      },
+      { giveUpMs: BUSY_GIVE_UP_MS, giveUp: (err) => storeBusy(this.path, err) },
+    );
   }
 
   async getCheckpoint(sync: string): Promise<Checkpoint | null> {
