@@ -89,6 +89,8 @@ async function runService(cmd: Command, opts: ServeOptions, http: boolean): Prom
           'stopped: runs still going after the grace were abandoned',
         );
         process.exitCode = 1;
+        // A run that ignored its abort may hold timers open: the bound is the grace, not them.
+        process.exit(1);
       }
       resolve();
     };

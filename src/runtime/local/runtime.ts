@@ -24,6 +24,9 @@ const PRUNE_EVERY_MS = 3_600_000;
 // Each sync keeps at least its newest runs, whatever their age: status and lag read them.
 const KEEP_RUNS = 100;
 
+/** A run under way: its claim on the request, its run once recorded, and the promise that ends with it. */
+type InFlight = { claim: Claim; done: Promise<void>; run: RunRecord | null };
+
 // A run whose sync is busy elsewhere (a CLI run, another lane) waits this long before trying again.
 const BUSY_RETRY_MS = 250;
 
@@ -42,7 +45,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
   private readonly leaseMs: number;
   private readonly scheduler = new Scheduler();
   /** Runs under way, by claim (a request claimed again after a freeze is another entry). */
-  private readonly inFlight = new Map<string, { claim: Claim; done: Promise<void> }>();
+  private readonly inFlight = new Map<string, InFlight>();
   private readonly stopController = new AbortController();
   /** Aborted when a shutdown's grace runs out: the runs still going stop at once. */
   private readonly killController = new AbortController();
@@ -142,8 +145,10 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
           `the process stopped and its shutdown grace of ${timeoutMs} ms ran out`,
         ),
       );
-      // A run that ignores even that is left to its lease: another process takes it over.
-      await Promise.race([drained, sleep(5_000, undefined, { ref: false })]);
+      const settled = await Promise.race([drained.then(() => true), sleep(2_000, false, { ref: false })]);
+      // A run that ignores even that (a `map` awaiting something that never ends) is ended here:
+      // recorded abandoned, its request back in the queue; the process may exit under it.
+      if (!settled) await this.abandonInFlight(timeoutMs);
     }
     if (this.renewals) clearInterval(this.renewals);
     if (this.pruning) clearInterval(this.pruning);
@@ -183,6 +188,26 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     }
   }
 
+  private async abandonInFlight(graceMs: number): Promise<void> {
+    const reason = `the process stopped and its shutdown grace of ${graceMs} ms ran out; the run ignored its abort`;
+    for (const { claim, run } of this.inFlight.values()) {
+      try {
+        if (run) {
+          await this.ws.store.finishRun(run.id, {
+            holder: run.holder,
+            status: 'abandoned',
+            more: true,
+            errorCode: 'RUN_KILLED',
+            errorMessage: reason,
+          });
+        }
+        await this.queue.release(claim, Date.now());
+      } catch (err) {
+        this.report(run?.sync ?? null, err);
+      }
+    }
+  }
+
   /** A poll, or less where a queued request falls due sooner (a retry's backoff, a busy lane's wait). */
   private async untilNextDue(): Promise<number> {
     const next = await this.queue.nextDue().catch(() => null);
@@ -191,16 +216,19 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
 
   private launch(request: RunRequest): void {
     const key = `${request.id}@${request.startedAt}`;
-    const done = this.execute(request)
+    const done = this.execute(request, (run) => {
+      const entry = this.inFlight.get(key);
+      if (entry) entry.run = run;
+    })
       .catch((err) => this.report(request.sync, err))
       .finally(() => {
         this.inFlight.delete(key);
         this.wake();
       });
-    this.inFlight.set(key, { claim: claimOf(request), done });
+    this.inFlight.set(key, { claim: claimOf(request), done, run: null });
   }
 
-  private async execute(request: RunRequest): Promise<void> {
+  private async execute(request: RunRequest, onStart: (run: RunRecord) => void): Promise<void> {
     const startedAt = Date.now();
     this.emit('run:start', {
       request,
@@ -234,6 +262,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
           kill: this.killController.signal,
           onStart: (run) => {
             started = run;
+            onStart(run);
           },
           ...(request.setAsideReason ? { setAside: { reason: request.setAsideReason } } : {}),
           onProgress: (p) => this.emit('run:progress', p),
