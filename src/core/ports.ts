@@ -34,6 +34,12 @@ export type Estimate = { records: number; exact: boolean };
 
 export interface Source<R extends Row = Row> {
   read(req: ReadRequest): Promise<Page<R>>;
+  /**
+   * `read` does its work on the calling thread before it returns (node:sqlite): reading the next
+   * page while a batch is written would overlap nothing, so the engine does not read ahead.
+   * @defaultValue false
+   */
+  readonly readsSynchronously?: boolean;
   /** Where the backfill stops and incremental starts; taken once, when the backfill starts. */
   highWaterMark?(): Promise<Cursor>;
   /** Records left to read from `cursor` in this phase, for progress and ETA. */
@@ -91,7 +97,11 @@ export type WriteRequest = {
 };
 
 export interface Target<R extends Row = Row> {
-  /** Idempotent by the target key. Per-record rejects come back in the result, never thrown. */
+  /**
+   * Idempotent by the target key. Per-record rejects come back in the result, never thrown, naming
+   * the record object they were sent (`records` is read, not reordered: the engine finds each
+   * refused record's source by its place in the batch).
+   */
   write(records: R[], req: WriteRequest): Promise<WriteResult<R>>;
   /**
    * Where the target lives in the store's own database (`database` names it), it can write inside the

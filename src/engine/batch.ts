@@ -8,8 +8,8 @@ import type { RunSpec } from './run.ts';
 export type PreparedBatch = {
   /** Mapped records to write. */
   toWrite: Row[];
-  /** From each mapped record back to its source record (absent where there is no map). */
-  origin: Map<Row, Row>;
+  /** The source record of each of `toWrite`, at the same index (`toWrite` itself where there is no map). */
+  sources: Row[];
   deadLetters: NewDeadLetter[];
   /** The fingerprint of each record in `toWrite` that is fingerprinted, by the mapped record. */
   prints: Map<Row, Fingerprint>;
@@ -34,7 +34,9 @@ export async function prepareBatch(
   const { spec, store, scope, setAside } = deps;
   const deadLetters: NewDeadLetter[] = [];
   const keyed: Row[] = [];
-  for (const record of page.records) {
+  const { records } = page;
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i]!;
     const missing = missingKey(record, spec.key);
     if (missing === undefined) keyed.push(record);
     else deadLetters.push(deadLetter(record, spec.key, `key field "${missing}" is missing or empty`));
@@ -42,31 +44,36 @@ export async function prepareBatch(
   for (const r of page.rejected ?? []) deadLetters.push({ key: null, record: r.record, reason: r.reason });
   if (setAside) {
     for (const record of keyed) deadLetters.push(deadLetter(record, spec.key, setAside.reason));
-    return { toWrite: [], origin: new Map(), deadLetters, prints: new Map(), unchangedKeys: [] };
+    return { toWrite: [], sources: [], deadLetters, prints: new Map(), unchangedKeys: [] };
   }
-  const { mapped, origin, deadLetters: unmappable } = await mapRecords(keyed, spec, ctx);
+  const { mapped, sources, deadLetters: unmappable } = await mapRecords(keyed, spec, ctx);
   deadLetters.push(...unmappable);
-  const prints = fingerprints(mapped, origin, phase, spec, scope);
-  if (prints.size === 0) return { toWrite: mapped, origin, deadLetters, prints, unchangedKeys: [] };
+  const prints = fingerprints(mapped, sources, phase, spec, scope);
+  if (prints.size === 0) return { toWrite: mapped, sources, deadLetters, prints, unchangedKeys: [] };
   const stored = await store.fingerprints(
     spec.name,
     [...prints.values()].map((p) => p.key),
   );
   const toWrite: Row[] = [];
+  const toWriteSources: Row[] = [];
   const unchangedKeys: string[] = [];
-  for (const record of mapped) {
+  for (let i = 0; i < mapped.length; i++) {
+    const record = mapped[i]!;
     const print = prints.get(record);
     if (print && stored.get(print.key) === print.hash) {
       unchangedKeys.push(print.key);
       prints.delete(record);
-    } else toWrite.push(record);
+    } else {
+      toWrite.push(record);
+      toWriteSources.push(sources[i]!);
+    }
   }
-  return { toWrite, origin, deadLetters, prints, unchangedKeys };
+  return { toWrite, sources: toWriteSources, deadLetters, prints, unchangedKeys };
 }
 
 function fingerprints(
   mapped: Row[],
-  origin: Map<Row, Row>,
+  sources: Row[],
   phase: Phase,
   spec: RunSpec,
   scope: FingerprintScope,
@@ -74,8 +81,9 @@ function fingerprints(
   const prints = new Map<Row, Fingerprint>();
   if (!scope) return prints;
   const from = phase === 'backfill' ? scope.backfillFromMs : null;
-  for (const record of mapped) {
-    const source = origin.get(record) ?? record;
+  for (let i = 0; i < mapped.length; i++) {
+    const record = mapped[i]!;
+    const source = sources[i]!;
     const cursorMs = spec.cursorField ? timeOfValue(source[spec.cursorField]) : null;
     if (phase === 'backfill' && from !== null && cursorMs !== null && cursorMs < from) continue;
     prints.set(record, { key: keyText(source, spec.key), hash: fingerprintOf(record), cursorMs });
@@ -94,21 +102,28 @@ export function settleBatch(
   spec: RunSpec,
   resolveLetters: boolean,
 ): { deadLetters: NewDeadLetter[]; fingerprints: Fingerprint[]; resolvedKeys: string[] } {
+  const { toWrite, sources } = prepared;
   const deadLetters = [...prepared.deadLetters];
   const refused = new Set<Row>();
-  for (const rejected of result.rejected) {
-    refused.add(rejected.record);
-    const source = prepared.origin.get(rejected.record) ?? rejected.record;
-    deadLetters.push(deadLetter(source, spec.key, rejected.reason));
+  if (result.rejected.length > 0) {
+    // Targets answer refusals by the record they were sent; its index leads to its source record.
+    const indexOf = new Map(toWrite.map((record, i) => [record, i]));
+    for (const rejected of result.rejected) {
+      refused.add(rejected.record);
+      const at = indexOf.get(rejected.record);
+      const source = at === undefined ? rejected.record : sources[at]!;
+      deadLetters.push(deadLetter(source, spec.key, rejected.reason));
+    }
   }
   const fingerprints: Fingerprint[] = [];
   const resolvedKeys = resolveLetters ? [...prepared.unchangedKeys] : [];
-  for (const record of prepared.toWrite) {
+  if (prepared.prints.size === 0 && !resolveLetters) return { deadLetters, fingerprints, resolvedKeys };
+  for (let i = 0; i < toWrite.length; i++) {
+    const record = toWrite[i]!;
     if (refused.has(record)) continue;
     const print = prepared.prints.get(record);
     if (print) fingerprints.push(print);
-    if (resolveLetters)
-      resolvedKeys.push(print?.key ?? keyText(prepared.origin.get(record) ?? record, spec.key));
+    if (resolveLetters) resolvedKeys.push(print?.key ?? keyText(sources[i]!, spec.key));
   }
   return { deadLetters, fingerprints, resolvedKeys };
 }

@@ -146,8 +146,15 @@ export class RunLoop {
       const last = this.isLast(ahead.event);
       const following = nextRead(ahead.checkpoint);
       // A batch that may be copied natively is not read ahead: one refused row sends its own batch
-      // the ordinary way, not the rest of the run.
-      if (!last && !this.copiesNatively(following) && !this.options.stop?.aborted && !this.budgetSpent()) {
+      // the ordinary way, not the rest of the run. Nor is a source whose reads run on this thread:
+      // its read would overlap nothing and keep a second page alive through this batch's write.
+      if (
+        !last &&
+        !this.options.source.readsSynchronously &&
+        !this.copiesNatively(following) &&
+        !this.options.stop?.aborted &&
+        !this.budgetSpent()
+      ) {
         this.readAheadOf(following);
       }
       const prepared = await prepareBatch(page, plan.phase, this.ctx, {

@@ -8,28 +8,36 @@ import type { RunSpec } from './run.ts';
 
 /**
  * Maps a batch. A record whose `map` throws is dead-lettered with the error; one mapped to null is
- * skipped on purpose. `origin` leads from each mapped record back to its source record.
+ * skipped on purpose. `sources[i]` is the source record `mapped[i]` came from (the same array where
+ * there is no map): an array, not a Map keyed by record, so a batch allocates no hash table.
  */
 export async function mapRecords(
   records: Row[],
   { map, key }: Pick<RunSpec, 'map' | 'key'>,
   ctx: RunContext,
-): Promise<{ mapped: Row[]; origin: Map<Row, Row>; deadLetters: NewDeadLetter[] }> {
-  const origin = new Map<Row, Row>();
+): Promise<{ mapped: Row[]; sources: Row[]; deadLetters: NewDeadLetter[] }> {
   const deadLetters: NewDeadLetter[] = [];
-  if (!map) return { mapped: records, origin, deadLetters };
+  if (!map) return { mapped: records, sources: records, deadLetters };
   const mapped: Row[] = [];
-  for (const record of records) {
+  const sources: Row[] = [];
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i]!;
     try {
-      const out = await map(record, ctx);
+      // A synchronous map is not awaited: an await per record costs a promise and a turn of the queue.
+      let out = map(record, ctx);
+      if (isThenable(out)) out = await out;
       if (!out) continue;
       mapped.push(out);
-      origin.set(out, record);
+      sources.push(record);
     } catch (err) {
       deadLetters.push(deadLetter(record, key, `map failed: ${asSluiceError(err).message}`));
     }
   }
-  return { mapped, origin, deadLetters };
+  return { mapped, sources, deadLetters };
+}
+
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 /**
@@ -37,7 +45,8 @@ export async function mapRecords(
  * key (an empty key is a fragment, not a record), so it is set aside rather than written.
  */
 export function missingKey(record: Row, key: readonly string[]): string | undefined {
-  for (const k of key) {
+  for (let i = 0; i < key.length; i++) {
+    const k = key[i]!;
     const v = record[k];
     if (v === null || v === undefined || v === '') return k;
   }

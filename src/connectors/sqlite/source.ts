@@ -39,6 +39,8 @@ export type SqliteSourceOptions = {
 
 /** Cursors are core/keyset's `KeysetCursor`: `{ key }` in key order, `{ k }` in (cursor, key) order. */
 export class SqliteSource implements Source {
+  /** node:sqlite reads on the main thread: a page read ahead would only be held, not overlapped. */
+  readonly readsSynchronously = true;
   private readonly db: DatabaseSync;
   private readonly path: string;
   private readonly shape: SyncShape;
