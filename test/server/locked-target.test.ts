@@ -20,7 +20,9 @@ describe('sluice serve while its target is locked by another process', () => {
     locker.exec(
       'PRAGMA journal_mode = WAL; CREATE TABLE contacts (id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, company TEXT, score REAL, updated_at TEXT)',
     );
-    locker.exec('BEGIN EXCLUSIVE; INSERT INTO contacts (id, updated_at) VALUES (-1, 0); DELETE FROM contacts WHERE id = -1');
+    locker.exec(
+      'BEGIN EXCLUSIVE; INSERT INTO contacts (id, updated_at) VALUES (-1, 0); DELETE FROM contacts WHERE id = -1',
+    );
     writeServeConfig(dir, { sync: "batch: { size: 500 }, maxRunDuration: '1m', map: (r) => r," });
     const serve = await startServe(dir);
     const api = (path: string) =>
