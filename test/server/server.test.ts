@@ -97,9 +97,13 @@ describe('webhooks', () => {
     const t = await setUp();
     try {
       await t.runtime.start();
+      // Ended, not only past its backfill: the same run goes on into incremental, and a change made
+      // before it ends would be read by it rather than by the webhook's run.
       await until(
-        'the first backfill',
-        async () => (await t.ws.store.getCheckpoint('contacts'))?.phase === 'incremental',
+        'the first backfill to end',
+        async () =>
+          (await t.ws.store.getCheckpoint('contacts'))?.phase === 'incremental' &&
+          (await t.ws.store.listRuns({ sync: 'contacts', limit: 1 }))[0]?.status === 'succeeded',
       );
       execSql(
         join(t.dir, 'a.db'),
