@@ -46,9 +46,12 @@ describe('sluice serve while its target is locked by another process', () => {
       locker.exec('ROLLBACK');
       locker.close();
     }
-    await until('the backfill to finish', async () => {
-      const view = (await (await api('/syncs/contacts')).json()) as { phase: string };
-      return view.phase === 'incremental';
+    await until('the backfill to finish and its run to end', async () => {
+      const view = (await (await api('/syncs/contacts')).json()) as {
+        phase: string;
+        runs: { status: string }[];
+      };
+      return view.phase === 'incremental' && view.runs.every((r) => r.status !== 'running');
     });
     expect(digest(join(dir, 'b.db'))).toEqual(digest(join(dir, 'a.db')));
     const { runs } = (await (await api('/syncs/contacts')).json()) as { runs: { status: string }[] };
