@@ -27,21 +27,39 @@ function exactNumber(_key: string, value: unknown, context?: { source?: string }
   // so one column's large values all have one type.
   if (/^-?\d+$/.test(source)) return Number.isSafeInteger(value) ? value : BigInt(source);
   // `1.0` or `2.50e1` is the number the double holds, written otherwise: a number. `0.1000…01` is not.
-  return decimalOf(String(value)) === decimalOf(source) ? value : rawJSON(source);
+  return sameDecimal(String(value), source) ? value : rawJSON(source);
 }
 
-/** A decimal literal in one form (sign, significant digits, exponent), to tell equal values apart from equal text. */
-function decimalOf(literal: string): string {
-  const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(literal);
-  if (!m) return literal;
+/** `1.50` as sign, significant digits and exponent (`{ negative: false, digits: '15', exponent: -1 }`). */
+export type Decimal = { negative: boolean; digits: string; exponent: number };
+
+/**
+ * A decimal literal (optional sign, digits, fraction, exponent; surrounding spaces allowed) in
+ * one form, so equal values written differently (`1.50`, `15e-1`, `+1.5`) compare equal. Null for
+ * anything else (`NaN`, `Infinity`, `0x10`). Zero is `{ digits: '', exponent: 0 }`, unsigned.
+ */
+export function decimalOf(literal: string): Decimal | null {
+  const m = /^\s*([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?\s*$/.exec(literal);
+  if (!m || (m[2] === '' && (m[3] ?? '') === '')) return null;
   const fraction = m[3] ?? '';
-  let digits = `${m[2]}${fraction}`.replace(/^0+/, '');
-  let exponent = Number(m[4] ?? 0) - fraction.length;
-  if (digits === '') return '0';
-  const trailing = digits.length - digits.replace(/0+$/, '').length;
-  digits = digits.slice(0, digits.length - trailing);
-  exponent += trailing;
-  return `${m[1]}${digits}e${exponent}`;
+  const all = `${m[2]}${fraction}`.replace(/^0+/, '');
+  const digits = all.replace(/0+$/, '');
+  if (digits === '') return { negative: false, digits: '', exponent: 0 };
+  const exponent = Number(m[4] ?? 0) - fraction.length + (all.length - digits.length);
+  return { negative: m[1] === '-', digits, exponent };
+}
+
+/** Whether two decimal literals hold the same value (`1.50` and `1.5`); false where either is none. */
+export function sameDecimal(a: string, b: string): boolean {
+  const x = decimalOf(a);
+  const y = decimalOf(b);
+  return (
+    x !== null &&
+    y !== null &&
+    x.negative === y.negative &&
+    x.digits === y.digits &&
+    x.exponent === y.exponent
+  );
 }
 
 type Replacer = (key: string, value: unknown) => unknown;

@@ -1,4 +1,6 @@
-import { numbersRoundTrip, parseJson, stringifyJson } from './json.ts';
+import { decimalOf, numbersRoundTrip, parseJson, sameDecimal, stringifyJson } from './json.ts';
+
+export { type Decimal, decimalOf, sameDecimal } from './json.ts';
 
 /**
  * The value model every connector reads into and writes from (the README's "Values" table):
@@ -160,38 +162,6 @@ export const fieldReason = (field: string, why: string): string => `field "${fie
 export function textProblem(text: string): string | null {
   if (text.includes('\u0000')) return 'text holding a NUL character';
   return text.isWellFormed() ? null : 'text that is not valid Unicode (a lone surrogate)';
-}
-
-/** `1.50` as sign, significant digits and exponent (`{ negative: false, digits: '15', exponent: -1 }`). */
-export type Decimal = { negative: boolean; digits: string; exponent: number };
-
-/**
- * A decimal literal (optional sign, digits, fraction, exponent; surrounding spaces allowed) in
- * one form, so equal values written differently (`1.50`, `15e-1`, `+1.5`) compare equal. Null for
- * anything else (`NaN`, `Infinity`, `0x10`). Zero is `{ digits: '', exponent: 0 }`, unsigned.
- */
-export function decimalOf(literal: string): Decimal | null {
-  const m = /^\s*([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?\s*$/.exec(literal);
-  if (!m || (m[2] === '' && (m[3] ?? '') === '')) return null;
-  const fraction = m[3] ?? '';
-  const all = `${m[2]}${fraction}`.replace(/^0+/, '');
-  const digits = all.replace(/0+$/, '');
-  if (digits === '') return { negative: false, digits: '', exponent: 0 };
-  const exponent = Number(m[4] ?? 0) - fraction.length + (all.length - digits.length);
-  return { negative: m[1] === '-', digits, exponent };
-}
-
-/** Whether two decimal literals hold the same value (`1.50` and `1.5`); false where either is none. */
-export function sameDecimal(a: string, b: string): boolean {
-  const x = decimalOf(a);
-  const y = decimalOf(b);
-  return (
-    x !== null &&
-    y !== null &&
-    x.negative === y.negative &&
-    x.digits === y.digits &&
-    x.exponent === y.exponent
-  );
 }
 
 /** Digits after the decimal point a literal's value needs (`1.50` → 1, `100` → 0); null for none. */
