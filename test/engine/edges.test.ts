@@ -38,6 +38,18 @@ async function runIntoJsonl(pair: Pair, file: string) {
   }
 }
 
+/** `sluice dead-letters retry` of the pair's sync, with its source and target opened for it. */
+async function retryIn(pair: Pair, store: Store = pair.store) {
+  const source = await pair.openSource();
+  const target = await pair.openTarget();
+  try {
+    return await retryDeadLetters({ spec: pair.spec, source, target, store, holder: 't:1' });
+  } finally {
+    await source.close?.();
+    await target.close?.();
+  }
+}
+
 /** A target that moves the run's clock on by `stepMs` for each batch it writes. */
 function ticking(clock: { t: number }, stepMs: number) {
   return (t: Target): Target => ({
@@ -187,17 +199,7 @@ describe('engine edges: nothing lost, nothing duplicated', () => {
       [[120], null, null],
     ]);
     // The retry sends 120 as the source holds it now; 7 is not sent again (its letter is closed).
-    const source = await pair.openSource();
-    const target = await pair.openTarget();
-    const outcome = await retryDeadLetters({
-      spec: pair.spec,
-      source,
-      target,
-      store: pair.store,
-      holder: 't:1',
-    });
-    await source.close?.();
-    await target.close?.();
+    const outcome = await retryIn(pair);
     expect(outcome).toMatchObject({ retried: 1, written: 1, rejectedAgain: 0, gone: 0 });
     expect(await pair.store.listDeadLetters({ sync: 'contacts' })).toEqual([]);
     expect(digest(pair.targetPath)).toEqual(digest(pair.sourcePath));
@@ -213,17 +215,7 @@ describe('engine edges: nothing lost, nothing duplicated', () => {
     execSql(pair.targetPath, CHECKED_EMAIL);
     await pair.backfill();
     execSql(pair.sourcePath, 'DELETE FROM contacts WHERE id = 9');
-    const source = await pair.openSource();
-    const target = await pair.openTarget();
-    const outcome = await retryDeadLetters({
-      spec: pair.spec,
-      source,
-      target,
-      store: pair.store,
-      holder: 't:1',
-    });
-    await source.close?.();
-    await target.close?.();
+    const outcome = await retryIn(pair);
     expect(outcome).toMatchObject({ retried: 1, written: 0, gone: 1 });
     const [letter] = await pair.store.listDeadLetters({ sync: 'contacts', includeClosed: true });
     expect(letter?.resolution).toMatch(/gone from the source/);
@@ -250,11 +242,7 @@ describe('engine edges: nothing lost, nothing duplicated', () => {
         },
       },
     });
-    const source = await pair.openSource();
-    const target = await pair.openTarget();
-    await retryDeadLetters({ spec: pair.spec, source, target, store: racing, holder: 't:1' });
-    await source.close?.();
-    await target.close?.();
+    await retryIn(pair, racing);
     expect(raced).toBe(true);
     const cp = await pair.store.getCheckpoint('contacts');
     expect(cp?.cursor).toMatchObject({ k: [iso(Date.UTC(2025, 0, 1)), 1100] });
