@@ -144,17 +144,12 @@ async function currentRecords(
   const records: Row[] = [];
   const gone: DeadLetter[] = [];
   for (const letter of letters) {
-    const record = current.get(keyText(keyRow(letter, spec), spec.key));
+    // A letter's key is the key values a record's `keyText` is the JSON text of.
+    const record = current.get(stringifyJson(letter.key));
     if (record) records.push(record);
     else gone.push(letter);
   }
   return { records, gone };
-}
-
-/** The letter's key values as a record of the key fields, to name it as records are named. */
-function keyRow(letter: DeadLetter, spec: RunSpec): Row {
-  const values = letter.key as Json[];
-  return Object.fromEntries(spec.key.map((k, i) => [k, values[i] ?? null]));
 }
 
 /** The same letters retried again after a crash give the same batch id (an append target replaces it). */
