@@ -7,14 +7,24 @@
 // the ordinary PostgreSQL path at 1M rows peaks near 178 MB, not 245 MB. NODE_OPTIONS can override the
 // semi-spaces, not the growing factor (V8 refuses it there): run `node <flags> bin/sluice.js` to change both.
 
+import { existsSync } from 'node:fs';
+
+// In a clone of the repository Sluice runs its TypeScript directly; the published package has no
+// src/ and runs the JavaScript compiled into dist/ (Node does not strip types under node_modules).
+const source = new URL('../src/cli/main.ts', import.meta.url);
+const fromSource = existsSync(source);
+
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 18)) {
-  // Sluice runs its TypeScript directly, which Node does from 22.18 on.
+  // Node strips TypeScript's types from 22.18 on: Sluice's own source here, the user's sluice.config.ts there.
   process.stderr.write(
-    `sluice: needs Node.js 22.18 or newer, this is ${process.version}; in this repository run it through npm ` +
-      '(`npm run sluice -- <command>`), which uses the Node 24 the project pins\n',
+    `sluice: needs Node.js 22.18 or newer, this is ${process.version}; ${
+      fromSource
+        ? 'in this repository run it through npm (`npm run sluice -- <command>`), which uses the Node 24 the project pins'
+        : 'install a newer Node.js (https://nodejs.org)'
+    }\n`,
   );
   process.exit(1);
 }
-const { main } = await import('../src/cli/main.ts');
+const { main } = await import(fromSource ? source.href : '../dist/cli/main.js');
 process.exitCode = await main(process.argv);

@@ -1,7 +1,7 @@
-import { loadConfig } from '../config/load.ts';
+import { type ConnectorCatalog, connectionTypes, loadConfig } from '../config/load.ts';
 import type { ResolvedSync } from '../config/schema.ts';
-import { type ConnectorLookup, type ValidConfig, validateConfig } from '../config/validate.ts';
-import { connectorTypes, findConnector } from '../connectors/registry.ts';
+import { type ValidConfig, validateConfig } from '../config/validate.ts';
+import { connectorTypes, loadConnectors } from '../connectors/registry.ts';
 import { ConnectorError, isTransient, UnknownSyncError } from '../core/errors.ts';
 import type {
   ApiBudget,
@@ -83,16 +83,20 @@ export class Workspace {
   }
 
   static async open(configPath: string, options: WorkspaceOptions = {}): Promise<Workspace> {
-    const { lookup, types } = connectorLookup(options);
-    const config = await loadConfig(configPath, lookup, types);
+    const config = await loadConfig(configPath, connectorCatalog(options));
     return new Workspace(config, await openStore(config.config.store, config.baseDir));
   }
 
   /** A workspace from a config value rather than a file (tests, embedding Sluice in a program). */
   static async fromConfig(raw: unknown, baseDir: string, options: WorkspaceOptions = {}): Promise<Workspace> {
-    const { lookup, types } = connectorLookup(options);
-    const config = validateConfig(raw, { baseDir, lookup, knownTypes: types });
+    const { load, knownTypes } = connectorCatalog(options);
+    const config = validateConfig(raw, { baseDir, lookup: await load(connectionTypes(raw)), knownTypes });
     return new Workspace(config, await openStore(config.config.store, config.baseDir));
+  }
+
+  /** A config file loaded and validated, its connectors loaded, no store opened (`sluice check` writes nothing). */
+  static async loadConfig(configPath: string, options: WorkspaceOptions = {}): Promise<ValidConfig> {
+    return loadConfig(configPath, connectorCatalog(options));
   }
 
   syncNames(): string[] {
@@ -256,11 +260,14 @@ export class Workspace {
   }
 }
 
-function connectorLookup(options: WorkspaceOptions): { lookup: ConnectorLookup; types: string[] } {
+function connectorCatalog(options: WorkspaceOptions): ConnectorCatalog {
   const extra = new Map((options.connectors ?? []).map((c) => [c.type, c]));
   return {
-    lookup: (type) => extra.get(type) ?? findConnector(type),
-    types: [...new Set([...connectorTypes(), ...extra.keys()])],
+    knownTypes: [...new Set([...connectorTypes(), ...extra.keys()])],
+    load: async (types) => {
+      const builtIn = await loadConnectors(types.filter((t) => !extra.has(t)));
+      return (type) => extra.get(type) ?? builtIn(type);
+    },
   };
 }
 

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/validate.ts';
-import { connectorTypes, findConnector } from '../../src/connectors/registry.ts';
+import { connectorTypes, loadConnectors } from '../../src/connectors/registry.ts';
 import { ConfigError } from '../../src/core/errors.ts';
+
+// Every built-in connector, imported up front: validation takes a synchronous lookup.
+const findConnector = await loadConnectors(connectorTypes());
 
 const good = () => ({
   connections: { a: { type: 'sqlite', path: 'a.db' }, b: { type: 'sqlite', path: 'b.db' } },

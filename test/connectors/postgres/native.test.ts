@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../src/config/validate.ts';
-import { connectorTypes, findConnector } from '../../../src/connectors/registry.ts';
+import { connectorTypes, loadConnectors } from '../../../src/connectors/registry.ts';
 import { ConfigError } from '../../../src/core/errors.ts';
 import type { BatchCommit, Store, StoreTransaction, Target } from '../../../src/core/ports.ts';
 import type { Json } from '../../../src/core/types.ts';
 import { PostgresStore } from '../../../src/store/postgres/store.ts';
 import { connect, freshDatabase } from '../../support/pg.ts';
 import { contactsDdl, pgSync, seedContacts, tableDigest } from './helpers.ts';
+
+// Every built-in connector, imported up front: validation takes a synchronous lookup.
+const findConnector = await loadConnectors(connectorTypes());
 
 async function setup(
   label: string,
