@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
-import { Workspace } from '../runtime/workspace.ts';
+import type { Workspace } from '../runtime/workspace.ts';
 
 /** Opens the workspace named by the global `--config`, runs `fn`, and always closes it. */
 export async function withWorkspace<T>(cmd: Command, fn: (ws: Workspace) => Promise<T>): Promise<T> {
   const { config } = cmd.optsWithGlobals<{ config: string }>();
+  // Imported here, not at the top: `sluice --help` and `sluice init` need no engine, store or zod.
+  const { Workspace } = await import('../runtime/workspace.ts');
   const ws = await Workspace.open(config);
   try {
     return await fn(ws);

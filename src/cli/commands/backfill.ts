@@ -1,9 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { runWithRetries } from '../../runtime/attempts.ts';
 import { gracefulStop, withWorkspace } from '../context.ts';
 import { count, duration, printJson } from '../format.ts';
-import { BackfillProgress } from '../progress.ts';
 import { reportRetry, reportWait } from './run.ts';
 
 export function registerBackfill(program: Command): void {
@@ -13,6 +11,11 @@ export function registerBackfill(program: Command): void {
     .argument('<sync>', 'the sync to backfill')
     .option('--json', 'print a JSON summary at the end instead of text')
     .action(async (sync: string, opts: { json?: boolean }, cmd: Command) => {
+      // Imported on use (the progress bar, the retry policy's backoff): other commands start without them.
+      const [{ runWithRetries }, { BackfillProgress }] = await Promise.all([
+        import('../../runtime/attempts.ts'),
+        import('../progress.ts'),
+      ]);
       await withWorkspace(cmd, async (ws) => {
         ws.sync(sync);
         const before = await ws.store.getCheckpoint(sync);

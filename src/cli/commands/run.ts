@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { RunRecord, RunRequest } from '../../core/ports.ts';
-import { type RetryNotice, runWithRetries } from '../../runtime/attempts.ts';
+import type { RetryNotice } from '../../runtime/attempts.ts';
 import { gracefulStop, withWorkspace } from '../context.ts';
 import { count, duration, printJson } from '../format.ts';
 
@@ -11,6 +11,8 @@ export function registerRun(program: Command): void {
     .argument('<sync>', 'the sync to run')
     .option('--json', 'print the run as JSON')
     .action(async (sync: string, opts: { json?: boolean }, cmd: Command) => {
+      // Imported on use: the retry policy's backoff library stays off the path of read commands.
+      const { runWithRetries } = await import('../../runtime/attempts.ts');
       await withWorkspace(cmd, async (ws) => {
         const stop = gracefulStop();
         try {
