@@ -1,0 +1,103 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Checkpoint, RunRequest } from '../core/ports.ts';
+import type { Progress } from '../engine/progress.ts';
+import { type RetryNotice, runWithRetries } from '../runtime/attempts.ts';
+import type { Workspace } from '../runtime/workspace.ts';
+
+export type BackfillOptions = {
+  /** Aborting stops the backfill after the batch in hand, checkpointed; the next backfill resumes there. */
+  signal?: AbortSignal;
+  /** Called as batches are written, with the backfill's progress across all its runs. */
+  onProgress?: (progress: Progress) => void;
+  /** A momentary failure (a dropped connection, a 5xx) is being retried from the checkpoint. */
+  onRetry?: (notice: RetryNotice) => void;
+  /** A run waits for its turn in its lane (another sync of its bundle is running). */
+  onWait?: (waiting: RunRequest) => void;
+  /** A connection's API budget ran out: the backfill waits until `resumeAt` (epoch ms), or until aborted. */
+  onPause?: (pause: { resumeAt: number; reason: string }) => void;
+};
+
+export type BackfillResult = {
+  sync: string;
+  /** True once the history is done and the sync has moved to its incremental phase. */
+  done: boolean;
+  /** The backfill was done before this call: nothing ran. */
+  alreadyDone: boolean;
+  runs: number;
+  batches: number;
+  /** Records read by this call's runs. */
+  records: number;
+  elapsedMs: number;
+  checkpoint: Checkpoint | null;
+};
+
+// A run that found its lane busy (another sync of its bundle) tries again after this long.
+const LANE_BUSY_RETRY_MS = 100;
+
+/**
+ * Runs a sync again and again until its backfill is done (or `signal` aborts): each run a slice that
+ * gives the lane back, momentary failures retried from the checkpoint, a spent API budget waited out.
+ */
+export async function backfill(
+  ws: Workspace,
+  sync: string,
+  options: BackfillOptions = {},
+): Promise<BackfillResult> {
+  ws.sync(sync);
+  const startedAt = Date.now();
+  const result = (done: boolean, checkpoint: Checkpoint | null, alreadyDone = false) => ({
+    sync,
+    done,
+    alreadyDone,
+    runs,
+    batches,
+    records,
+    elapsedMs: Date.now() - startedAt,
+    checkpoint,
+  });
+  let runs = 0;
+  let batches = 0;
+  let records = 0;
+  const before = await ws.store.getCheckpoint(sync);
+  if (before?.phase === 'incremental') return result(true, before, true);
+  const { signal } = options;
+  while (!signal?.aborted) {
+    const outcome = await runWithRetries(
+      ws,
+      sync,
+      {
+        trigger: 'backfill',
+        stopAfterBackfill: true,
+        ...(signal ? { stop: signal } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      },
+      options.onRetry,
+      options.onWait,
+    ).catch((err: unknown) => {
+      // Another sync of the bundle holds the lane (a `sluice serve` elsewhere, say): take turns with it.
+      if ((err as { code?: string }).code !== 'LANE_BUSY') throw err;
+      return null;
+    });
+    if (!outcome) {
+      await pause(LANE_BUSY_RETRY_MS, signal);
+      continue;
+    }
+    runs += 1;
+    batches += outcome.run.counters.batches;
+    records += outcome.run.counters.read;
+    if (outcome.checkpoint.phase === 'incremental') return result(true, outcome.checkpoint);
+    if (outcome.resumeAt !== undefined) {
+      options.onPause?.({
+        resumeAt: outcome.resumeAt,
+        reason: outcome.run.errorMessage ?? 'API budget spent',
+      });
+      await pause(outcome.resumeAt - Date.now(), signal);
+    }
+  }
+  return result(false, await ws.store.getCheckpoint(sync));
+}
+
+/** Waits `ms`, or less if `signal` aborts (the loop's condition then ends the backfill). */
+async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  await sleep(Math.max(0, ms), undefined, signal ? { signal } : {}).catch(() => undefined);
+}
