@@ -3,10 +3,11 @@ import type { Runtime } from '../runtime/port.ts';
 import type { Workspace } from '../runtime/workspace.ts';
 import { apiRoutes } from './api.ts';
 import { json } from './body.ts';
+import { mountDashboard } from './dashboard/routes.ts';
 import { mountHooks } from './hooks.ts';
 import { createMetrics } from './metrics.ts';
 
-/** The HTTP face of `sluice serve`: webhooks, the REST API, health and metrics. */
+/** The HTTP face of `sluice serve`: webhooks, the REST API, the dashboard, health and metrics. */
 export function createApp(ws: Workspace, runtime: Runtime, options: { now?: () => number } = {}): Hono {
   const app = new Hono();
   const metrics = createMetrics(ws, runtime);
@@ -16,6 +17,7 @@ export function createApp(ws: Workspace, runtime: Runtime, options: { now?: () =
   );
   mountHooks(app, ws, runtime, options.now);
   app.route('/api', apiRoutes(ws, runtime));
+  mountDashboard(app, ws, runtime);
   app.notFound((c) => json(c, { error: 'not found' }, 404));
   // A webhook whose run could not be queued (the store failing) says so, as the API does.
   app.onError((err, c) => {

@@ -1,0 +1,146 @@
+import { stringifyJson } from '../../core/json.ts';
+import type { Runtime } from '../../runtime/port.ts';
+import type { Workspace } from '../../runtime/workspace.ts';
+import { type LiveState, type Snapshot, snapshot } from './views.ts';
+
+export type LiveOptions = {
+  /** Snapshots are read at most this often, however many events arrive. @defaultValue 400 */
+  minIntervalMs?: number;
+  /** While a page listens, a snapshot is read this often anyway, for runs of other processes. @defaultValue 5000 */
+  refreshMs?: number;
+  now?: () => number;
+};
+
+/** What a listening page gets: an event name and its JSON text. */
+export type Listener = (event: 'snapshot' | 'error', data: string) => void;
+
+/**
+ * The dashboard's live feed. The runtime's events (a run starting, a batch saved, a run ending, a
+ * chain breaking) mark the picture stale; one snapshot is then read from the store — at once, or
+ * `minIntervalMs` after the last one — and sent to every listening page. However many syncs and
+ * pages, the store is read at most once per interval, never once per page or per event. Runs of
+ * other processes sharing the store (`sluice worker`, a CLI backfill) send no events here: while a
+ * page listens, a snapshot is also read every `refreshMs`.
+ */
+export class LiveFeed {
+  readonly state: LiveState = { progress: new Map(), chainBroken: new Map() };
+  private readonly listeners = new Set<Listener>();
+  private readonly minIntervalMs: number;
+  private readonly refreshMs: number;
+  private readonly now: () => number;
+  private lastReadAt = 0;
+  private reading: Promise<void> | null = null;
+  private stale = false;
+  private timer: NodeJS.Timeout | null = null;
+  private refresher: NodeJS.Timeout | null = null;
+  private last: { at: number; text: string } | null = null;
+  private readonly ws: Workspace;
+
+  constructor(ws: Workspace, runtime: Runtime, options: LiveOptions = {}) {
+    this.ws = ws;
+    this.minIntervalMs = options.minIntervalMs ?? 400;
+    this.refreshMs = options.refreshMs ?? 5_000;
+    this.now = options.now ?? Date.now;
+    runtime.on('run:start', ({ request }) => {
+      this.state.chainBroken.delete(request.sync);
+      this.touch();
+    });
+    runtime.on('run:progress', (p) => {
+      this.state.progress.set(p.sync, {
+        sync: p.sync,
+        runId: p.runId,
+        phase: p.phase,
+        run: p.run,
+        backfillDone: p.backfillDone,
+        backfillEstimate: p.backfillEstimate,
+        estimateExact: p.estimateExact,
+        rate: p.rate,
+        etaMs: p.etaMs,
+        elapsedMs: p.elapsedMs,
+        at: this.now(),
+      });
+      this.touch();
+    });
+    runtime.on('run:end', ({ request }) => {
+      this.state.progress.delete(request.sync);
+      this.touch();
+    });
+    runtime.on('chain:broken', ({ sync, reason }) => {
+      this.state.chainBroken.set(sync, reason);
+      this.touch();
+    });
+  }
+
+  /** Adds a page: it gets the current snapshot at once, then every change. Returns its removal. */
+  listen(listener: Listener): () => void {
+    this.listeners.add(listener);
+    if (!this.refresher) {
+      this.refresher = setInterval(() => {
+        if (this.now() - this.lastReadAt >= this.refreshMs - 50) this.touch();
+      }, this.refreshMs);
+      this.refresher.unref();
+    }
+    const fresh = this.last && this.now() - this.last.at < this.minIntervalMs;
+    if (fresh) listener('snapshot', this.last!.text);
+    else this.touch();
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stopTimers();
+    };
+  }
+
+  /** The current picture, read now (a page's first load). */
+  async read(): Promise<Snapshot> {
+    return snapshot(this.ws, this.state, this.now());
+  }
+
+  get listening(): number {
+    return this.listeners.size;
+  }
+
+  close(): void {
+    this.stopTimers();
+    this.listeners.clear();
+  }
+
+  private stopTimers(): void {
+    if (this.refresher) clearInterval(this.refresher);
+    if (this.timer) clearTimeout(this.timer);
+    this.refresher = null;
+    this.timer = null;
+  }
+
+  /** Marks the picture stale; a snapshot follows within `minIntervalMs` (if a page listens). */
+  private touch(): void {
+    if (this.listeners.size === 0) return;
+    this.stale = true;
+    if (this.reading || this.timer) return;
+    const wait = Math.max(0, this.lastReadAt + this.minIntervalMs - this.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.reading = this.send().finally(() => {
+        this.reading = null;
+        if (this.stale) this.touch();
+      });
+    }, wait);
+  }
+
+  private async send(): Promise<void> {
+    this.stale = false;
+    this.lastReadAt = this.now();
+    let text: string;
+    try {
+      text = stringifyJson(await this.read());
+    } catch (err) {
+      // The store is busy or closed: the pages say so and the next event or refresh tries again.
+      this.broadcast('error', stringifyJson({ error: (err as Error).message }));
+      return;
+    }
+    this.last = { at: this.lastReadAt, text };
+    this.broadcast('snapshot', text);
+  }
+
+  private broadcast(event: 'snapshot' | 'error', data: string): void {
+    for (const listener of this.listeners) listener(event, data);
+  }
+}
