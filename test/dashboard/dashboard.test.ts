@@ -22,35 +22,39 @@ async function progressOf(page: Page, sync: string): Promise<number | null> {
 }
 
 describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => {
-  it('refuses a wrong token and signs in with a right one, into an HttpOnly SameSite=Strict cookie', async () => {
-    const t = await servedWorkspace({ rows: 100 });
-    const browser = await openBrowser();
-    try {
-      const { page, context } = browser;
-      await signIn(page, t.url, 'not-the-token');
-      await expect
-        .poll(() => page.locator('#sign-in-error').textContent(), { timeout: 30_000 })
-        .toMatch(/not one of server\.apiTokens/);
-      expect(await context.cookies()).toEqual([]);
-      await screenshot(page, 'sign-in-refused');
+  it(
+    'refuses a wrong token and signs in with a right one, into an HttpOnly SameSite=Strict cookie',
+    async () => {
+      const t = await servedWorkspace({ rows: 100 });
+      const browser = await openBrowser();
+      try {
+        const { page, context } = browser;
+        await signIn(page, t.url, 'not-the-token');
+        await expect
+          .poll(() => page.locator('#sign-in-error').textContent(), { timeout: 30_000 })
+          .toMatch(/not one of server\.apiTokens/);
+        expect(await context.cookies()).toEqual([]);
+        await screenshot(page, 'sign-in-refused');
 
-      await page.getByLabel('API token').fill(TOKEN);
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await page.locator('table#syncs tr[data-sync="big"]').waitFor();
-      const [cookie] = await context.cookies();
-      expect(cookie).toMatchObject({ name: 'sluice_session', httpOnly: true, sameSite: 'Strict' });
-      // The script cannot read it.
-      expect(await page.evaluate(() => document.cookie)).toBe('');
+        await page.getByLabel('API token').fill(TOKEN);
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.locator('table#syncs tr[data-sync="big"]').waitFor();
+        const [cookie] = await context.cookies();
+        expect(cookie).toMatchObject({ name: 'sluice_session', httpOnly: true, sameSite: 'Strict' });
+        // The script cannot read it.
+        expect(await page.evaluate(() => document.cookie)).toBe('');
 
-      // Signing out ends the session: the sign-in form again.
-      await page.getByRole('button', { name: 'Sign out' }).click();
-      await page.getByLabel('API token').waitFor();
-      expect(await context.cookies()).toEqual([]);
-    } finally {
-      await browser.close();
-      await t.stop();
-    }
-  }, LONG);
+        // Signing out ends the session: the sign-in form again.
+        await page.getByRole('button', { name: 'Sign out' }).click();
+        await page.getByLabel('API token').waitFor();
+        expect(await context.cookies()).toEqual([]);
+      } finally {
+        await browser.close();
+        await t.stop();
+      }
+    },
+    LONG,
+  );
 
   it('follows a backfill live, shows the lane taking turns, retries a dead letter and edits the data store', async () => {
     const t = await servedWorkspace();
@@ -79,10 +83,14 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
       expect(await progressOf(page, 'big')).toBe(0);
 
       await t.runtime.start();
-      await until('big to be part-way, on the page', async () => {
-        const v = await progressOf(page, 'big');
-        return v !== null && v > 0 && v < 100;
-      }, 60_000);
+      await until(
+        'big to be part-way, on the page',
+        async () => {
+          const v = await progressOf(page, 'big');
+          return v !== null && v > 0 && v < 100;
+        },
+        60_000,
+      );
       await screenshot(page, 'syncs');
       await until('big to reach 100% on the page', async () => (await progressOf(page, 'big')) === 100, LONG);
       const seen = await page.evaluate(() => (window as unknown as { seen: number[] }).seen);
@@ -101,9 +109,14 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
       );
       expect(bigRuns.length).toBeGreaterThan(1);
       const order = await until('the turns on the lane view', async () => {
-        const turns = await lane.locator('ol.turns li').evaluateAll((items) =>
-          items.map((li) => ({ sync: li.getAttribute('data-sync')!, run: Number(li.getAttribute('data-run')) })),
-        );
+        const turns = await lane
+          .locator('ol.turns li')
+          .evaluateAll((items) =>
+            items.map((li) => ({
+              sync: li.getAttribute('data-sync')!,
+              run: Number(li.getAttribute('data-run')),
+            })),
+          );
         const bigIds = new Set(bigRuns.map((r) => r.id));
         const first = turns.findIndex((x) => bigIds.has(x.run));
         const last = turns.findLastIndex((x) => bigIds.has(x.run));
@@ -118,9 +131,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
       await page.getByRole('link', { name: 'Runs' }).click();
       await page.locator('#runs-sync').selectOption('big');
       await until('only big runs listed', async () => {
-        const syncs = await page.locator('#run-rows tr[data-sync]').evaluateAll((rows) =>
-          rows.map((r) => r.getAttribute('data-sync')),
-        );
+        const syncs = await page
+          .locator('#run-rows tr[data-sync]')
+          .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-sync')));
         return syncs.length > 0 && syncs.every((s) => s === 'big');
       });
       await page.locator('#rates svg polyline[data-sync="big"]').waitFor();
@@ -135,7 +148,10 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
       const seven = letters.find((l) => JSON.stringify(l.key) === '[7]')!;
       t.broken.delete(7);
       await page.locator(`tr[data-letter="${seven.id}"]`).getByRole('button', { name: /Retry/ }).click();
-      await page.locator('#letters-result').getByText(/1 written/).waitFor({ timeout: 60_000 });
+      await page
+        .locator('#letters-result')
+        .getByText(/1 written/)
+        .waitFor({ timeout: 60_000 });
       await page.locator(`tr[data-letter="${seven.id}"]`).waitFor({ state: 'detached' });
       expect(await rows.count()).toBe(1);
       expect((await t.ws.store.listDeadLetters({ sync: 'big' })).map((l) => l.key)).toEqual([[9]]);
@@ -148,7 +164,10 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
       await expect.poll(() => editor.inputValue()).toContain('"Ada"');
       await editor.fill('{ "id": 7, "name": ');
       await page.locator('#store-save').click();
-      await page.locator('#store-error').getByText(/Not valid JSON/).waitFor();
+      await page
+        .locator('#store-error')
+        .getByText(/Not valid JSON/)
+        .waitFor();
       expect(await t.ws.store.data.get('owner')).toEqual({ id: 7, name: 'Ada' });
       await editor.fill('{ "id": 7, "name": "Grace", "big": 9007199254740993 }');
       await page.locator('#store-save').click();
