@@ -449,9 +449,15 @@ export interface RunQueue {
   claimOwn(id: number, holder: string, leaseMs: number): Promise<RunRequest | null>;
   /** Withdraws a queued request (its owner stopped waiting). */
   cancel(id: number, reason: { code: string; message: string }): Promise<void>;
-  /** When the earliest queued request is due (epoch ms), or null with none queued. */
-  nextDue(): Promise<number | null>;
-  /** Ends a claimed request; null when the claim no longer holds it (recovered, claimed again). */
+  /**
+   * When `holder` should next look for work (epoch ms): the earliest queued request it could claim,
+   * or soon where one waits on another process; null with nothing queued for it to wait on.
+   */
+  nextDue(holder: string): Promise<number | null>;
+  /**
+   * Ends a claimed request, and queues `next` (its successor) in the same step; null, queuing
+   * nothing, when the claim no longer holds it (recovered, claimed again).
+   */
   finish(
     claim: Claim,
     end: {
@@ -462,6 +468,7 @@ export interface RunQueue {
       /** The failure's attempt at the batch, where it differs from the request's (see `RunRequest.attempt`). */
       attempt?: number;
     },
+    next?: NewRunRequest,
   ): Promise<RunRequest | null>;
   /** Puts a claimed request back in the queue (its run could not start), due at `notBefore`. */
   release(claim: Claim, notBefore: number): Promise<void>;

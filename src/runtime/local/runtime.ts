@@ -2,7 +2,14 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asSluiceError, SluiceError } from '../../core/errors.ts';
 import { afterRun, type RunResult } from '../../core/policy.ts';
-import { type Claim, claimOf, type RunQueue, type RunRecord, type RunRequest } from '../../core/ports.ts';
+import {
+  type Claim,
+  claimOf,
+  type NewRunRequest,
+  type RunQueue,
+  type RunRecord,
+  type RunRequest,
+} from '../../core/ports.ts';
 import type { Json, RunTrigger } from '../../core/types.ts';
 import { currentHolder } from '../../store/holder.ts';
 import { bundleIndex, laneOf } from '../lanes.ts';
@@ -160,17 +167,22 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
   }
 
   private async loop(): Promise<void> {
+    let recoveredAt = 0;
     while (!this.stopping) {
       try {
         // A lane whose holder died (its lease ran out, or its process is gone) is taken over here,
         // within one poll: its request goes back in the queue and resumes from the checkpoint.
-        const recovered = await this.queue.recover();
-        if (recovered.length > 0) this.emit('recovered', { requests: recovered });
+        if (Date.now() - recoveredAt >= this.pollMs) {
+          recoveredAt = Date.now();
+          const recovered = await this.queue.recover();
+          if (recovered.length > 0) this.emit('recovered', { requests: recovered });
+        }
         const free = this.concurrency - this.inFlight.size;
         if (free > 0) {
           const claimed = await this.queue.claim({ holder: this.holder, leaseMs: this.leaseMs, limit: free });
           for (const request of claimed) this.launch(request);
-          if (claimed.length > 0) continue;
+          // Fewer than asked for: nothing else is claimable until a run ends or a request falls due.
+          if (claimed.length === free) continue;
         }
       } catch (err) {
         // The store is busy or unwell: say so and try again at the next poll, never die undrained.
@@ -210,7 +222,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
 
   /** A poll, or less where a queued request falls due sooner (a retry's backoff, a busy lane's wait). */
   private async untilNextDue(): Promise<number> {
-    const next = await this.queue.nextDue().catch(() => null);
+    const next = await this.queue.nextDue(this.holder).catch(() => null);
     return next === null ? this.pollMs : Math.min(this.pollMs, Math.max(1, next - Date.now()));
   }
 
@@ -271,7 +283,28 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         () => started,
         abandon,
       );
-      await this.queue.finish(claimOf(request), { status: 'done', runId: outcome.run.id });
+      result = { ok: true, more: outcome.more };
+      const after =
+        outcome.resumeAt !== undefined
+          ? // A spent API budget: the successor waits for the reset, whatever the rerun mode.
+            {
+              next: {
+                sync: request.sync,
+                lane: laneOf(request.sync, this.bundles, 'rerun'),
+                trigger: 'rerun' as const,
+                notBefore: outcome.resumeAt,
+                coalesce: true,
+              },
+              broken: null,
+            }
+          : outcome.more || outcome.checkpoint.phase === 'backfill'
+            ? this.successorOf(request, result, { cursor: outcome.checkpoint.cursor })
+            : { next: null, broken: null };
+      await this.queue.finish(
+        claimOf(request),
+        { status: 'done', runId: outcome.run.id },
+        after.next ?? undefined,
+      );
       ended({
         runId: outcome.run.id,
         ok: true,
@@ -281,19 +314,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         errorCode: null,
         errorMessage: null,
       });
-      result = { ok: true, more: outcome.more };
-      if (outcome.resumeAt !== undefined) {
-        // A spent API budget: the successor waits for the reset, whatever the rerun mode.
-        await this.queue.enqueue({
-          sync: request.sync,
-          lane: laneOf(request.sync, this.bundles, 'rerun'),
-          trigger: 'rerun',
-          notBefore: outcome.resumeAt,
-          coalesce: true,
-        });
-      } else if (outcome.more || outcome.checkpoint.phase === 'backfill') {
-        await this.followPolicy(request, result, { cursor: outcome.checkpoint.cursor });
-      }
+      this.followed(request.sync, after);
       return;
     } catch (err) {
       const error = asSluiceError(err);
@@ -329,13 +350,13 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       const run = runId === null ? null : await this.ws.store.getRun(runId);
       // A run that saved batches before failing failed at a new batch: its first attempt there.
       const attempt = run && run.counters.batches > 0 ? 1 : request.attempt;
-      await this.queue.finish(claimOf(request), {
-        status: 'failed',
-        runId,
-        errorCode: error.code,
-        errorMessage: error.message,
-        attempt,
-      });
+      result = { ok: false, errorCode: error.code, errorMessage: error.message };
+      const after = this.successorOf({ ...request, attempt }, result, null);
+      await this.queue.finish(
+        claimOf(request),
+        { status: 'failed', runId, errorCode: error.code, errorMessage: error.message, attempt },
+        after.next ?? undefined,
+      );
       const status = error.code === 'RUN_TIMED_OUT' ? 'timed_out' : 'failed';
       ended({
         runId,
@@ -346,8 +367,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         errorCode: error.code,
         errorMessage: error.message,
       });
-      result = { ok: false, errorCode: error.code, errorMessage: error.message };
-      await this.followPolicy({ ...request, attempt }, result, null);
+      this.followed(request.sync, after);
     }
   }
 
@@ -395,7 +415,15 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     }
   }
 
-  private async followPolicy(request: RunRequest, result: RunResult, payload: Json | null): Promise<void> {
+  /**
+   * What follows a run by the sync's rerun and retry policies: the request to queue with the run's end
+   * (`next`), or the reason its triggered chain is broken.
+   */
+  private successorOf(
+    request: RunRequest,
+    result: RunResult,
+    payload: Json | null,
+  ): { next: NewRunRequest | null; broken: string | null } {
     const sync = this.ws.sync(request.sync);
     const step = afterRun(sync.rerun, sync.retries, result, request.attempt);
     // The successor goes to the back of the sync's lane, so other syncs' due runs go first.
@@ -406,26 +434,33 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     );
     switch (step.kind) {
       case 'enqueue':
-        await this.queue.enqueue({
-          sync: request.sync,
-          lane,
-          trigger: step.trigger,
-          attempt: step.attempt,
-          notBefore: Date.now() + step.delayMs,
-          payload,
-        });
-        this.wake();
-        return;
+        return {
+          next: {
+            sync: request.sync,
+            lane,
+            trigger: step.trigger,
+            attempt: step.attempt,
+            notBefore: Date.now() + step.delayMs,
+            payload,
+          },
+          broken: null,
+        };
       case 'skip-batch':
-        await this.queue.enqueue({ sync: request.sync, lane, trigger: 'retry', setAsideReason: step.reason });
-        this.wake();
-        return;
+        return {
+          next: { sync: request.sync, lane, trigger: 'retry', setAsideReason: step.reason },
+          broken: null,
+        };
       case 'chain-broken':
-        this.emit('chain:broken', { sync: request.sync, reason: step.reason });
-        return;
+        return { next: null, broken: step.reason };
       case 'wait':
-        return;
+        return { next: null, broken: null };
     }
+  }
+
+  /** After a run's end is recorded with its successor: the loop looks for it, or the chain is reported broken. */
+  private followed(sync: string, after: { next: NewRunRequest | null; broken: string | null }): void {
+    if (after.next) this.wake();
+    if (after.broken !== null) this.emit('chain:broken', { sync, reason: after.broken });
   }
 
   /** Starts or resumes a sync whose backfill is not done and that has nothing queued or running. */

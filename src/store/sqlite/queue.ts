@@ -1,8 +1,13 @@
-import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import type { SQLInputValue } from 'node:sqlite';
 import type { Claim, NewRunRequest, RequestStatus, RunQueue, RunRequest } from '../../core/ports.ts';
 import { isHolderGone } from '../holder.ts';
 import { requestFromRow, toJsonText } from '../rows.ts';
 import * as sql from './sql.ts';
+import type { Connection } from './statements.ts';
+
+// A request that waits on another process (its lane running there, or owned by a waiting CLI run)
+// is looked at again this soon: that process's hand-over wakes nobody here.
+const LOOK_AGAIN_MS = 50;
 
 /**
  * The local runtime's queue in the store's SQLite file. Claims run in IMMEDIATE transactions and
@@ -10,55 +15,52 @@ import * as sql from './sql.ts';
  * several processes share the file.
  */
 export class SqliteQueue implements RunQueue {
-  private readonly db: DatabaseSync;
+  private readonly db: Connection;
   private readonly now: () => number;
   private readonly tx: <T>(fn: () => T) => Promise<T>;
 
-  constructor(db: DatabaseSync, now: () => number, tx: <T>(fn: () => T) => Promise<T>) {
+  constructor(db: Connection, now: () => number, tx: <T>(fn: () => T) => Promise<T>) {
     this.db = db;
     this.now = now;
     this.tx = tx;
   }
 
   async enqueue(request: NewRunRequest): Promise<RunRequest> {
-    return this.tx(() => {
-      if (request.coalesce) {
-        const queued = this.db.prepare(sql.selectQueuedOfSyncInLane).get(request.sync, request.lane);
-        if (queued) return requestFromRow(queued);
-      }
-      const now = this.now();
-      const row = this.db.prepare(sql.insertRequest).get({
-        sync: request.sync,
-        lane: request.lane,
-        trigger: request.trigger,
-        payload: toJsonText(request.payload ?? null),
-        setAside: request.setAsideReason ?? null,
-        attempt: request.attempt ?? 1,
-        notBefore: request.notBefore ?? now,
-        now,
-        owner: request.owner ?? null,
-        leaseUntil: request.owner ? now + (request.leaseMs ?? 30_000) : null,
-      } as Record<string, SQLInputValue>);
-      return requestFromRow(row!);
-    });
+    return this.tx(() => this.insert(request));
+  }
+
+  private insert(request: NewRunRequest): RunRequest {
+    if (request.coalesce) {
+      const queued = this.db.prepare(sql.selectQueuedOfSyncInLane).get(request.sync, request.lane);
+      if (queued) return requestFromRow(queued);
+    }
+    const now = this.now();
+    const row = this.db.prepare(sql.insertRequest).get({
+      sync: request.sync,
+      lane: request.lane,
+      trigger: request.trigger,
+      payload: toJsonText(request.payload ?? null),
+      setAside: request.setAsideReason ?? null,
+      attempt: request.attempt ?? 1,
+      notBefore: request.notBefore ?? now,
+      now,
+      owner: request.owner ?? null,
+      leaseUntil: request.owner ? now + (request.leaseMs ?? 30_000) : null,
+    } as Record<string, SQLInputValue>);
+    return requestFromRow(row!);
   }
 
   async claim(options: { holder: string; leaseMs: number; limit: number }): Promise<RunRequest[]> {
     if (options.limit <= 0) return [];
     return this.tx(() => {
       const now = this.now();
-      // More rows than the limit: several due requests may share a lane, and only one is taken.
+      // One row per free lane (its oldest due request), at most `limit`.
       const due = this.db
         .prepare(sql.selectDueRequests)
         .all({ now, limit: options.limit, holder: options.holder });
-      const lanes = new Set<string>();
       const claimed: RunRequest[] = [];
       const claim = this.db.prepare(sql.claimRequest);
       for (const row of due) {
-        if (claimed.length >= options.limit) break;
-        const lane = String(row.lane);
-        if (lanes.has(lane)) continue;
-        lanes.add(lane);
         const taken = claim.get(options.holder, now + options.leaseMs, now, Number(row.id));
         if (taken) claimed.push(requestFromRow(taken));
       }
@@ -88,8 +90,10 @@ export class SqliteQueue implements RunQueue {
     await this.tx(() => this.db.prepare(sql.cancelRequest).run(this.now(), reason.code, reason.message, id));
   }
 
-  async nextDue(): Promise<number | null> {
-    const at = this.db.prepare(sql.selectNextDue).get()?.at;
+  async nextDue(holder: string): Promise<number | null> {
+    const at = this.db
+      .prepare(sql.selectNextDue)
+      .get({ holder, now: this.now(), lookAgain: LOOK_AGAIN_MS })?.at;
     return at === null || at === undefined ? null : Number(at);
   }
 
@@ -102,9 +106,10 @@ export class SqliteQueue implements RunQueue {
       errorMessage?: string;
       attempt?: number;
     },
+    next?: NewRunRequest,
   ): Promise<RunRequest | null> {
-    const row = await this.tx(() =>
-      this.db
+    return this.tx(() => {
+      const row = this.db
         .prepare(sql.finishRequest)
         .get(
           end.status,
@@ -116,9 +121,13 @@ export class SqliteQueue implements RunQueue {
           claim.id,
           claim.holder,
           claim.startedAt,
-        ),
-    );
-    return row ? requestFromRow(row) : null;
+        );
+      if (!row) return null;
+      // The successor is queued with the end of its predecessor or not at all: no crash between the
+      // two leaves a chain without its next run, and a claim lost to a takeover queues nothing.
+      if (next) this.insert(next);
+      return requestFromRow(row);
+    });
   }
 
   async release(claim: Claim, notBefore: number): Promise<void> {
@@ -128,6 +137,8 @@ export class SqliteQueue implements RunQueue {
   }
 
   async recover(): Promise<RunRequest[]> {
+    // Looking is a read; the write lock is taken only when some holder is gone.
+    if (!this.anyHolderGone()) return [];
     return this.tx(() => {
       const now = this.now();
       const recovered: RunRequest[] = [];
@@ -164,6 +175,14 @@ export class SqliteQueue implements RunQueue {
       }
       return recovered;
     });
+  }
+
+  private anyHolderGone(): boolean {
+    const now = this.now();
+    const running = this.db.prepare(sql.selectRunningRequests).all();
+    if (running.some((row) => isHolderGone(String(row.holder), Number(row.lease_until), now))) return true;
+    const owned = this.db.prepare(sql.selectOwnedQueued).all();
+    return owned.some((row) => isHolderGone(String(row.owner), Number(row.lease_until ?? 0), now));
   }
 
   async get(id: number): Promise<RunRequest | null> {

@@ -80,11 +80,14 @@ export const selectQueuedOfSyncInLane = `SELECT * FROM run_requests WHERE sync =
   ORDER BY id LIMIT 1`;
 // The oldest due request of each free lane: a lane with many requests waiting hides no other lane's.
 // One that its owner must run (a CLI run waiting its turn) is not this holder's to take: its lane waits.
-export const selectDueRequests = `SELECT * FROM run_requests r WHERE status = 'queued' AND not_before <= $now
-  AND lane NOT IN (SELECT lane FROM run_requests WHERE status = 'running')
-  AND id = (SELECT min(id) FROM run_requests q WHERE q.lane = r.lane AND q.status = 'queued' AND q.not_before <= $now)
-  AND (owner IS NULL OR owner = $holder)
-  ORDER BY id LIMIT $limit`;
+// Each lane's oldest due request, from lanes with nothing running, skipping lanes headed by a request
+// another process owns. Heads are found in one pass over the queued requests, not one per request.
+export const selectDueRequests = `SELECT r.* FROM (SELECT min(id) AS id FROM run_requests
+    WHERE status = 'queued' AND not_before <= $now GROUP BY lane) head
+  JOIN run_requests r ON r.id = head.id
+  WHERE r.lane NOT IN (SELECT lane FROM run_requests WHERE status = 'running')
+  AND (r.owner IS NULL OR r.owner = $holder)
+  ORDER BY r.id LIMIT $limit`;
 // The owner takes its own request once it heads its lane and the lane is free.
 export const claimOwnRequest = `UPDATE run_requests SET status = 'running', holder = $holder, lease_until = $leaseUntil,
   started_at = $now WHERE id = $id AND status = 'queued' AND owner = $holder AND not_before <= $now
@@ -98,7 +101,15 @@ export const renewQueued =
 export const selectOwnedQueued = "SELECT * FROM run_requests WHERE status = 'queued' AND owner IS NOT NULL";
 export const cancelRequest = `UPDATE run_requests SET status = 'cancelled', finished_at = ?, error_code = ?,
   error_message = ? WHERE id = ? AND status = 'queued'`;
-export const selectNextDue = "SELECT min(not_before) AS at FROM run_requests WHERE status = 'queued'";
+// A request behind a lane this holder runs is not due: the run's end wakes the holder. One behind a
+// lane running elsewhere, or owned by another process, is looked at again shortly.
+export const selectNextDue = `SELECT min(CASE
+    WHEN (l.holder IS NOT NULL AND l.holder <> $holder) OR (r.owner IS NOT NULL AND r.owner <> $holder)
+      THEN max(r.not_before, $now + $lookAgain)
+    WHEN l.holder IS NULL THEN r.not_before
+  END) AS at
+  FROM run_requests r LEFT JOIN run_requests l ON l.lane = r.lane AND l.status = 'running'
+  WHERE r.status = 'queued'`;
 export const claimRequest = `UPDATE run_requests SET status = 'running', holder = ?, lease_until = ?, started_at = ?
   WHERE id = ? AND status = 'queued' RETURNING *`;
 // Queue writes of a running request are its claim's only (holder and claim time): one recovered and

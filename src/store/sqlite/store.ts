@@ -34,6 +34,7 @@ import {
 import { migrate } from './migrate.ts';
 import { SqliteQueue } from './queue.ts';
 import * as sql from './sql.ts';
+import { type Connection, cachedStatements } from './statements.ts';
 
 export type SqliteStoreOptions = {
   /** Milliseconds since the epoch; tests move it to expire leases without waiting. */
@@ -48,19 +49,21 @@ export class SqliteStore implements Store {
   readonly queue: SqliteQueue;
   readonly path: string;
   private readonly db: DatabaseSync;
+  private readonly conn: Connection;
   private readonly now: () => number;
 
   private constructor(path: string, db: DatabaseSync, options: SqliteStoreOptions) {
     this.path = path;
     this.db = db;
+    this.conn = cachedStatements(db);
     this.now = options.now ?? Date.now;
     this.data = new SqliteDataStore(
-      db,
+      this.conn,
       () => this.iso(),
       (fn) => this.tx(fn),
     );
     this.queue = new SqliteQueue(
-      db,
+      this.conn,
       () => this.now(),
       (fn) => this.tx(fn),
     );
@@ -87,14 +90,14 @@ export class SqliteStore implements Store {
    */
   private tx<T>(fn: () => T): Promise<T> {
     return whileBusy(
-      () => this.db.exec('BEGIN IMMEDIATE'),
+      () => this.conn.exec('BEGIN IMMEDIATE'),
       () => {
         try {
           const result = fn();
-          this.db.exec('COMMIT');
+          this.conn.exec('COMMIT');
           return result;
         } catch (err) {
-          this.db.exec('ROLLBACK');
+          this.conn.exec('ROLLBACK');
           throw err;
         }
       },
@@ -103,12 +106,12 @@ export class SqliteStore implements Store {
   }
 
   async getCheckpoint(sync: string): Promise<Checkpoint | null> {
-    const row = this.db.prepare(sql.selectCheckpoint).get(sync);
+    const row = this.conn.prepare(sql.selectCheckpoint).get(sync);
     return row ? checkpointFromRow(row) : null;
   }
 
   async listCheckpoints(): Promise<Checkpoint[]> {
-    return this.db.prepare(sql.selectCheckpoints).all().map(checkpointFromRow);
+    return this.conn.prepare(sql.selectCheckpoints).all().map(checkpointFromRow);
   }
 
   async saveCheckpoint(checkpoint: Checkpoint): Promise<void> {
@@ -119,7 +122,7 @@ export class SqliteStore implements Store {
   private putCheckpoint(checkpoint: Checkpoint): void {
     const params = bindable(checkpointParams(checkpoint));
     const statement = checkpoint.version === 1 ? sql.insertCheckpoint : sql.updateCheckpoint;
-    if (Number(this.db.prepare(statement).run(params).changes) === 1) return;
+    if (Number(this.conn.prepare(statement).run(params).changes) === 1) return;
     throw new CheckpointConflictError(checkpoint.sync, checkpoint.version);
   }
 
@@ -127,7 +130,7 @@ export class SqliteStore implements Store {
     const now = this.iso();
     await this.tx(() => {
       const leaseUntil = this.now() + commit.leaseMs;
-      const held = this.db.prepare(sql.addRunCounters).run({
+      const held = this.conn.prepare(sql.addRunCounters).run({
         id: commit.runId,
         holder: commit.holder,
         leaseUntil,
@@ -138,17 +141,17 @@ export class SqliteStore implements Store {
         throw new RunFencedError(commit.sync, commit.runId, `batch ${commit.batch}`);
       if (commit.checkpoint) this.putCheckpoint(commit.checkpoint);
       else if (commit.totals)
-        this.db.prepare(sql.addToTotals).run({ sync: commit.sync, ...counterParams(commit.totals) });
-      const upsert = this.db.prepare(sql.upsertFingerprint);
+        this.conn.prepare(sql.addToTotals).run({ sync: commit.sync, ...counterParams(commit.totals) });
+      const upsert = this.conn.prepare(sql.upsertFingerprint);
       for (const f of commit.fingerprints ?? []) upsert.run(commit.sync, f.key, f.hash, f.cursorMs);
       for (const group of commit.resolved ?? []) {
         const close = { sync: commit.sync, now, runId: commit.runId, resolution: group.resolution };
-        const byKey = this.db.prepare(sql.closeDeadLetterByKey);
+        const byKey = this.conn.prepare(sql.closeDeadLetterByKey);
         for (const key of group.keys ?? []) byKey.run({ ...close, key });
-        const byId = this.db.prepare(sql.closeDeadLetterById);
+        const byId = this.conn.prepare(sql.closeDeadLetterById);
         for (const id of group.ids ?? []) byId.run({ ...close, id });
       }
-      const insert = this.db.prepare(sql.insertDeadLetter);
+      const insert = this.conn.prepare(sql.insertDeadLetter);
       const from = toJsonText(commit.cursorFrom);
       const to = toJsonText(commit.checkpoint?.cursor ?? commit.cursorFrom);
       for (const dl of commit.deadLetters) {
@@ -171,16 +174,16 @@ export class SqliteStore implements Store {
     const now = this.now();
     return this.tx(() => {
       const lane = start.lane ?? null;
-      for (const running of this.db.prepare(sql.selectRunningRuns).all({ sync: start.sync, lane })) {
+      for (const running of this.conn.prepare(sql.selectRunningRuns).all({ sync: start.sync, lane })) {
         const holder = String(running.holder);
         if (!isHolderGone(holder, Number(running.lease_until), now)) {
           if (running.sync === start.sync) throw new SyncBusyError(start.sync, Number(running.id), holder);
           throw new LaneBusyError(lane!, String(running.sync), Number(running.id), holder);
         }
         const why = `its holder ${holder} stopped without finishing it; the next run resumes from the last checkpoint`;
-        this.db.prepare(sql.abandonRun).run(this.iso(), why, Number(running.id));
+        this.conn.prepare(sql.abandonRun).run(this.iso(), why, Number(running.id));
       }
-      const row = this.db
+      const row = this.conn
         .prepare(sql.insertRun)
         .get(
           start.sync,
@@ -199,15 +202,16 @@ export class SqliteStore implements Store {
   async renewRun(runId: number, holder: string, leaseMs: number): Promise<boolean> {
     return this.tx(
       () =>
-        Number(this.db.prepare(sql.renewRun).run(this.now() + leaseMs, this.iso(), runId, holder).changes) ===
-        1,
+        Number(
+          this.conn.prepare(sql.renewRun).run(this.now() + leaseMs, this.iso(), runId, holder).changes,
+        ) === 1,
     );
   }
 
   async finishRun(runId: number, end: RunEnd): Promise<RunRecord> {
     const more = end.more === null ? null : end.more ? 1 : 0;
     await this.tx(() =>
-      this.db
+      this.conn
         .prepare(sql.finishRun)
         .run(
           end.status,
@@ -219,19 +223,19 @@ export class SqliteStore implements Store {
           end.holder,
         ),
     );
-    return runFromRow(this.db.prepare(sql.selectRun).get(runId)!);
+    return runFromRow(this.conn.prepare(sql.selectRun).get(runId)!);
   }
 
   async getRun(runId: number): Promise<RunRecord | null> {
-    const row = this.db.prepare(sql.selectRun).get(runId);
+    const row = this.conn.prepare(sql.selectRun).get(runId);
     return row ? runFromRow(row) : null;
   }
 
   async listRuns(query: { sync?: string; limit?: number }): Promise<RunRecord[]> {
     const limit = query.limit ?? 50;
     const rows = query.sync
-      ? this.db.prepare(sql.selectRunsOfSync).all(query.sync, limit)
-      : this.db.prepare(sql.selectRuns).all(limit);
+      ? this.conn.prepare(sql.selectRunsOfSync).all(query.sync, limit)
+      : this.conn.prepare(sql.selectRuns).all(limit);
     return rows.map(runFromRow);
   }
 
@@ -240,30 +244,30 @@ export class SqliteStore implements Store {
     limit?: number;
     includeClosed?: boolean;
   }): Promise<DeadLetter[]> {
-    const rows = this.db
+    const rows = this.conn
       .prepare(sql.selectDeadLetters)
       .all({ sync: query.sync ?? null, all: query.includeClosed ? 1 : 0, limit: query.limit ?? 100 });
     return rows.map(deadLetterFromRow);
   }
 
   async countOpenDeadLetters(sync: string): Promise<number> {
-    return Number(this.db.prepare(sql.countOpenDeadLetters).get(sync)?.n ?? 0);
+    return Number(this.conn.prepare(sql.countOpenDeadLetters).get(sync)?.n ?? 0);
   }
 
   async fingerprints(sync: string, keys: readonly string[]): Promise<Map<string, string>> {
     if (keys.length === 0) return new Map();
-    const rows = this.db.prepare(sql.selectFingerprints).all(sync, JSON.stringify(keys));
+    const rows = this.conn.prepare(sql.selectFingerprints).all(sync, JSON.stringify(keys));
     return new Map(rows.map((r) => [String(r.record_key), String(r.hash)]));
   }
 
   async pruneFingerprints(sync: string, beforeMs: number): Promise<void> {
-    await this.tx(() => this.db.prepare(sql.pruneFingerprints).run(sync, beforeMs));
+    await this.tx(() => this.conn.prepare(sql.pruneFingerprints).run(sync, beforeMs));
   }
 
   async claimNonce(nonce: string, expiresAt: number): Promise<boolean> {
     return this.tx(() => {
-      this.db.prepare(sql.deleteExpiredReceipts).run(this.now());
-      return Number(this.db.prepare(sql.insertReceipt).run(nonce, expiresAt).changes) === 1;
+      this.conn.prepare(sql.deleteExpiredReceipts).run(this.now());
+      return Number(this.conn.prepare(sql.insertReceipt).run(nonce, expiresAt).changes) === 1;
     });
   }
 
@@ -271,18 +275,18 @@ export class SqliteStore implements Store {
     const at = new Date(before).toISOString();
     return this.tx(
       () =>
-        Number(this.db.prepare(sql.pruneRuns).run({ before: at, keep: keepRuns }).changes) +
-        Number(this.db.prepare(sql.pruneDeadLetters).run(at).changes) +
-        Number(this.db.prepare(sql.pruneRequests).run(before).changes) +
-        Number(this.db.prepare(sql.deleteExpiredReceipts).run(this.now()).changes),
+        Number(this.conn.prepare(sql.pruneRuns).run({ before: at, keep: keepRuns }).changes) +
+        Number(this.conn.prepare(sql.pruneDeadLetters).run(at).changes) +
+        Number(this.conn.prepare(sql.pruneRequests).run(before).changes) +
+        Number(this.conn.prepare(sql.deleteExpiredReceipts).run(this.now()).changes),
     );
   }
 
   async resetSync(sync: string): Promise<void> {
     await this.tx(() => {
-      this.db.prepare(sql.deleteCheckpoint).run(sync);
-      this.db.prepare(sql.deleteDeadLettersOfSync).run(sync);
-      this.db.prepare(sql.deleteFingerprintsOfSync).run(sync);
+      this.conn.prepare(sql.deleteCheckpoint).run(sync);
+      this.conn.prepare(sql.deleteDeadLettersOfSync).run(sync);
+      this.conn.prepare(sql.deleteFingerprintsOfSync).run(sync);
     });
   }
 
@@ -292,32 +296,32 @@ export class SqliteStore implements Store {
 }
 
 class SqliteDataStore implements DataStore {
-  private readonly db: DatabaseSync;
+  private readonly conn: Connection;
   private readonly iso: () => string;
   private readonly tx: <T>(fn: () => T) => Promise<T>;
-  constructor(db: DatabaseSync, iso: () => string, tx: <T>(fn: () => T) => Promise<T>) {
-    this.db = db;
+  constructor(conn: Connection, iso: () => string, tx: <T>(fn: () => T) => Promise<T>) {
+    this.conn = conn;
     this.iso = iso;
     this.tx = tx;
   }
 
   async get(key: string): Promise<Json | undefined> {
-    const row = this.db.prepare(sql.selectData).get(key);
+    const row = this.conn.prepare(sql.selectData).get(key);
     return row ? (parseJson(String(row.value)) as Json) : undefined;
   }
 
   async set(key: string, value: Json): Promise<void> {
-    await this.tx(() => this.db.prepare(sql.upsertData).run(key, stringifyJson(value), this.iso()));
+    await this.tx(() => this.conn.prepare(sql.upsertData).run(key, stringifyJson(value), this.iso()));
   }
 
   async del(key: string): Promise<boolean> {
-    return this.tx(() => Number(this.db.prepare(sql.deleteData).run(key).changes) > 0);
+    return this.tx(() => Number(this.conn.prepare(sql.deleteData).run(key).changes) > 0);
   }
 
   async list(prefix?: string): Promise<{ key: string; value: Json; updatedAt: string }[]> {
     const rows = prefix
-      ? this.db.prepare(sql.selectDataByPrefix).all(prefix, prefixUpperBound(prefix))
-      : this.db.prepare(sql.selectAllData).all();
+      ? this.conn.prepare(sql.selectDataByPrefix).all(prefix, prefixUpperBound(prefix))
+      : this.conn.prepare(sql.selectAllData).all();
     return rows.map((r) => ({
       key: String(r.key),
       value: parseJson(String(r.value)) as Json,
