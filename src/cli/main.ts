@@ -1,8 +1,11 @@
+import { dirname } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { DEFAULT_CONFIG } from '../config/load.ts';
 import { ConfigError, SluiceError } from '../core/errors.ts';
 import { registerBackfill } from './commands/backfill.ts';
+import { registerCheck } from './commands/check.ts';
 import { registerDeadLetters } from './commands/dead-letters.ts';
+import { registerInit } from './commands/init.ts';
 import { registerReset } from './commands/reset.ts';
 import { registerRun } from './commands/run.ts';
 import { registerRuns } from './commands/runs.ts';
@@ -16,6 +19,8 @@ export function buildProgram(): Command {
     .option('-c, --config <file>', 'the config file', DEFAULT_CONFIG)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerInit(program);
+  registerCheck(program);
   registerRun(program);
   registerBackfill(program);
   registerStatus(program);
@@ -28,8 +33,22 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * `npm run sluice -- …` runs the CLI in the package's folder, not the one it was typed in; npm says
+ * which that was in `INIT_CWD`. Relative paths (`--config`, `init`'s files) mean the folder the user
+ * typed them in, so the CLI moves there. Only for npm's run of this package's own `sluice` script:
+ * a process started with another folder on purpose keeps it.
+ */
+export function typedInFolder(env: NodeJS.ProcessEnv, cwd: string): string | null {
+  const { INIT_CWD: typed, npm_lifecycle_event: script, npm_package_json: pkg } = env;
+  if (!typed || script !== 'sluice' || !pkg) return null;
+  return dirname(pkg) === cwd && typed !== cwd ? typed : null;
+}
+
 /** Runs the CLI; returns the exit code. Errors print one line (a config error lists every problem). */
 export async function main(argv: string[]): Promise<number> {
+  const typed = typedInFolder(process.env, process.cwd());
+  if (typed) process.chdir(typed);
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -69,8 +69,20 @@ export interface Source<R extends Row = Row> {
   location?(): NativeLocation;
   /** The page `read` would return, without its records: how many, where it ends, and its range. */
   bounds?(req: ReadRequest): Promise<PageBounds>;
+  /**
+   * What opening did not check, by reading only (`sluice check`): credentials and scopes, a `where`
+   * or a column list the system refuses, a file that is not there.
+   */
+  check?(): Promise<CheckFinding[]>;
   close?(): Promise<void>;
 }
+
+/** One thing `sluice check` found about a source or a target, reading only. */
+export type CheckFinding = {
+  /** `problem`: the next run would fail on it; `warning`: it would run, maybe not as meant; `ok`: checked. */
+  level: 'ok' | 'warning' | 'problem';
+  message: string;
+};
 
 /** A source's rows as their own system addresses them: `system` names it (`sqlite`), the rest is its. */
 export type NativeLocation = { system: string } & { [field: string]: Json };
@@ -375,6 +387,11 @@ export type Connector<C = unknown, SO = unknown, TO = unknown> = {
   target?: {
     options: z.ZodType<TO>;
     open(connection: C, options: TO, shape: SyncShape): Promise<Target>;
+    /**
+     * Checks the target without opening it (opening may create its file or table), writing nothing:
+     * credentials, its table or file, the key's columns and unique index, privileges (`sluice check`).
+     */
+    check?(connection: C, options: TO, shape: SyncShape): Promise<CheckFinding[]>;
   };
 };
 

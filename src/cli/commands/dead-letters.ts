@@ -11,7 +11,7 @@ export function registerDeadLetters(program: Command): void {
   dl.command('list')
     .description('list dead letters not yet retried, oldest first')
     .argument('[sync]', 'only this sync')
-    .option('--limit <n>', 'how many', positiveInt, 100)
+    .option('--limit <n>', 'how many at most (a line on stderr says when there are more)', positiveInt, 100)
     .option('--all', 'include the closed ones (written since, or gone from the source)')
     .option('--json', 'print as JSON')
     .action(
@@ -22,11 +22,17 @@ export function registerDeadLetters(program: Command): void {
       ) => {
         await withWorkspace(cmd, async (ws) => {
           if (sync) ws.sync(sync);
-          const letters = await ws.store.listDeadLetters({
+          // One more than asked for tells whether the list was cut short.
+          const found = await ws.store.listDeadLetters({
             ...(sync ? { sync } : {}),
-            limit: opts.limit,
+            limit: opts.limit + 1,
             includeClosed: Boolean(opts.all),
           });
+          const letters = found.slice(0, opts.limit);
+          if (found.length > opts.limit)
+            process.stderr.write(
+              `sluice: showing the first ${count(opts.limit)} dead letters, oldest first; there are more (--limit <n> shows more)\n`,
+            );
           if (opts.json) return printJson(letters);
           const rows = letters.map((l) => [
             l.id,

@@ -1,15 +1,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServerType } from '@hono/node-server';
 import type { Command } from 'commander';
-import pino from 'pino';
-import { LocalRuntime } from '../../runtime/local/runtime.ts';
+import type pino from 'pino';
 import type { Runtime } from '../../runtime/port.ts';
-import { Workspace } from '../../runtime/workspace.ts';
-import { createApp } from '../../server/app.ts';
-import { listen } from '../../server/listen.ts';
+import { type LogFormat, logFormat } from '../logging.ts';
 import { positiveInt } from '../options.ts';
 
-type ServeOptions = { host?: string; port?: number; concurrency?: number; logLevel: string };
+type ServeOptions = {
+  host?: string;
+  port?: number;
+  concurrency?: number;
+  logLevel: string;
+  logFormat?: LogFormat;
+};
+
+const LOG_FORMAT_HELP = 'pretty (readable lines; the default on a terminal) or json (the default when piped)';
 
 export function registerServe(program: Command): void {
   program
@@ -21,6 +26,7 @@ export function registerServe(program: Command): void {
     .option('--port <port>', 'port to listen on, 0 for any (default: server.port, 4300)', portNumber)
     .option('--concurrency <n>', 'runs at once across all lanes (default: runtime.concurrency)', positiveInt)
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .option('--log-format <format>', LOG_FORMAT_HELP, logFormat)
     .action(async (opts: ServeOptions, cmd: Command) => runService(cmd, opts, true));
 
   program
@@ -28,6 +34,7 @@ export function registerServe(program: Command): void {
     .description('run the scheduler and runtime without the HTTP server')
     .option('--concurrency <n>', 'runs at once across all lanes (default: runtime.concurrency)', positiveInt)
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .option('--log-format <format>', LOG_FORMAT_HELP, logFormat)
     .action(async (opts: ServeOptions, cmd: Command) => runService(cmd, opts, false));
 }
 
@@ -40,7 +47,16 @@ function portNumber(value: string): number {
 
 /** Runs until SIGINT/SIGTERM: then stops taking runs, lets running batches checkpoint, and exits. */
 async function runService(cmd: Command, opts: ServeOptions, http: boolean): Promise<void> {
-  const log = pino({ level: opts.logLevel, base: null });
+  // The runtime, the HTTP server (hono, prom-client) and the logger are imported when serve runs:
+  // the other commands start without them.
+  const [{ createLogger }, { LocalRuntime }, { Workspace }, { createApp }, { listen }] = await Promise.all([
+    import('../logging.ts'),
+    import('../../runtime/local/runtime.ts'),
+    import('../../runtime/workspace.ts'),
+    import('../../server/app.ts'),
+    import('../../server/listen.ts'),
+  ]);
+  const log = await createLogger({ level: opts.logLevel, format: opts.logFormat });
   const { config } = cmd.optsWithGlobals<{ config: string }>();
   const ws = await Workspace.open(config);
   const runtime = new LocalRuntime(ws, opts.concurrency ? { concurrency: opts.concurrency } : {});
@@ -54,7 +70,9 @@ async function runService(cmd: Command, opts: ServeOptions, http: boolean): Prom
       const listening = await listen(createApp(ws, runtime), opts.host ?? host, opts.port ?? port);
       server = listening.server;
       const { address, port: bound } = listening.address;
-      log.info({ url: `http://${address.includes(':') ? `[${address}]` : address}:${bound}` }, 'listening');
+      // The port chosen for `--port 0` is in the line, as text and as `url` for a program to read.
+      const url = `http://${address.includes(':') ? `[${address}]` : address}:${bound}`;
+      log.info({ url }, `listening on ${url}`);
     } catch (err) {
       await ws.close();
       throw err;

@@ -26,5 +26,6 @@ export const filesConnector: Connector<FilesConnection, FileSourceOptions, FileT
   target: {
     options: targetSchema,
     open: async (conn, options, shape) => JsonlTarget.open(pathOf(conn, options.path, shape.baseDir)),
+    check: async (conn, options, shape) => (await import('./check.ts')).checkFileTarget(conn, options, shape),
   },
 };

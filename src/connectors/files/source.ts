@@ -1,6 +1,6 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { ConnectorError } from '../../core/errors.ts';
-import type { Estimate, ReadRequest, Source, SourceSchema } from '../../core/ports.ts';
+import type { CheckFinding, Estimate, ReadRequest, Source, SourceSchema } from '../../core/ports.ts';
 import type { Cursor, Json, Page, Phase, Rejected, Row } from '../../core/types.ts';
 import { readHeader, scanCsv } from './csv.ts';
 import { differs, type FileIdentity, identify, type OpenFile, otherFile, shorter } from './identity.ts';
@@ -271,6 +271,23 @@ export class FileSource implements Source {
       }
     }
     return { dialect: 'csv', columns: (names ?? []).map((name) => ({ name, type: 'text' })) };
+  }
+
+  /** Whether the file is there and readable, and what a CSV file's header names. */
+  async check(): Promise<CheckFinding[]> {
+    let file: OpenFile;
+    try {
+      file = await this.openFile();
+    } catch (err) {
+      return [{ level: 'problem', message: (err as Error).message }];
+    }
+    const size = file.size;
+    await file.fh.close();
+    const columns = this.options.format === 'csv' ? (await this.schema()).columns.map((c) => c.name) : [];
+    const named = columns.length > 0 ? `; columns ${columns.join(', ')}` : '';
+    return [
+      { level: 'ok', message: `${this.path} is readable (${size} bytes, ${this.options.format})${named}` },
+    ];
   }
 
   private async openFile(): Promise<OpenFile> {

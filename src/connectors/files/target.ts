@@ -225,11 +225,11 @@ function keepNegativeZero(_key: string, value: unknown): unknown {
 }
 const NEGATIVE_ZERO = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON('-0');
 
-const sidecarOf = (path: string): string => `${path}.sluice`;
+export const sidecarOf = (path: string): string => `${path}.sluice`;
 
 type LastBatch = { id: string; start: number };
 
-async function readSidecar(path: string): Promise<{ length: number; last: LastBatch | null } | null> {
+export async function readSidecar(path: string): Promise<{ length: number; last: LastBatch | null } | null> {
   let text: string;
   try {
     text = await readFile(sidecarOf(path), 'utf8');

@@ -1,6 +1,7 @@
 import { compareValues, timeOfValue } from '../../core/keyset.ts';
-import type { ReadRequest, Source, SyncShape } from '../../core/ports.ts';
+import type { CheckFinding, ReadRequest, Source, SyncShape } from '../../core/ports.ts';
 import type { Cursor, Page, Row } from '../../core/types.ts';
+import { callFinding } from './check.ts';
 import type { HttpClient } from './client.ts';
 import { HttpError } from './errors.ts';
 import { nextToken, type PageToken, type Paging, pageRequest } from './paging.ts';
@@ -87,6 +88,15 @@ export class RestSource implements Source {
       }
     } while (!done && records.length + size <= req.limit);
     return { records, next: c as Cursor, done };
+  }
+
+  /** Reads the first page (one record) as a backfill would start: the URL, the credentials, the paging. */
+  async check(): Promise<CheckFinding[]> {
+    return callFinding(
+      `GET ${this.options.path}`,
+      (signal) => this.fetchPage(start(null), 1, signal),
+      'the first page reads',
+    );
   }
 
   private async fetchPage(

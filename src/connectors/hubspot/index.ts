@@ -4,6 +4,7 @@ import { type Auth, authSchema, createAuth } from '../http/auth.ts';
 import { apiBudget, credentialId, labelOf } from '../http/connection.ts';
 import { quotaSchema } from '../http/quota.ts';
 import { clientFor, connectionFor, transportShape, windowSchema } from '../http/settings.ts';
+import { CONTACTS } from './api.ts';
 import { HubSpotSource, type HubSpotSourceOptions } from './source.ts';
 import { HubSpotTarget, type HubSpotTargetOptions } from './target.ts';
 
@@ -81,5 +82,18 @@ export const hubspotConnector: Connector<Conn, HubSpotSourceOptions, HubSpotTarg
   target: {
     options: targetOptions,
     open: async (conn, options, shape) => new HubSpotTarget(clientOf(conn, shape), options),
+    // HubSpot tells a token's write scope only on a write: the check reads, by the upsert's property.
+    check: async (conn, options, shape) =>
+      (await import('../http/check.ts')).callFinding(
+        'HubSpot contacts',
+        (signal) =>
+          clientOf(conn, shape).request({
+            method: 'GET',
+            path: CONTACTS,
+            query: { limit: 1, properties: options.idProperty, archived: 'false' },
+            signal,
+          }),
+        'the token reads contacts (its write scope shows on the first write)',
+      ),
   },
 };

@@ -1,5 +1,6 @@
-import type { Estimate, ReadRequest, Source, SyncShape } from '../../core/ports.ts';
+import type { CheckFinding, Estimate, ReadRequest, Source, SyncShape } from '../../core/ports.ts';
 import type { Cursor, Json, Page, Row } from '../../core/types.ts';
+import { callFinding } from '../http/check.ts';
 import type { HttpClient } from '../http/client.ts';
 import {
   asAnswer,
@@ -69,6 +70,21 @@ export class HubSpotSource implements Source {
     return req.phase === 'backfill'
       ? this.readList((req.cursor as ListCursor | null) ?? { after: null }, req)
       : this.readChanges(req.cursor as SearchCursor, req);
+  }
+
+  /** Lists one contact with the sync's properties: the token, and its read scope. */
+  async check(): Promise<CheckFinding[]> {
+    return callFinding(
+      'HubSpot contacts',
+      (signal) =>
+        this.client.request({
+          method: 'GET',
+          path: CONTACTS,
+          query: { limit: 1, properties: this.properties.join(','), archived: 'false' },
+          signal,
+        }),
+      'the token reads contacts',
+    );
   }
 
   private async readList(cursor: ListCursor, req: ReadRequest): Promise<Page<Row>> {

@@ -42,5 +42,7 @@ export const postgresConnector: Connector<
   target: {
     options: targetOptions,
     open: (conn, options, shape) => PostgresTarget.open(conn.url, options, shape),
+    check: async (conn, options, shape) =>
+      (await import('./check.ts')).checkPostgresTarget(conn, options, shape),
   },
 };

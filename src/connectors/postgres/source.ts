@@ -11,6 +11,7 @@ import {
   timeOfValue,
 } from '../../core/keyset.ts';
 import type {
+  CheckFinding,
   Estimate,
   NativeLocation,
   PageBounds,
@@ -21,7 +22,7 @@ import type {
 } from '../../core/ports.ts';
 import type { Cursor, Json, Page, Phase, Row } from '../../core/types.ts';
 import { type Column, createPool, describeTable, withClient } from './client.ts';
-import { pgError } from './errors.ts';
+import { describePgError, pgError } from './errors.ts';
 import { columnList, keysetAfter, keysetAtMost, type PostgresRange, qualified, quoteIdent } from './sql.ts';
 import { asText, type Decode, decodeRows, decoderOf } from './values.ts';
 
@@ -225,6 +226,32 @@ export class PostgresSource implements Source {
       upTo: last,
     };
     return { count, ...this.pageEnd(req, count, last), range: range as unknown as Json };
+  }
+
+  /**
+   * Plans the read (`EXPLAIN`, which runs nothing) under the connection's user: a `where` the server
+   * refuses or a table this user may not read is named here, before a run meets it.
+   */
+  async check(): Promise<CheckFinding[]> {
+    const where = this.options.where ? ` WHERE (${this.options.where})` : '';
+    const table = `table ${this.options.schema ?? 'public'}.${this.options.table}`;
+    try {
+      const who = await withClient(this.pool, 'checking the source', async (client) => {
+        await client.query(`EXPLAIN SELECT ${this.selectList} FROM ${this.table}${where}`);
+        const { rows } = await client.query<{ who: string }>(
+          "SELECT current_user || '@' || current_database() AS who",
+        );
+        return rows[0]?.who ?? '';
+      });
+      return [
+        {
+          level: 'ok',
+          message: `${table} is readable as ${who}${where ? '; the where clause is valid' : ''}`,
+        },
+      ];
+    } catch (err) {
+      return [{ level: 'problem', message: `${table}: the read is refused: ${describePgError(err)}` }];
+    }
   }
 
   /** What a PostgreSQL target needs to reach these rows itself. The URL may hold a password: never log it. */

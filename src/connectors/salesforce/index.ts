@@ -4,7 +4,7 @@ import { type Auth, createAuth } from '../http/auth.ts';
 import { apiBudget, credentialId, labelOf } from '../http/connection.ts';
 import { quotaSchema } from '../http/quota.ts';
 import { clientFor, connectionFor, transportShape } from '../http/settings.ts';
-import { SalesforceApi } from './api.ts';
+import { SalesforceApi, soqlField } from './api.ts';
 import { SalesforceSource, type SalesforceSourceOptions } from './source.ts';
 import { SalesforceTarget, type SalesforceTargetOptions } from './target.ts';
 
@@ -103,5 +103,15 @@ export const salesforceConnector: Connector<Conn, SalesforceSourceOptions, Sales
   target: {
     options: targetOptions,
     open: async (conn, options, shape) => new SalesforceTarget(api(conn, shape), options),
+    // Upserts go by the external id field: a query names it, and refuses it where the object lacks it.
+    check: async (conn, options, shape) => {
+      const object = soqlField(options.object);
+      const field = soqlField(options.externalIdField);
+      return (await import('../http/check.ts')).callFinding(
+        `Salesforce ${options.object}`,
+        (signal) => api(conn, shape).query(`SELECT Id, ${field} FROM ${object} LIMIT 1`, signal),
+        `the credentials read it, and it has ${options.externalIdField}`,
+      );
+    },
   },
 };

@@ -1,5 +1,6 @@
-import type { Estimate, ReadRequest, Source, SyncShape } from '../../core/ports.ts';
+import type { CheckFinding, Estimate, ReadRequest, Source, SyncShape } from '../../core/ports.ts';
 import type { Cursor, Json, Page, Phase, Row } from '../../core/types.ts';
+import { callFinding } from '../http/check.ts';
 import { type SalesforceApi, soqlDate, soqlField, soqlString } from './api.ts';
 
 export type SalesforceSourceOptions = {
@@ -70,6 +71,17 @@ export class SalesforceSource implements Source {
     const last = records.at(-1);
     const next: SfCursor | null = last ? { ts: String(last.SystemModstamp), id: String(last.Id) } : cursor;
     return { records, next: next as Cursor, done: records.length < req.limit };
+  }
+
+  /** One record of the read's fields and `where`: the credentials, the fields the object has, the filter. */
+  async check(): Promise<CheckFinding[]> {
+    const where = this.options.where ? ` WHERE (${this.options.where})` : '';
+    const soql = `SELECT ${this.fields.join(', ')} FROM ${soqlField(this.options.object)}${where} LIMIT 1`;
+    return callFinding(
+      `Salesforce ${this.options.object}`,
+      (signal) => this.api.query(soql, signal),
+      `reads ${this.fields.join(', ')}`,
+    );
   }
 
   async highWaterMark(): Promise<Cursor> {

@@ -38,5 +38,7 @@ export const sqliteConnector: Connector<
   target: {
     options: targetOptions,
     open: async (conn, options, shape) => new SqliteTarget(resolve(shape.baseDir, conn.path), options, shape),
+    check: async (conn, options, shape) =>
+      (await import('./check.ts')).checkSqliteTarget(conn, options, shape),
   },
 };

@@ -11,6 +11,7 @@ import {
   timeOfValue,
 } from '../../core/keyset.ts';
 import type {
+  CheckFinding,
   Estimate,
   NativeLocation,
   PageBounds,
@@ -310,6 +311,24 @@ export class SqliteSource implements Source {
       records.push(...toRecords(rows, names));
     }
     return records;
+  }
+
+  /** Prepares the read (its columns and `where`) without running it: SQLite names what it refuses. */
+  async check(): Promise<CheckFinding[]> {
+    const where = this.options.where ? ` WHERE (${this.options.where})` : '';
+    const table = `table "${this.options.table}" in ${this.path}`;
+    try {
+      this.db.prepare(`SELECT ${this.selectList} FROM ${quoteIdent(this.options.table)}${where} LIMIT 0`);
+    } catch (err) {
+      return [{ level: 'problem', message: `${table}: the read is refused: ${(err as Error).message}` }];
+    }
+    const fields = [...this.shape.key, ...(this.shape.cursorField ? [this.shape.cursorField] : [])];
+    return [
+      {
+        level: 'ok',
+        message: `${table} has ${fields.join(', ')}${where ? '; the where clause is valid' : ''}`,
+      },
+    ];
   }
 
   async close(): Promise<void> {

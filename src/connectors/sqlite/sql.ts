@@ -1,3 +1,4 @@
+import type { DatabaseSync } from 'node:sqlite';
 import { jsonTextOf } from '../../core/values.ts';
 
 /** The SQLite dialect: identifier quoting and the keyset predicate, each built here only. */
@@ -7,6 +8,25 @@ export function quoteIdent(name: string): string {
 }
 
 export const columnList = (names: readonly string[]): string => names.map(quoteIdent).join(', ');
+
+/** Whether `table` has a PRIMARY KEY or UNIQUE index on exactly the `key` columns (an upsert by key needs one). */
+export function hasUniqueKey(db: DatabaseSync, table: string, key: readonly string[]): boolean {
+  const wanted = [...key].sort().join('\u0000');
+  const indexes = db.prepare('SELECT name, "unique" AS u FROM pragma_index_list(?)').all(table);
+  for (const index of indexes) {
+    if (!index.u) continue;
+    const cols = db
+      .prepare('SELECT name FROM pragma_index_info(?)')
+      .all(String(index.name))
+      .map((r) => String(r.name));
+    if (cols.sort().join('\u0000') === wanted) return true;
+  }
+  const pk = db
+    .prepare('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk')
+    .all(table)
+    .map((r) => String(r.name));
+  return pk.sort().join('\u0000') === wanted;
+}
 
 /**
  * `(a, b) > (?, ?)` for a full position; with `inclusivePrefix` a position shorter than the fields

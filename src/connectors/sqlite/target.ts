@@ -9,6 +9,7 @@ import { fieldReason } from '../../core/values.ts';
 import {
   bindable,
   columnList,
+  hasUniqueKey,
   keysetAfter,
   keysetAtMost,
   quoteIdent,
@@ -87,23 +88,7 @@ export class SqliteTarget implements Target {
   }
 
   private assertUniqueKey(): void {
-    const wanted = [...this.key].sort().join('\u0000');
-    const indexes = this.db
-      .prepare('SELECT name, "unique" AS u FROM pragma_index_list(?)')
-      .all(this.options.table);
-    for (const index of indexes) {
-      if (!index.u) continue;
-      const cols = this.db
-        .prepare('SELECT name FROM pragma_index_info(?)')
-        .all(String(index.name))
-        .map((r) => String(r.name));
-      if (cols.sort().join('\u0000') === wanted) return;
-    }
-    const pk = this.db
-      .prepare('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk')
-      .all(this.options.table)
-      .map((r) => String(r.name));
-    if (pk.sort().join('\u0000') === wanted) return;
+    if (hasUniqueKey(this.db, this.options.table, this.key)) return;
     throw new ConnectorError(
       'TARGET_KEY_NOT_UNIQUE',
       `target table "${this.options.table}" has no PRIMARY KEY or UNIQUE index on (${this.key.join(', ')}); writes by key need one`,
