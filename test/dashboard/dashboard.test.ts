@@ -42,7 +42,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
         const [cookie] = await context.cookies();
         expect(cookie).toMatchObject({ name: 'sluice_session', httpOnly: true, sameSite: 'Strict' });
         // The script cannot read it.
-        expect(await page.evaluate(() => document.cookie)).toBe('');
+        expect(await page.evaluate('document.cookie')).toBe('');
 
         // Signing out ends the session: the sign-in form again.
         await page.getByRole('button', { name: 'Sign out' }).click();
@@ -64,9 +64,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
       await signIn(page, t.url, TOKEN);
       await page.locator('tr[data-sync="big"] [role="progressbar"]').waitFor();
       // Every value the bar takes, as the page draws it (pushed by the server, not polled here).
-      await page.evaluate(() => {
-        const seen: number[] = [];
-        (window as unknown as { seen: number[] }).seen = seen;
+      // (A script in the page, given as text: the tests are type-checked without the DOM's types.)
+      await page.evaluate(`(() => {
+        const seen = (window.seen = []);
         const record = () => {
           const bar = document.querySelector('tr[data-sync="big"] [role="progressbar"]');
           const v = Number(bar?.getAttribute('aria-valuenow'));
@@ -79,7 +79,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
           attributeFilter: ['aria-valuenow'],
           childList: true,
         });
-      });
+      })()`);
       expect(await progressOf(page, 'big')).toBe(0);
 
       await t.runtime.start();
@@ -93,7 +93,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
       );
       await screenshot(page, 'syncs');
       await until('big to reach 100% on the page', async () => (await progressOf(page, 'big')) === 100, LONG);
-      const seen = await page.evaluate(() => (window as unknown as { seen: number[] }).seen);
+      const seen = (await page.evaluate('window.seen')) as number[];
       // The bar moved through several values on its way, each one further.
       const between = seen.filter((v) => v > 0 && v < 100);
       expect(between.length, `values seen: ${seen.join(', ')}`).toBeGreaterThanOrEqual(2);
@@ -109,20 +109,18 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
       );
       expect(bigRuns.length).toBeGreaterThan(1);
       const order = await until('the turns on the lane view', async () => {
-        const turns = await lane
-          .locator('ol.turns li')
-          .evaluateAll((items) =>
-            items.map((li) => ({
-              sync: li.getAttribute('data-sync')!,
-              run: Number(li.getAttribute('data-run')),
-            })),
-          );
+        const turns = await lane.locator('ol.turns li').evaluateAll((items) =>
+          items.map((li) => ({
+            sync: li.getAttribute('data-sync')!,
+            run: Number(li.getAttribute('data-run')),
+          })),
+        );
         const bigIds = new Set(bigRuns.map((r) => r.id));
         const first = turns.findIndex((x) => bigIds.has(x.run));
         const last = turns.findLastIndex((x) => bigIds.has(x.run));
         return first >= 0 && turns.slice(first, last).some((x) => x.sync === 'tick') ? turns : null;
       });
-      expect(order.some((x) => x.sync === 'tick')).toBe(true);
+      expect(order!.some((x) => x.sync === 'tick')).toBe(true);
       expect(await lane.locator('svg rect[data-sync="tick"]').count()).toBeGreaterThan(0);
       expect(await lane.locator('svg rect[data-sync="big"]').count()).toBeGreaterThan(1);
       await screenshot(page, 'lanes');

@@ -354,7 +354,12 @@ function stateOf(s, now) {
     ];
   return [
     h('span', { class: 'state state-idle', text: 'idle' }),
-    s.deadLetters ? h('div', { class: 'small', text: `${num(s.deadLetters)} dead letters` }) : null,
+    s.deadLetters
+      ? h('div', {
+          class: 'small',
+          text: `${num(s.deadLetters)} dead letter${s.deadLetters === 1 ? '' : 's'}`,
+        })
+      : null,
   ];
 }
 
@@ -390,70 +395,102 @@ async function resetSync(sync) {
 
 // ---- lanes ------------------------------------------------------------------------------------
 
+const SPANS = [
+  ['auto', 'since the first turn'],
+  ['60000', 'last minute'],
+  ['300000', 'last 5 minutes'],
+  ['600000', 'last 10 minutes'],
+];
+
 function renderLanes(main) {
-  if (!main.querySelector('#lanes'))
+  if (!main.querySelector('#lanes')) {
+    const span = h(
+      'select',
+      {
+        id: 'lanes-span',
+        onchange: (e) => {
+          state.laneSpan = e.target.value;
+          renderLanes(main);
+        },
+      },
+      SPANS.map(([v, t]) => h('option', { value: v, text: t, selected: v === (state.laneSpan ?? 'auto') })),
+    );
     main.replaceChildren(
       h('h2', { text: 'Lanes' }),
       h('p', {
         class: 'muted',
-        text: 'One run at a time per lane. Hand-overs of the last minutes, oldest on the left.',
+        text: 'Each lane runs one run at a time; the bars are its turns, oldest on the left.',
       }),
+      h('div', { class: 'toolbar' }, h('label', {}, 'Time axis ', span)),
       h('div', { id: 'lanes' }),
     );
+  }
   const holder = $('#lanes', main);
   if (!state.snapshot) return;
   const { lanes, now, windowMs } = state.snapshot;
-  const from = now - windowMs;
+  const shown = lanes.filter(
+    (l) => l.bundle !== null || l.running.length || l.waiting.length || l.turns.length,
+  );
+  // Auto: from a little before the first turn in the window, at least 30 s, at most the window.
+  const first = Math.min(now, ...shown.flatMap((l) => l.turns.map((t) => t.start)));
+  const span =
+    state.laneSpan && state.laneSpan !== 'auto'
+      ? Number(state.laneSpan)
+      : Math.min(windowMs, Math.max(30_000, (now - first) * 1.05));
+  const from = now - span;
+  state.openLanes ??= new Set();
   holder.replaceChildren(
-    ...lanes
-      .filter((l) => l.bundle !== null || l.running.length || l.waiting.length || l.turns.length)
-      .map((lane) => {
-        const syncs = [...new Set(lane.turns.map((t) => t.sync).concat(lane.running.map((r) => r.sync)))];
-        return h(
-          'section',
-          { class: 'lane card', 'data-lane': lane.lane },
-          h('h3', { text: lane.bundle !== null ? `bundle ${lane.bundle}` : lane.lane }),
-          h(
-            'p',
-            { class: 'small' },
-            lane.running.length
-              ? lane.running
-                  .map((r) => `running ${r.sync}${r.since ? ` for ${duration(now - r.since)}` : ''}`)
-                  .join(', ')
-              : 'free',
-            lane.waiting.length
-              ? ` · waiting: ${lane.waiting.map((w) => `${w.sync} (${w.trigger}${w.dueAt > now ? `, due ${clock(w.dueAt)}` : ''})`).join(', ')}`
-              : '',
-          ),
-          timeline(lane.turns, from, now),
-          h(
-            'div',
-            { class: 'legend' },
-            syncs.map((s) => h('span', {}, h('span', { class: 'swatch', 'data-colour': colourOf(s) }), s)),
-          ),
-          h(
-            'details',
-            {},
-            h('summary', {
-              text: `${lane.turns.length} turns in the last ${Math.round(windowMs / 60000)} minutes`,
-            }),
+    ...shown.map((lane) => {
+      const syncs = [...new Set(lane.turns.map((t) => t.sync).concat(lane.running.map((r) => r.sync)))];
+      const details = h(
+        'details',
+        { open: state.openLanes.has(lane.lane) },
+        h('summary', {
+          text: `${lane.turns.length} turns in the last ${Math.round(windowMs / 60000)} minutes`,
+        }),
+        h(
+          'ol',
+          { class: 'turns small' },
+          lane.turns.map((t) =>
             h(
-              'ol',
-              { class: 'turns small' },
-              lane.turns.map((t) =>
-                h(
-                  'li',
-                  { 'data-sync': t.sync, 'data-run': t.runId },
-                  `${clock(t.start)}–${t.end ? clock(t.end) : 'now'} ${t.sync} (run ${t.runId}, ${t.trigger}, ${t.status})`,
-                ),
-              ),
+              'li',
+              { 'data-sync': t.sync, 'data-run': t.runId },
+              `${clock(t.start)}–${t.end ? clock(t.end) : 'now'} ${t.sync} (run ${t.runId}, ${t.trigger}, ${t.status})`,
             ),
           ),
-        );
-      }),
+        ),
+      );
+      details.addEventListener('toggle', () => {
+        if (details.open) state.openLanes.add(lane.lane);
+        else state.openLanes.delete(lane.lane);
+      });
+      const running = lane.running.length
+        ? lane.running
+            .map((r) => `running ${r.sync}${r.since ? ` for ${duration(now - r.since)}` : ''}`)
+            .join(', ')
+        : 'free';
+      const waiting = lane.waiting.length
+        ? ` · waiting behind it: ${lane.waiting.map((w) => `${w.sync} (${w.trigger}${w.dueAt > now ? `, due ${clock(w.dueAt)}` : ''})`).join(', ')}`
+        : '';
+      return h(
+        'section',
+        { class: 'lane card', 'data-lane': lane.lane },
+        h('h3', { text: lane.bundle !== null ? `bundle ${lane.bundle}` : lane.lane }),
+        h('p', { class: 'small' }, running, waiting),
+        timeline(lane.turns, from, now),
+        h(
+          'div',
+          { class: 'legend' },
+          syncs.map((s) => h('span', {}, h('span', { class: 'swatch', 'data-colour': colourOf(s) }), s)),
+        ),
+        details,
+      );
+    }),
   );
   for (const swatch of holder.querySelectorAll('.swatch')) swatch.style.background = swatch.dataset.colour;
 }
+
+const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600].map((s) => s * 1000);
 
 function timeline(turns, from, now) {
   const W = 1000;
@@ -463,15 +500,18 @@ function timeline(turns, from, now) {
     class: 'timeline',
     viewBox: `0 0 ${W} ${H}`,
     role: 'img',
-    'aria-label': `hand-overs: ${turns.map((t) => t.sync).join(', ') || 'none'}`,
+    'aria-label': `turns, oldest first: ${turns.map((t) => t.sync).join(', ') || 'none'}`,
   });
-  for (let m = Math.ceil(from / 60000) * 60000; m <= now; m += 60000) {
+  const step = STEPS.find((s) => (now - from) / s <= 10) ?? 600_000;
+  for (let m = Math.ceil(from / step) * step; m <= now; m += step) {
+    const label = step < 60_000 ? clock(m) : clock(m).slice(0, 5);
     svg.append(
       h('svg:line', { class: 'axis', x1: x(m), x2: x(m), y1: 0, y2: 30 }),
-      h('svg:text', { x: x(m) + 2, y: 42, text: clock(m).slice(0, 5) }),
+      h('svg:text', { x: Math.min(x(m) + 2, W - 52), y: 42, text: label }),
     );
   }
   for (const t of turns) {
+    if ((t.end ?? now) < from) continue;
     const x0 = x(t.start);
     const w = Math.max(2, x(t.end ?? now) - x0);
     const rect = h('svg:rect', {
