@@ -8,6 +8,7 @@
 // semi-spaces, not the growing factor (V8 refuses it there): run `node <flags> bin/sluice.js` to change both.
 
 import { existsSync } from 'node:fs';
+import module from 'node:module';
 
 // In a clone of the repository Sluice runs its TypeScript directly; the published package has no
 // src/ and runs the JavaScript compiled into dist/ (Node does not strip types under node_modules).
@@ -25,6 +26,12 @@ if (major < 22 || (major === 22 && minor < 18)) {
     }\n`,
   );
   process.exit(1);
+}
+if (!fromSource) {
+  // Compiled code, and the user's sluice.config.ts with its types stripped, are cached on disk (in the
+  // system's temp folder, or NODE_COMPILE_CACHE): a later command neither parses them again nor loads
+  // the type stripper, which alone costs ~20 MB and tens of ms. A cache that cannot be written is skipped.
+  module.enableCompileCache?.();
 }
 const { main } = await import(fromSource ? source.href : '../dist/cli/main.js');
 process.exitCode = await main(process.argv);
