@@ -11,24 +11,50 @@
  * gap near a second means a successor was found by polling rather than woken. The runtime conformance
  * test checks the waking itself; the figures live here, where a loaded machine cannot fail a build.
  *
- *   npx node bench/runtime.ts [--seconds 10] [--syncs 20] [--json]
+ * Then, with real processes (issue 12: a runtime that outlives its processes):
+ * - lane takeover: `sluice serve` and `sluice worker` on one store, the holder of the bundle's
+ *   running run SIGKILLed (and, beside it, SIGSTOPped: a pid still alive, as a process on another
+ *   host looks), `--takeovers` times each; the time from the strike to the survivor's next run of the
+ *   lane (min, median, max), beside `runtime.lease` and `runtime.poll`. Bound: one poll after the
+ *   lease ran out (at once for a dead pid on this host);
+ * - `/healthz` latency (p50, p99, max) while `sluice serve`'s SQLite target is held under
+ *   `BEGIN EXCLUSIVE` by this process for `--lock-seconds`. Goal: under 100 ms.
+ * The whole bench stops by itself (about 80 s with the defaults) and removes its processes and files.
+ *
+ *   npx node bench/runtime.ts [--seconds 10] [--syncs 20] [--takeovers 5] [--lease 2s]
+ *     [--lock-seconds 4] [--json]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import { parseDuration } from '../src/core/duration.ts';
 import type { RunRecord } from '../src/core/ports.ts';
 import { executeRun } from '../src/engine/run.ts';
 import { LocalRuntime } from '../src/runtime/local/runtime.ts';
 import { Workspace } from '../src/runtime/workspace.ts';
+import { commandLine, loadAverage, median } from './support/cli.ts';
+import { type Latency, measureLockedHealthz } from './support/locked-healthz.ts';
 import { noopConnector } from './support/noop-connector.ts';
+import { cleanUp } from './support/processes.ts';
+import { measureTakeover, type TakeoverSettings } from './support/takeover.ts';
 
 const opts = new Command('bench-runtime')
   .option('--seconds <n>', 'how long each side runs', Number, 10)
   .option('--syncs <n>', 'syncs in the bundle', Number, 20)
+  .option('--takeovers <n>', 'strikes of each kind (SIGKILL, SIGSTOP) in the takeover figure', Number, 5)
+  .option('--lease <duration>', 'runtime.lease of the takeover processes', '2s')
+  .option('--lock-seconds <n>', 'how long /healthz is asked while the target is locked', Number, 4)
   .option('--json', 'print JSON')
   .parse(process.argv)
-  .opts<{ seconds: number; syncs: number; json?: boolean }>();
+  .opts<{
+    seconds: number;
+    syncs: number;
+    takeovers: number;
+    lease: string;
+    lockSeconds: number;
+    json?: boolean;
+  }>();
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -143,11 +169,56 @@ async function viaBareLoop(): Promise<ReturnType<typeof summarize>> {
   return result;
 }
 
+const leaseMs = parseDuration(opts.lease);
+if (leaseMs === null || leaseMs <= 0)
+  throw new Error(`--lease: expected a duration such as 2s, got "${opts.lease}"`);
+const takeoverSettings: TakeoverSettings = {
+  repetitions: opts.takeovers,
+  leaseMs,
+  pollMs: 200,
+  graceMs: 1_000,
+};
+
 const runtime = await viaRuntime();
 const loop = await viaBareLoop();
 const chain = await chainGaps();
+let takeover: Awaited<ReturnType<typeof measureTakeover>>;
+let healthz: Awaited<ReturnType<typeof measureLockedHealthz>>;
+try {
+  takeover = await measureTakeover(takeoverSettings);
+  healthz = await measureLockedHealthz(opts.lockSeconds);
+} finally {
+  cleanUp();
+}
+const spread = (ms: number[]) =>
+  ms.length === 0
+    ? { min: Number.NaN, median: Number.NaN, max: Number.NaN }
+    : { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) };
+const load = loadAverage();
 if (opts.json) {
-  console.log(JSON.stringify({ syncs: opts.syncs, seconds: opts.seconds, runtime, loop, chain }, null, 2));
+  console.log(
+    JSON.stringify(
+      {
+        syncs: opts.syncs,
+        seconds: opts.seconds,
+        runtime,
+        loop,
+        chain,
+        takeover: {
+          ...takeover,
+          leaseMs: takeoverSettings.leaseMs,
+          pollMs: takeoverSettings.pollMs,
+          killMs: spread(takeover.kill),
+          freezeMs: spread(takeover.freeze),
+        },
+        healthz,
+        load,
+        command: commandLine(),
+      },
+      null,
+      2,
+    ),
+  );
 } else {
   const row = (name: string, r: ReturnType<typeof summarize>) =>
     `${name.padEnd(34)} ${String(r.runsPerSecond).padStart(9)} ${r.handoverP50Ms.toFixed(1).padStart(12)} ${r.handoverP99Ms.toFixed(1).padStart(12)} ${String(r.overlaps).padStart(9)}`;
@@ -165,4 +236,37 @@ if (opts.json) {
       `idle gap p50 ${chain.gapP50Ms} ms, p99 ${chain.gapP99Ms} ms, max ${chain.gapMaxMs} ms ` +
       `(${chain.gapsNearPollMs} gaps of half the poll interval or more)`,
   );
+  const { leaseMs: lease, pollMs: poll } = takeoverSettings;
+  const line = (ms: number[]) => {
+    const s = spread(ms);
+    return `${ms.length} strikes, min ${s.min} ms, median ${s.median} ms, max ${s.max} ms`;
+  };
+  console.log(
+    `lane takeover, sluice serve + sluice worker on one store, runtime.lease ${lease} ms, poll ${poll} ms, ` +
+      "from the strike to the survivor's next run of the lane:",
+  );
+  console.log(
+    `  holder SIGKILLed (its pid gone, seen at once on this host; bound one poll, ${poll} ms): ${line(takeover.kill)}`,
+  );
+  console.log(
+    `  holder SIGSTOPped (pid alive: only the lease frees the lane; bound lease + poll, ${lease + poll} ms): ${line(takeover.freeze)}`,
+  );
+  console.log(
+    `  struck runs closed abandoned: ${takeover.abandoned.closed} of ${takeover.abandoned.struck}; ` +
+      `strikes not taken over within lease + poll + 10 s: ${takeover.missed}`,
+  );
+  const latency = (l: Latency) =>
+    `${l.requests} requests, p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms, ${l.errors} errors`;
+  console.log(
+    `/healthz while sluice serve's SQLite target is under BEGIN EXCLUSIVE in another process, ${opts.lockSeconds} s: ` +
+      `${latency(healthz.locked)} (goal: under 100 ms), after a first (cold) request of ${healthz.firstRequestMs.toFixed(1)} ms; the run ` +
+      (healthz.runWaitedThroughout
+        ? 'waited on the lock throughout'
+        : 'did NOT wait on the lock throughout: the figure may not be under lock'),
+  );
+  console.log(
+    `  the same serve afterwards, unlocked and caught up (this machine's floor), ${opts.lockSeconds} s: ` +
+      (healthz.idle ? latency(healthz.idle) : 'not measured: the backfill did not finish within 30 s'),
+  );
+  console.log(`load average (1 min) at the end: ${load}; ${commandLine()}`);
 }
