@@ -1,21 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asSluiceError, SluiceError } from '../../core/errors.ts';
-import { afterRun, type RunResult } from '../../core/policy.ts';
-import {
-  type Claim,
-  claimOf,
-  type NewRunRequest,
-  type RunQueue,
-  type RunRecord,
-  type RunRequest,
-} from '../../core/ports.ts';
+import { type Claim, claimOf, type RunQueue, type RunRecord, type RunRequest } from '../../core/ports.ts';
 import type { Json, RunTrigger } from '../../core/types.ts';
 import { currentHolder } from '../../store/holder.ts';
+import { endedFields, executeRequest } from '../execute.ts';
 import { bundleIndex, laneOf } from '../lanes.ts';
-import type { RunEnded, Runtime, RuntimeEvents } from '../port.ts';
+import type { Runtime, RuntimeEvents } from '../port.ts';
+import { Scheduler } from '../scheduler.ts';
+import { Ticks } from '../ticks.ts';
 import type { Workspace } from '../workspace.ts';
-import { type Schedule, Scheduler } from './scheduler.ts';
 
 export type LocalRuntimeOptions = {
   /** Runs at once across all lanes. @defaultValue config `runtime.concurrency` */
@@ -51,6 +45,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
   private readonly bundles: Map<string, string>;
   private readonly leaseMs: number;
   private readonly scheduler = new Scheduler();
+  private readonly ticks: Ticks;
   /** Runs under way, by claim (a request claimed again after a freeze is another entry). */
   private readonly inFlight = new Map<string, InFlight>();
   private readonly stopController = new AbortController();
@@ -79,13 +74,29 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     this.holder = options.holder ?? currentHolder();
     this.leaseMs = runtime.lease;
     this.bundles = bundleIndex(ws.config.config.bundles);
+    const queue = this.queue;
+    this.ticks = new Ticks(ws, this.bundles, {
+      busy: async (sync) => (await queue.pending(sync)).length > 0,
+      nextAttempt: async (sync) => {
+        const last = await queue.lastFinished(sync);
+        // A failed request's attempt is its failure's attempt at the batch now at the checkpoint.
+        return last?.status === 'failed' ? last.attempt + 1 : 1;
+      },
+      enqueue: async (request) => {
+        await queue.enqueue(request);
+        this.wake();
+      },
+    });
   }
 
   async start(): Promise<void> {
     await this.queue.recover();
-    for (const name of this.ws.syncNames()) await this.continueChain(name, 'recovery');
+    for (const name of this.ws.syncNames()) await this.ticks.continueChain(name, 'recovery');
 
-    this.schedule();
+    this.ticks.schedule(this.scheduler, (sync, tick) => () => {
+      if (this.stopping) return;
+      tick().catch((err) => this.report(sync, err));
+    });
     // The requests this process runs keep their lease while they run; a dead process's lapse.
     this.renewals = setInterval(() => this.renewLeases(), Math.max(10, Math.floor(this.leaseMs / 3)));
     this.renewals.unref();
@@ -249,8 +260,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         (request.startedAt ?? startedAt) - Math.max(request.createdAt, request.notBefore),
       ),
     });
-    const sync = this.ws.config.syncs.get(request.sync);
-    if (!sync) {
+    if (!this.ws.config.syncs.has(request.sync)) {
       await this.queue.finish(claimOf(request), {
         status: 'cancelled',
         errorCode: 'SYNC_UNKNOWN',
@@ -258,278 +268,50 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       });
       return;
     }
-    const ended = (fields: Omit<RunEnded, 'request' | 'durationMs'>) =>
-      this.emit('run:end', { request, durationMs: Date.now() - startedAt, ...fields });
-    let result: RunResult;
-    let started: RunRecord | null = null;
-    const abandon = new AbortController();
-    try {
-      const outcome = await this.withDeadline(
-        this.ws.run(request.sync, {
-          trigger: request.trigger,
-          stop: this.stopController.signal,
-          payload: request.payload,
-          graceMs: this.graceMs,
-          abandon: abandon.signal,
-          kill: this.killController.signal,
-          onStart: (run) => {
-            started = run;
-            onStart(run);
+    const end = await executeRequest(this.ws, request, {
+      stop: this.stopController.signal,
+      kill: this.killController.signal,
+      graceMs: this.graceMs,
+      bundles: this.bundles,
+      onStart,
+      onProgress: (p) => this.emit('run:progress', p),
+    });
+    const claim = claimOf(request);
+    switch (end.kind) {
+      case 'succeeded':
+        await this.queue.finish(
+          claim,
+          { status: 'done', runId: end.run.id },
+          end.successor.next ?? undefined,
+        );
+        break;
+      case 'failed':
+        await this.queue.finish(
+          claim,
+          {
+            status: 'failed',
+            runId: end.run?.id ?? null,
+            errorCode: end.error.code,
+            errorMessage: end.error.message,
+            attempt: end.attempt,
           },
-          ...(request.setAsideReason ? { setAside: { reason: request.setAsideReason } } : {}),
-          onProgress: (p) => this.emit('run:progress', p),
-        }),
-        sync.maxRunDurationMs + this.graceMs + 5_000,
-        () => started,
-        abandon,
-      );
-      result = { ok: true, more: outcome.more };
-      const after =
-        outcome.resumeAt !== undefined
-          ? // A spent API budget: the successor waits for the reset, whatever the rerun mode.
-            {
-              next: {
-                sync: request.sync,
-                lane: laneOf(request.sync, this.bundles, 'rerun'),
-                trigger: 'rerun' as const,
-                notBefore: outcome.resumeAt,
-                coalesce: true,
-              },
-              broken: null,
-            }
-          : outcome.more || outcome.checkpoint.phase === 'backfill'
-            ? this.successorOf(request, result, { cursor: outcome.checkpoint.cursor })
-            : { next: null, broken: null };
-      await this.queue.finish(
-        claimOf(request),
-        { status: 'done', runId: outcome.run.id },
-        after.next ?? undefined,
-      );
-      ended({
-        runId: outcome.run.id,
-        ok: true,
-        status: 'succeeded',
-        counters: outcome.run.counters,
-        more: outcome.more,
-        errorCode: null,
-        errorMessage: null,
-      });
-      this.followed(request.sync, after);
-      return;
-    } catch (err) {
-      const error = asSluiceError(err);
-      // Cut short by a shutdown past its grace: back in the queue, to resume at the next start.
-      if (error.code === 'RUN_KILLED') {
-        await this.queue.release(claimOf(request), Date.now());
-        ended({
-          runId: (started as RunRecord | null)?.id ?? null,
-          ok: false,
-          status: 'abandoned',
-          counters: null,
-          more: true,
-          errorCode: error.code,
-          errorMessage: error.message,
-        });
-        return;
-      }
-      // Busy elsewhere (a CLI run of the sync, or of another sync in its bundle): try again shortly.
-      if (error.code === 'SYNC_BUSY' || error.code === 'LANE_BUSY') {
-        await this.queue.release(claimOf(request), Date.now() + BUSY_RETRY_MS);
-        ended({
-          runId: null,
-          ok: false,
-          status: 'requeued',
-          counters: null,
-          more: true,
-          errorCode: error.code,
-          errorMessage: error.message,
-        });
-        return;
-      }
-      const runId = (started as RunRecord | null)?.id ?? null;
-      const run = runId === null ? null : await this.ws.store.getRun(runId);
-      // A run that saved batches before failing failed at a new batch: its first attempt there.
-      const attempt = run && run.counters.batches > 0 ? 1 : request.attempt;
-      result = { ok: false, errorCode: error.code, errorMessage: error.message };
-      const after = this.successorOf({ ...request, attempt }, result, null);
-      await this.queue.finish(
-        claimOf(request),
-        { status: 'failed', runId, errorCode: error.code, errorMessage: error.message, attempt },
-        after.next ?? undefined,
-      );
-      const status = error.code === 'RUN_TIMED_OUT' ? 'timed_out' : 'failed';
-      ended({
-        runId,
-        ok: false,
-        status,
-        counters: run?.counters ?? null,
-        more: true,
-        errorCode: error.code,
-        errorMessage: error.message,
-      });
-      this.followed(request.sync, after);
-    }
-  }
-
-  /**
-   * Backstop for a run that ignores its abort signal: past the deadline that very run is recorded
-   * timed out (so every later write of it is refused), its connections are closed, and its lane is
-   * released; whatever it does afterwards changes nothing.
-   */
-  private async withDeadline<T>(
-    work: Promise<T>,
-    ms: number,
-    runOf: () => RunRecord | null,
-    abandon: AbortController,
-  ): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(async () => {
-        const run = runOf();
-        try {
-          if (run) {
-            await this.ws.store.finishRun(run.id, {
-              holder: run.holder,
-              status: 'timed_out',
-              more: true,
-              errorCode: 'RUN_TIMED_OUT',
-              errorMessage: `no answer ${ms} ms after the run started; lane released`,
-            });
-          }
-        } finally {
-          abandon.abort();
-          reject(
-            new SluiceError(
-              'RUN_TIMED_OUT',
-              `run ${run?.id ?? '(not started)'} overran maxRunDuration plus grace; lane released`,
-              { transient: true },
-            ),
-          );
-        }
-      }, ms);
-    });
-    try {
-      return await Promise.race([work, deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /**
-   * What follows a run by the sync's rerun and retry policies: the request to queue with the run's end
-   * (`next`), or the reason its triggered chain is broken.
-   */
-  private successorOf(
-    request: RunRequest,
-    result: RunResult,
-    payload: Json | null,
-  ): { next: NewRunRequest | null; broken: string | null } {
-    const sync = this.ws.sync(request.sync);
-    const step = afterRun(sync.rerun, sync.retries, result, request.attempt);
-    // The successor goes to the back of the sync's lane, so other syncs' due runs go first.
-    const lane = laneOf(
-      request.sync,
-      this.bundles,
-      request.trigger === 'webhook' ? 'rerun' : request.trigger,
-    );
-    switch (step.kind) {
-      case 'enqueue':
-        return {
-          next: {
-            sync: request.sync,
-            lane,
-            trigger: step.trigger,
-            attempt: step.attempt,
-            notBefore: Date.now() + step.delayMs,
-            payload,
-          },
-          broken: null,
-        };
-      case 'skip-batch':
-        return {
-          next: { sync: request.sync, lane, trigger: 'retry', setAsideReason: step.reason },
-          broken: null,
-        };
-      case 'chain-broken':
-        return { next: null, broken: step.reason };
-      case 'wait':
-        return { next: null, broken: null };
-    }
-  }
-
-  /** After a run's end is recorded with its successor: the loop looks for it, or the chain is reported broken. */
-  private followed(sync: string, after: { next: NewRunRequest | null; broken: string | null }): void {
-    if (after.next) this.wake();
-    if (after.broken !== null) this.emit('chain:broken', { sync, reason: after.broken });
-  }
-
-  /** Starts or resumes a sync whose backfill is not done and that has nothing queued or running. */
-  private async continueChain(sync: string, trigger: RunTrigger): Promise<void> {
-    const def = this.ws.sync(sync);
-    if (def.rerun.mode !== 'triggered') return;
-    const checkpoint = await this.ws.store.getCheckpoint(sync);
-    if (checkpoint?.phase === 'incremental') return;
-    if ((await this.queue.pending(sync)).length > 0) return;
-    // A sync that never ran starts its backfill; one that stopped part-way resumes it.
-    const why: RunTrigger = checkpoint ? trigger : 'backfill';
-    await this.queue.enqueue({ sync, lane: laneOf(sync, this.bundles, why), trigger: why });
-    this.wake();
-  }
-
-  private schedule(): void {
-    for (const [name, sync] of this.ws.config.syncs) {
-      const guarded = (tick: () => Promise<void>) => () => {
-        if (this.stopping) return;
-        tick().catch((err) => this.report(name, err));
-      };
-      if (sync.rerun.mode === 'scheduled') {
-        const every = sync.rerun.every;
-        const schedule: Schedule = every !== undefined ? { every } : { cron: sync.rerun.cron! };
-        this.scheduler.add(
-          schedule,
-          guarded(() => this.scheduledTick(name)),
+          end.successor.next ?? undefined,
         );
-      } else if (sync.rerun.watchdog) {
-        this.scheduler.add(
-          sync.rerun.watchdog,
-          guarded(() => this.continueChain(name, 'watchdog')),
-        );
-      }
-      if (sync.incremental)
-        this.scheduler.add(
-          sync.incremental,
-          guarded(() => this.incrementalTick(name)),
-        );
+        break;
+      case 'killed':
+        // Back in the queue, to resume at the next start.
+        await this.queue.release(claim, Date.now());
+        break;
+      case 'busy':
+        // A CLI run of the sync, or of another sync in its bundle: try again shortly.
+        await this.queue.release(claim, Date.now() + BUSY_RETRY_MS);
+        break;
     }
-  }
-
-  /** A scheduled backfill's tick: the next run, or another attempt at the batch that failed. */
-  private async scheduledTick(sync: string): Promise<void> {
-    const checkpoint = await this.ws.store.getCheckpoint(sync);
-    if (checkpoint?.phase === 'incremental') return;
-    if ((await this.queue.pending(sync)).length > 0) return;
-    const last = await this.queue.lastFinished(sync);
-    // A failed request's attempt is its failure's attempt at the batch now at the checkpoint.
-    const attempt = last?.status === 'failed' ? last.attempt + 1 : 1;
-    await this.queue.enqueue({
-      sync,
-      lane: laneOf(sync, this.bundles, 'schedule'),
-      trigger: attempt > 1 ? 'retry' : 'schedule',
-      attempt,
-      coalesce: true,
-    });
-    this.wake();
-  }
-
-  private async incrementalTick(sync: string): Promise<void> {
-    const checkpoint = await this.ws.store.getCheckpoint(sync);
-    if (checkpoint?.phase !== 'incremental') return;
-    await this.queue.enqueue({
-      sync,
-      lane: laneOf(sync, this.bundles, 'schedule'),
-      trigger: 'schedule',
-      coalesce: true,
-    });
-    this.wake();
+    this.emit('run:end', { request, durationMs: Date.now() - startedAt, ...endedFields(end) });
+    if (end.kind === 'succeeded' || end.kind === 'failed') {
+      if (end.successor.next) this.wake();
+      if (end.successor.broken !== null)
+        this.emit('chain:broken', { sync: request.sync, reason: end.successor.broken });
+    }
   }
 }

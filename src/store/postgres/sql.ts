@@ -79,6 +79,8 @@ WHERE sync = $1 AND version = $17 - 1`,
     pruneRuns: `DELETE FROM ${runs} WHERE status <> 'running' AND ended_at < $1 AND id NOT IN (
   SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY sync ORDER BY id DESC) AS n FROM ${runs}) r WHERE n <= $2)`,
     pruneDeadLetters: `DELETE FROM ${deadLetters} WHERE closed_at IS NOT NULL AND closed_at < $1`,
+    deleteExpiredReceipts: `DELETE FROM ${t('webhook_receipts')} WHERE expires_at < $1`,
+    insertReceipt: `INSERT INTO ${t('webhook_receipts')} (signature, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
 
     selectFingerprints: `SELECT record_key, hash FROM ${t('fingerprints')} WHERE sync = $1 AND record_key = ANY($2::text[])`,
     // One statement per batch: the batch's fingerprints as parallel arrays.

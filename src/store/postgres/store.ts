@@ -331,7 +331,15 @@ export class PostgresStore implements Store {
     const at = new Date(before).toISOString();
     const runs = await this.pool.query(this.sql.pruneRuns, [at, keepRuns]);
     const letters = await this.pool.query(this.sql.pruneDeadLetters, [at]);
-    return (runs.rowCount ?? 0) + (letters.rowCount ?? 0);
+    const receipts = await this.pool.query(this.sql.deleteExpiredReceipts, [this.now()]);
+    return (runs.rowCount ?? 0) + (letters.rowCount ?? 0) + (receipts.rowCount ?? 0);
+  }
+
+  async claimNonce(nonce: string, expiresAt: number): Promise<boolean> {
+    // Expired receipts go first, so a signature seen long ago is a stranger again, as in the SQLite store.
+    await this.pool.query(this.sql.deleteExpiredReceipts, [this.now()]);
+    const inserted = await this.pool.query(this.sql.insertReceipt, [nonce, expiresAt]);
+    return inserted.rowCount === 1;
   }
 
   async resetSync(sync: string): Promise<void> {

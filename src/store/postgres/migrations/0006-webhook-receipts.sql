@@ -1,0 +1,8 @@
+-- Signatures of webhook requests already accepted, kept for the replay window, so a captured request
+-- replayed within it is refused, across restarts and by every `sluice serve` sharing the store. The
+-- SQLite store has had them since its 0003 (a number the PostgreSQL store skipped then).
+CREATE TABLE webhook_receipts (
+  signature TEXT PRIMARY KEY,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX webhook_receipts_expiry ON webhook_receipts (expires_at);
