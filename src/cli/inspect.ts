@@ -97,16 +97,21 @@ export async function checkSync(config: ValidConfig, name: string, store: Store 
   let sourceSchema: SourceSchema | undefined;
   if (source) {
     try {
-      found(
+      const checked = await attempt(
         'source',
-        (await attempt('source', 'checking the source', async () => (await source.check?.()) ?? [])) ?? [],
+        'checking the source',
+        async () => (await source.check?.()) ?? [],
       );
+      found('source', checked ?? []);
       sourceSchema =
         (await attempt('source', 'reading its columns', async () => source.schema?.())) ?? undefined;
-      result.next = await nextRun(source, checkpoint, attempt);
-      if (result.next) {
-        result.next.nativeCopy = nativeCopy(config, name, source, targetConn.type);
-        result.next.openDeadLetters = store ? await store.countOpenDeadLetters(name) : 0;
+      // A source its own check refused would fail the reads below for the same reason: said once.
+      if (checked !== null && !checked.some((f) => f.level === 'problem')) {
+        result.next = await nextRun(source, checkpoint, attempt);
+        if (result.next) {
+          result.next.nativeCopy = nativeCopy(config, name, source, targetConn.type);
+          result.next.openDeadLetters = store ? await store.countOpenDeadLetters(name) : 0;
+        }
       }
     } finally {
       await source.close?.();
