@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -121,7 +122,7 @@ async function setUp(source: Record<string, unknown>, rerun: unknown, retries: u
     await runtime.stop({ timeoutMs: 5_000 });
     await ws.close();
   };
-  return { ws, runtime, broken, runs, failed, close };
+  return { dir, ws, runtime, broken, runs, failed, close };
 }
 
 const startGaps = (runs: RunRecord[]): number[] =>
@@ -195,6 +196,8 @@ describe('a scheduled sync that fails before its first batch', () => {
           expect(status?.error).toMatch(c.reason);
         } finally {
           await t.close();
+          // tempDir keeps a failed test's folder, and an expected failure counts as one: removed here.
+          rmSync(t.dir, { recursive: true, force: true });
         }
       });
     });
