@@ -165,10 +165,10 @@ describe('a scheduled sync that fails before its first batch', () => {
 
       // Fails on today's main (`it.fails`; make it `it` once it passes). At the last attempt
       // core/policy.ts `afterRun` answers `skip-batch` though no batch was read; the runtime
-      // (src/runtime/local/runtime.ts, `successorOf`, case 'skip-batch') queues a set-aside run due
-      // at once, which fails the same way milliseconds later; that request's attempt is the queue's
-      // default 1, so `scheduledTick` counts on from 2, and the ticks retry forever:
-      // attempts 2, 3, set-aside, 2, 3, set-aside… (gaps of ~150, ~150, ~5 ms).
+      // (src/runtime/execute.ts `successorOf`, case 'skip-batch') queues a set-aside run due at once,
+      // which fails the same way milliseconds later; that request's attempt is the queue's default 1,
+      // so the next scheduled tick counts on from 2 (`nextAttempt` in src/runtime/local/runtime.ts),
+      // and the ticks retry forever: attempts 2, 3, set-aside, 2, 3, set-aside… (gaps ~150, ~150, ~5 ms).
       it.fails(`tries ${ATTEMPTS} times, a tick apart, then stops, failed with the reason`, async () => {
         const t = await scheduled();
         try {
