@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../core/errors.ts';
-import { type ConnectorLookup, type ValidConfig, validateConfig } from './validate.ts';
+import type { ConnectorLookup, ValidConfig } from './validate.ts';
 
 export const DEFAULT_CONFIG = 'sluice.config.ts';
 
@@ -26,6 +26,8 @@ export type ConnectorCatalog = {
 export async function loadConfig(path: string, connectors: ConnectorCatalog): Promise<ValidConfig> {
   const { raw, file } = await importConfig(path);
   const lookup = await connectors.load(connectionTypes(raw));
+  // Imported here: the CLI imports this module for DEFAULT_CONFIG, and `--help` or `init` need no zod.
+  const { validateConfig } = await import('./validate.ts');
   return validateConfig(raw, {
     baseDir: dirname(file),
     lookup,
