@@ -31,6 +31,8 @@ export class LiveFeed {
   private lastReadAt = 0;
   private reading: Promise<void> | null = null;
   private stale = false;
+  /** A runtime event came since the last snapshot was read. */
+  private eventSinceRead = false;
   private timer: NodeJS.Timeout | null = null;
   private refresher: NodeJS.Timeout | null = null;
   private last: { at: number; text: string } | null = null;
@@ -71,8 +73,11 @@ export class LiveFeed {
     });
   }
 
-  /** Adds a page: it gets the current snapshot at once, then every change. Returns its removal. */
-  listen(listener: Listener): () => void {
+  /**
+   * Adds a page: it gets the current snapshot at once (unless it already has it: `since` is the
+   * `now` of the snapshot it holds), then every change. Returns its removal.
+   */
+  listen(listener: Listener, since?: number): () => void {
     this.listeners.add(listener);
     if (!this.refresher) {
       this.refresher = setInterval(() => {
@@ -80,18 +85,35 @@ export class LiveFeed {
       }, this.refreshMs);
       this.refresher.unref();
     }
-    const fresh = this.last && this.now() - this.last.at < this.minIntervalMs;
-    if (fresh) listener('snapshot', this.last!.text);
+    const age = this.last ? this.now() - this.last.at : Number.POSITIVE_INFINITY;
+    // The page holds the last snapshot and no event came since: it waits for the next change.
+    if (this.last?.at === since && !this.eventSinceRead && age < this.refreshMs)
+      return this.remover(listener);
+    if (age < this.minIntervalMs) listener('snapshot', this.last!.text);
     else this.touch();
+    return this.remover(listener);
+  }
+
+  private remover(listener: Listener): () => void {
     return () => {
       this.listeners.delete(listener);
       if (this.listeners.size === 0) this.stopTimers();
     };
   }
 
-  /** The current picture, read now (a page's first load). */
+  /** The current picture, read now. */
   async read(): Promise<Snapshot> {
     return snapshot(this.ws, this.state, this.now());
+  }
+
+  /** The current picture as JSON text: the last one sent if it is fresh, else read now (a page's first load). */
+  async text(): Promise<string> {
+    if (this.last && this.now() - this.last.at < this.minIntervalMs) return this.last.text;
+    this.eventSinceRead = false;
+    const snap = await this.read();
+    const text = stringifyJson(snap);
+    this.last = { at: snap.now, text };
+    return text;
   }
 
   get listening(): number {
@@ -112,6 +134,7 @@ export class LiveFeed {
 
   /** Marks the picture stale; a snapshot follows within `minIntervalMs` (if a page listens). */
   private touch(): void {
+    this.eventSinceRead = true;
     if (this.listeners.size === 0) return;
     this.stale = true;
     if (this.reading || this.timer) return;
@@ -130,7 +153,10 @@ export class LiveFeed {
     this.lastReadAt = this.now();
     let text: string;
     try {
-      text = stringifyJson(await this.read());
+      this.eventSinceRead = false;
+      const snap = await this.read();
+      this.lastReadAt = snap.now;
+      text = stringifyJson(snap);
     } catch (err) {
       // The store is busy or closed: the pages say so and the next event or refresh tries again.
       this.broadcast('error', stringifyJson({ error: (err as Error).message }));

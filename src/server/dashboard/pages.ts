@@ -104,8 +104,12 @@ export function signInPage(error: string | null = null): string {
   );
 }
 
-/** The dashboard itself: the script fills it in from `/ui/snapshot` and the live feed. */
-export function appPage(): string {
+/**
+ * The dashboard itself. The first snapshot comes inside the page (a JSON data block, which is not
+ * run as script), so the tables are drawn without waiting for the live feed to connect; the script
+ * keeps them current from the feed.
+ */
+export function appPage(snapshot = 'null'): string {
   return shell(
     'app',
     'Sluice',
@@ -124,6 +128,7 @@ export function appPage(): string {
 </header>
 <main id="view" tabindex="-1"></main>
 <p id="toast" class="toast" role="status" aria-live="polite"></p>
+<script type="application/json" id="initial-snapshot">${snapshot.replaceAll('<', '\\u003c')}</script>
 <dialog id="confirm"><form method="dialog">
 <p id="confirm-text"></p>
 <div class="actions"><button value="cancel" type="submit">Cancel</button>

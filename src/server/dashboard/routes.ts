@@ -35,9 +35,9 @@ export function mountDashboard(
   const html = (c: Context, body: string, status: 200 | 401 = 200) =>
     c.body(body, status, { ...PAGE_HEADERS, 'content-type': 'text/html; charset=UTF-8' });
 
-  app.get('/', (c) => {
+  app.get('/', async (c) => {
     if (tokens.length === 0) return html(c, noTokenPage());
-    return html(c, signedIn(c, tokens) ? appPage() : signInPage());
+    return html(c, signedIn(c, tokens) ? appPage(await feed.text()) : signInPage());
   });
 
   app.get('/dashboard/:file', (c) => {
@@ -63,7 +63,7 @@ export function mountDashboard(
     const form = (c.req.header('content-type') ?? '').startsWith('application/x-www-form-urlencoded');
     const answer = (status: 200 | 401 | 403, error: string | null) => {
       if (form && status === 200) return c.body(null, 303, { location: '/' });
-      if (form) return html(c, status === 200 ? appPage() : signInPage(error), 401);
+      if (form) return html(c, signInPage(error), status === 403 ? 401 : status);
       return status === 200
         ? json(c, { ok: true })
         : fail(c, status, error!, status === 403 ? 'CSRF' : 'UNAUTHORIZED');
@@ -99,6 +99,8 @@ export function mountDashboard(
     streamSSE(c, async (stream) => {
       let closed = false;
       let pending = Promise.resolve();
+      // The page's first snapshot came with it (its `now`): not sent again.
+      const since = Number(c.req.query('since'));
       const stop = feed.listen((event, data) => {
         if (closed) return;
         // One write at a time, in order; a page that went away ends its stream.
@@ -107,7 +109,7 @@ export function mountDashboard(
           .catch(() => {
             closed = true;
           });
-      });
+      }, since);
       const ended = new Promise<void>((resolve) => stream.onAbort(resolve));
       // A comment now and then keeps proxies from closing an idle stream.
       const keepAlive = setInterval(() => {

@@ -139,6 +139,9 @@ const VIEWS = {
 
 function appPage() {
   window.addEventListener('hashchange', route);
+  // The page arrives with its first snapshot; the live feed takes over from there.
+  const initial = JSON.parse($('#initial-snapshot').textContent);
+  if (initial) state.snapshot = initial;
   connect();
   route();
 }
@@ -158,7 +161,9 @@ function route() {
 
 function connect() {
   const live = $('#live');
-  const source = new EventSource('/ui/events');
+  // The page's first snapshot came with it: the feed need not send it again.
+  const since = state.snapshot ? `?since=${state.snapshot.now}` : '';
+  const source = new EventSource(`/ui/events${since}`);
   source.addEventListener('open', () => {
     live.textContent = 'live';
     live.className = 'live on';
@@ -249,7 +254,7 @@ function syncRow(name) {
   );
   row.fill = fill;
   row.counts = h('div', { class: 'small muted' });
-  row.progress.append(row.bar, row.counts);
+  row.progress.append(h('div', { class: 'progress-box' }, row.bar, row.counts));
   row.actions.append(
     h(
       'div',
@@ -431,12 +436,12 @@ function renderLanes(main) {
   const shown = lanes.filter(
     (l) => l.bundle !== null || l.running.length || l.waiting.length || l.turns.length,
   );
-  // Auto: from a little before the first turn in the window, at least 30 s, at most the window.
+  // Auto: from a little before the first turn in the window, at least 10 s, at most the window.
   const first = Math.min(now, ...shown.flatMap((l) => l.turns.map((t) => t.start)));
   const span =
     state.laneSpan && state.laneSpan !== 'auto'
       ? Number(state.laneSpan)
-      : Math.min(windowMs, Math.max(30_000, (now - first) * 1.05));
+      : Math.min(windowMs, Math.max(10_000, (now - first) * 1.05));
   const from = now - span;
   state.openLanes ??= new Set();
   holder.replaceChildren(
