@@ -1,9 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { scaffoldConfig, scaffoldEnv, scaffoldTypes } from '../../src/cli/scaffold.ts';
 import { Workspace } from '../../src/runtime/workspace.ts';
-import { SRC_INDEX, sluice } from '../support/cli.ts';
+import { BIN, SRC_INDEX, sluice } from '../support/cli.ts';
 import { digest, seedContacts } from '../support/contacts.ts';
 import { installSluiceModule } from '../support/sluice-module.ts';
 import { tempDir } from '../support/tmp.ts';
@@ -103,5 +104,21 @@ describe('sluice init', () => {
     expect(readFileSync(join(dir, 'crm.config.ts'), 'utf8')).toContain("type: 'files'");
     expect(init.stdout).toContain('npx sluice check --config crm.config.ts');
     expect(init.stdout).toContain('npx sluice backfill contacts --config crm.config.ts');
+  });
+
+  it('writes sluice.config.mts in a CommonJS project, and the default name finds it', () => {
+    const dir = tempDir();
+    installSluiceModule(dir);
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'app', type: 'commonjs' }));
+    const init = spawnSync(process.execPath, [BIN, 'init', '--yes'], { cwd: dir, encoding: 'utf8' });
+    expect(init.stderr).toBe('');
+    expect(init.stdout).toContain(`wrote ${join(dir, 'sluice.config.mts')}`);
+    expect(init.stdout).toMatch(/ npx sluice check +connects/);
+    seedContacts(join(dir, 'source.db'), 10);
+    const check = spawnSync(process.execPath, [BIN, 'check'], { cwd: dir, encoding: 'utf8' });
+    expect(check.stdout).toContain('no problems found in 1 sync');
+    const again = spawnSync(process.execPath, [BIN, 'init', '--yes'], { cwd: dir, encoding: 'utf8' });
+    expect(again.status).toBe(1);
+    expect(again.stderr).toContain('sluice.config.mts exists');
   });
 });

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_CONFIG } from '../../config/load.ts';
+import { CONFIG_EXTENSIONS, DEFAULT_CONFIG } from '../../config/load.ts';
 import { SluiceError } from '../../core/errors.ts';
 import {
   type ScaffoldType,
@@ -34,11 +34,16 @@ export function registerInit(program: Command): void {
     .option('--force', 'overwrite an existing config file')
     .action(async (opts: InitOptions, cmd: Command) => {
       const { config } = cmd.optsWithGlobals<{ config: string }>();
-      const file = resolve(config);
-      if (existsSync(file) && !opts.force) {
+      // `--config` given: that file. Else the default name, in the extension this project can import.
+      const named = cmd.parent?.getOptionValueSource('config') === 'cli';
+      const file = named ? resolve(config) : defaultConfigFile(process.cwd());
+      const existing = named
+        ? [file].filter((f) => existsSync(f))
+        : CONFIG_EXTENSIONS.map((ext) => resolve(`sluice.config${ext}`)).filter((f) => existsSync(f));
+      if (existing.length > 0 && !opts.force) {
         throw new SluiceError(
           'CONFIG_EXISTS',
-          `${file} exists; pass --force to overwrite it, or --config <file> to write another`,
+          `${existing[0]} exists; pass --force to overwrite it, or --config <file> to write another`,
         );
       }
       const answers = await answersFor(opts);
@@ -50,7 +55,9 @@ export function registerInit(program: Command): void {
       const env = scaffoldEnv(answers);
       // The commands as the user types them: `--config` only where the file is not the default.
       const configFlag =
-        relative(process.cwd(), file) === DEFAULT_CONFIG ? '' : ` --config ${relative(process.cwd(), file)}`;
+        !named || relative(process.cwd(), file) === DEFAULT_CONFIG
+          ? ''
+          : ` --config ${relative(process.cwd(), file)}`;
       const commands = [
         [`npx sluice check${configFlag}`, 'connects, checks tables, keys and credentials; writes nothing'],
         [`npx sluice backfill ${answers.sync}${configFlag}`, 'moves the history in time-boxed runs'],
@@ -67,6 +74,22 @@ export function registerInit(program: Command): void {
       );
       process.stdout.write(`${lines.join('\n')}\n`);
     });
+}
+
+/**
+ * `sluice.config.ts`, or `sluice.config.mts` in a project whose package.json says `"type":
+ * "commonjs"` (npm init's default): there a `.ts` file is CommonJS and its `import` fails, while
+ * `.mts` is always a module. The loader finds the default name with either extension.
+ */
+function defaultConfigFile(dir: string): string {
+  let type: unknown;
+  try {
+    type = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { type?: unknown }).type;
+  } catch {
+    // No package.json here (or not JSON): Node treats a .ts file with import/export as a module.
+    type = undefined;
+  }
+  return resolve(dir, type === 'commonjs' ? 'sluice.config.mts' : DEFAULT_CONFIG);
 }
 
 function scaffoldType(value: string): ScaffoldType {
