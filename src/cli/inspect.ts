@@ -46,20 +46,52 @@ export async function storeToRead(
   config: ValidConfig,
 ): Promise<{ store: Store | null; findings: Finding[] }> {
   const location = config.config.store;
-  if (!/^postgres(ql)?:\/\//.test(location)) {
-    const path = location.startsWith('sqlite:') ? location.slice('sqlite:'.length) : location;
-    const file = isAbsolute(path) || path === ':memory:' ? path : resolve(config.baseDir, path);
-    if (file === ':memory:' || !existsSync(file)) {
-      const message = `${file} does not exist yet: every sync starts with its backfill, and the first run creates it`;
-      return { store: null, findings: [{ side: 'store', level: 'ok', message }] };
-    }
-  }
+  const none = (where: string) => ({
+    store: null,
+    findings: [
+      {
+        side: 'store' as const,
+        level: 'ok' as const,
+        message: `${where}: every sync starts with its backfill, and the first run creates it`,
+      },
+    ],
+  });
   try {
+    if (/^postgres(ql)?:\/\//.test(location)) {
+      if (!(await step(postgresStoreExists(location), 'looking for the store')))
+        return none(`schema "sluice" of ${redacted(location)} holds no store yet`);
+    } else {
+      const path = location.startsWith('sqlite:') ? location.slice('sqlite:'.length) : location;
+      const file = isAbsolute(path) || path === ':memory:' ? path : resolve(config.baseDir, path);
+      if (file === ':memory:' || !existsSync(file)) return none(`${file} does not exist yet`);
+    }
     return { store: await step(openStore(location, config.baseDir), 'opening the store'), findings: [] };
   } catch (err) {
     return { store: null, findings: [{ side: 'store', level: 'problem', message: messageOf(err) }] };
   }
 }
+
+/**
+ * Whether a PostgreSQL store was created there (opening one that was not would create it: `check`
+ * writes nothing). The store lives in schema `sluice`, as `store/open.ts` opens it.
+ */
+async function postgresStoreExists(url: string): Promise<boolean> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  // A dropped connection rejects the query in flight; the event itself needs no more handling.
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ oid: string | null }>(
+      "SELECT to_regclass('sluice.checkpoints') AS oid",
+    );
+    return rows[0]?.oid != null;
+  } finally {
+    await client.end();
+  }
+}
+
+const redacted = (url: string): string => url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 
 export async function checkSync(config: ValidConfig, name: string, store: Store | null): Promise<SyncCheck> {
   const sync = config.syncs.get(name)!;

@@ -135,6 +135,7 @@ describe('sluice check: SQLite', () => {
 describe('sluice check: PostgreSQL', () => {
   it('checks tables, keys and the connection, and estimates the backfill', async () => {
     const db = await freshDatabase('check');
+    const storeDb = await freshDatabase('check_store');
     const client = await connect(db.url);
     await client.query(`CREATE TABLE contacts (id bigint PRIMARY KEY, email text, updated_at timestamptz NOT NULL);
       INSERT INTO contacts SELECT g, 'u' || g || '@x.com', '2024-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, 1500) g;
@@ -145,6 +146,7 @@ describe('sluice check: PostgreSQL', () => {
     writeConfig(
       dir,
       `{
+  store: ${JSON.stringify(storeDb.url)},
   connections: {
     pg: { type: 'postgres', url: ${JSON.stringify(db.url)} },
     gone: { type: 'postgres', url: ${JSON.stringify(missingDb.toString())} },
@@ -189,7 +191,16 @@ describe('sluice check: PostgreSQL', () => {
       "SELECT count(*)::int AS n FROM pg_tables WHERE tablename IN ('contacts_copy', 'absent')",
     );
     expect(rows[0].n).toBe(0);
-    expect(existsSync(join(dir, '.sluice'))).toBe(false);
+    expect(out.store).toEqual([
+      {
+        side: 'store',
+        level: 'ok',
+        message: expect.stringMatching(/holds no store yet: every sync starts with its backfill/),
+      },
+    ]);
+    const store = await connect(storeDb.url);
+    const schemas = await store.query("SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'sluice'");
+    expect(schemas.rows[0].n).toBe(0);
   });
 });
 
