@@ -7,12 +7,17 @@ import type { Workspace } from '../runtime/workspace.ts';
 export type BackfillOptions = {
   /** Aborting stops the backfill after the batch in hand, checkpointed; the next backfill resumes there. */
   signal?: AbortSignal;
-  /** Called as batches are written, with the backfill's progress across all its runs. */
-  onProgress?: (progress: Progress) => void;
+  /** Called as batches are written, with the backfill's progress across all its runs, and which run this is (from 1). */
+  onProgress?: (progress: Progress, backfill: { run: number }) => void;
   /** A momentary failure (a dropped connection, a 5xx) is being retried from the checkpoint. */
   onRetry?: (notice: RetryNotice) => void;
-  /** A run waits for its turn in its lane (another sync of its bundle is running). */
+  /** A run waits for its turn in its lane's queue (another sync of its bundle is running). */
   onWait?: (waiting: RunRequest) => void;
+  /**
+   * Another process's run holds the lane (a store without a queue, or a run not taken from it): the
+   * backfill tries again every 100 ms. Called once when it starts waiting, with the reason.
+   */
+  onLaneBusy?: (reason: string) => void;
   /** A connection's API budget ran out: the backfill waits until `resumeAt` (epoch ms), or until aborted. */
   onPause?: (pause: { resumeAt: number; reason: string }) => void;
 };
@@ -60,7 +65,8 @@ export async function backfill(
   let records = 0;
   const before = await ws.store.getCheckpoint(sync);
   if (before?.phase === 'incremental') return result(true, before, true);
-  const { signal } = options;
+  const { signal, onProgress } = options;
+  let waiting = false;
   while (!signal?.aborted) {
     const outcome = await runWithRetries(
       ws,
@@ -69,19 +75,22 @@ export async function backfill(
         trigger: 'backfill',
         stopAfterBackfill: true,
         ...(signal ? { stop: signal } : {}),
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        ...(onProgress ? { onProgress: (p: Progress) => onProgress(p, { run: runs + 1 }) } : {}),
       },
       options.onRetry,
       options.onWait,
     ).catch((err: unknown) => {
       // Another sync of the bundle holds the lane (a `sluice serve` elsewhere, say): take turns with it.
       if ((err as { code?: string }).code !== 'LANE_BUSY') throw err;
+      if (!waiting) options.onLaneBusy?.((err as Error).message);
+      waiting = true;
       return null;
     });
     if (!outcome) {
       await pause(LANE_BUSY_RETRY_MS, signal);
       continue;
     }
+    waiting = false;
     runs += 1;
     batches += outcome.run.counters.batches;
     records += outcome.run.counters.read;

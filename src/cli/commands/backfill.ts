@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { gracefulStop, withWorkspace } from '../context.ts';
 import { count, duration, printJson } from '../format.ts';
@@ -12,90 +11,55 @@ export function registerBackfill(program: Command): void {
     .option('--json', 'print a JSON summary at the end instead of text')
     .action(async (sync: string, opts: { json?: boolean }, cmd: Command) => {
       // Imported on use (the progress bar, the retry policy's backoff): other commands start without them.
-      const [{ runWithRetries }, { BackfillProgress }] = await Promise.all([
-        import('../../runtime/attempts.ts'),
+      const [{ backfill }, { BackfillProgress }] = await Promise.all([
+        import('../../library/backfill.ts'),
         import('../progress.ts'),
       ]);
       await withWorkspace(cmd, async (ws) => {
-        ws.sync(sync);
-        const before = await ws.store.getCheckpoint(sync);
-        if (before?.phase === 'incremental') {
-          const msg = `backfill of ${sync} is already done (${count(before.backfillDone)} records, ended ${before.backfillEndedAt}); use \`sluice run ${sync}\` for incremental runs`;
-          if (opts.json) printJson({ sync, alreadyDone: true, checkpoint: before });
-          else process.stdout.write(`${msg}\n`);
-          return;
-        }
         const stop = gracefulStop();
         const progress = new BackfillProgress(sync);
-        const startedAt = Date.now();
-        let runs = 0;
-        let batches = 0;
-        let records = 0;
-        // Beside `sluice serve`, each run of the backfill waits its turn in the lane: say so once.
-        const onWait = once(reportWait(sync));
+        let result: Awaited<ReturnType<typeof backfill>>;
         try {
-          let waiting = false;
-          while (!stop.signal.aborted) {
-            const outcome = await runWithRetries(
-              ws,
-              sync,
-              {
-                trigger: 'backfill',
-                stop: stop.signal,
-                stopAfterBackfill: true,
-                onProgress: (p) => progress.update(p, runs + 1),
-              },
-              reportRetry(sync),
-              onWait,
-            ).catch((err: unknown) => {
-              // Another sync of the bundle is running (under `sluice serve`, say): take turns with it.
-              if ((err as { code?: string }).code !== 'LANE_BUSY') throw err;
-              if (!waiting)
-                process.stderr.write(`${sync}: waiting for its lane: ${(err as Error).message}\n`);
-              waiting = true;
-              return null;
-            });
-            if (!outcome) {
-              // Aborted by Ctrl-C: the loop's condition ends it.
-              await sleep(100, undefined, { signal: stop.signal }).catch(() => undefined);
-              continue;
-            }
-            waiting = false;
-            runs += 1;
-            if (outcome.resumeAt !== undefined) {
+          result = await backfill(ws, sync, {
+            signal: stop.signal,
+            onProgress: (p, { run }) => progress.update(p, run),
+            onRetry: reportRetry(sync),
+            // Beside `sluice serve`, each run of the backfill waits its turn in the lane: say so once.
+            onWait: once(reportWait(sync)),
+            onLaneBusy: (reason) => process.stderr.write(`${sync}: waiting for its lane: ${reason}\n`),
+            onPause: ({ reason }) =>
               process.stderr.write(
-                `${sync}: ${outcome.run.errorMessage}; waiting until then (Ctrl-C stops, the same command resumes)\n`,
-              );
-              await sleep(Math.max(0, outcome.resumeAt - Date.now()), undefined, {
-                signal: stop.signal,
-              }).catch(() => undefined);
-            }
-            batches += outcome.run.counters.batches;
-            records += outcome.run.counters.read;
-            if (outcome.checkpoint.phase === 'incremental') break;
-          }
+                `${sync}: ${reason}; waiting until then (Ctrl-C stops, the same command resumes)\n`,
+              ),
+          });
         } finally {
           progress.stop();
           stop.dispose();
         }
-        const cp = await ws.store.getCheckpoint(sync);
-        const elapsed = Date.now() - startedAt;
-        const done = cp?.phase === 'incremental';
+        const { done, runs, batches, records, elapsedMs, checkpoint } = result;
+        if (result.alreadyDone) {
+          if (opts.json) printJson({ sync, alreadyDone: true, checkpoint });
+          else
+            process.stdout.write(
+              `backfill of ${sync} is already done (${count(checkpoint?.backfillDone ?? 0)} records, ended ${checkpoint?.backfillEndedAt}); use \`sluice run ${sync}\` for incremental runs\n`,
+            );
+          return;
+        }
         const summary = {
           sync,
           done,
           runs,
           batches,
           records,
-          elapsedMs: elapsed,
-          recordsPerSecond: Math.round((records * 1000) / Math.max(1, elapsed)),
+          elapsedMs,
+          recordsPerSecond: Math.round((records * 1000) / Math.max(1, elapsedMs)),
           peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
         };
         if (opts.json) printJson(summary);
         else {
           const state = done ? 'backfill done' : 'backfill stopped (resume with the same command)';
           process.stdout.write(
-            `${sync}: ${state}: ${count(records)} records in ${count(runs)} runs, ${count(batches)} batches, ${duration(elapsed)}, ${count(summary.recordsPerSecond)} rec/s, peak RSS ${summary.peakRssMb} MB\n`,
+            `${sync}: ${state}: ${count(records)} records in ${count(runs)} runs, ${count(batches)} batches, ${duration(elapsedMs)}, ${count(summary.recordsPerSecond)} rec/s, peak RSS ${summary.peakRssMb} MB\n`,
           );
         }
         if (!done) process.exitCode = 130;
