@@ -124,6 +124,23 @@ export function isTransient(err: unknown): boolean {
 }
 
 /** Wraps anything thrown into a SluiceError, keeping a known code and the original as `cause`. */
+const atBatch = new WeakSet<object>();
+
+/**
+ * Marks `err` as met on the records of a batch (their `map`, their write), not before the first
+ * batch (opening, the high-water mark, the estimate, a read): setting that batch aside can get a
+ * sync past it; nothing else can. Returns `err`.
+ */
+export function markAtBatch<E>(err: E): E {
+  if (typeof err === 'object' && err !== null) atBatch.add(err);
+  return err;
+}
+
+/** `err` was met on the records of a batch (see `markAtBatch`). */
+export function isAtBatch(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && atBatch.has(err);
+}
+
 export function asSluiceError(err: unknown, fallbackCode = 'INTERNAL'): SluiceError {
   if (err instanceof SluiceError) return err;
   const transient = isTransient(err);

@@ -1,6 +1,6 @@
 import { setImmediate } from 'node:timers/promises';
 import { afterPage, beginSweep, nextRead, type PageEvent, type ReadPlan } from '../core/checkpoint.ts';
-import { SluiceError } from '../core/errors.ts';
+import { markAtBatch, SluiceError } from '../core/errors.ts';
 import { stringifyJson } from '../core/json.ts';
 import type {
   BatchCommit,
@@ -132,7 +132,7 @@ export class RunLoop {
       const plan = nextRead(checkpoint);
       this.ctx.phase = plan.phase;
       if (this.copiesNatively(plan)) {
-        const copied = await this.copyNatively(checkpoint, plan);
+        const copied = await this.copyNatively(checkpoint, plan).catch(failAtBatch);
         if (copied) {
           checkpoint = copied.checkpoint;
           if (copied.last) return checkpoint;
@@ -162,9 +162,9 @@ export class RunLoop {
         store: this.options.store,
         scope: this.scope,
         setAside: this.setAside,
-      });
+      }).catch(failAtBatch);
       this.setAside = null;
-      checkpoint = await this.writeAndCommit(checkpoint, page, plan, prepared);
+      checkpoint = await this.writeAndCommit(checkpoint, page, plan, prepared).catch(failAtBatch);
       if (last) return checkpoint;
     }
   }
@@ -434,4 +434,9 @@ export class RunLoop {
       elapsedMs,
     });
   }
+}
+
+/** Rethrows a failure met on a batch's records, marked so (a set-aside run can move past it). */
+function failAtBatch(err: unknown): never {
+  throw markAtBatch(err);
 }

@@ -1,4 +1,11 @@
-import { asSluiceError, QuotaExhaustedError, RunFencedError, SluiceError } from '../core/errors.ts';
+import {
+  asSluiceError,
+  isAtBatch,
+  markAtBatch,
+  QuotaExhaustedError,
+  RunFencedError,
+  SluiceError,
+} from '../core/errors.ts';
 import type { Checkpoint, RunContext, RunRecord, Source, Store, Target } from '../core/ports.ts';
 import type { Json, Row, RunTrigger } from '../core/types.ts';
 import { Heartbeat } from './heartbeat.ts';
@@ -142,6 +149,7 @@ export async function executeRun(options: RunOptions): Promise<RunOutcome> {
     return { run: finished, checkpoint, more, ...(quota ? { resumeAt: quota.resetsAt } : {}) };
   } catch (err) {
     const error = endOf(err, { deadline, heartbeat: heartbeat.signal, kill: options.kill, graceMs });
+    if (isAtBatch(err)) markAtBatch(error.error);
     await store.finishRun(run.id, {
       holder,
       status: error.status,

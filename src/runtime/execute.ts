@@ -1,4 +1,4 @@
-import { asSluiceError, SluiceError } from '../core/errors.ts';
+import { asSluiceError, isAtBatch, SluiceError } from '../core/errors.ts';
 import { afterRun, type RunResult } from '../core/policy.ts';
 import type { NewRunRequest, RunRecord, RunRequest } from '../core/ports.ts';
 import type { Json } from '../core/types.ts';
@@ -94,7 +94,12 @@ export async function executeRequest(
     const run = startedRun ? await ws.store.getRun(startedRun.id) : null;
     // A run that saved batches before failing failed at a new batch: its first attempt there.
     const attempt = run && run.counters.batches > 0 ? 1 : request.attempt;
-    const result: RunResult = { ok: false, errorCode: error.code, errorMessage: error.message };
+    const result: RunResult = {
+      ok: false,
+      errorCode: error.code,
+      errorMessage: error.message,
+      atBatch: isAtBatch(err) || isAtBatch(error),
+    };
     const successor = successorOf(ws, options.bundles, { ...request, attempt }, result, null);
     return { kind: 'failed', run, error, attempt, successor };
   }

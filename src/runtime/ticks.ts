@@ -77,6 +77,9 @@ export class Ticks {
     if (checkpoint?.phase === 'incremental') return;
     if (await this.queue.busy(sync)) return;
     const attempt = await this.queue.nextAttempt(sync);
+    // Out of attempts with nothing set aside (a failure before the first batch): failed, until a
+    // user requests a run.
+    if (attempt > this.ws.sync(sync).retries.attempts) return;
     await this.queue.enqueue(
       {
         sync,

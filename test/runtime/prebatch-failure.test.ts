@@ -1,4 +1,3 @@
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -163,13 +162,11 @@ describe('a scheduled sync that fails before its first batch', () => {
         }
       });
 
-      // Fails on today's main (`it.fails`; make it `it` once it passes). At the last attempt
-      // core/policy.ts `afterRun` answers `skip-batch` though no batch was read; the runtime
-      // (src/runtime/execute.ts `successorOf`, case 'skip-batch') queues a set-aside run due at once,
-      // which fails the same way milliseconds later; that request's attempt is the queue's default 1,
-      // so the next scheduled tick counts on from 2 (`nextAttempt` in src/runtime/local/runtime.ts),
-      // and the ticks retry forever: attempts 2, 3, set-aside, 2, 3, set-aside… (gaps ~150, ~150, ~5 ms).
-      it.fails(`tries ${ATTEMPTS} times, a tick apart, then stops, failed with the reason`, async () => {
+      // Failed before the fix: at the last attempt the policy answered `skip-batch` though no batch
+      // was read, the set-aside run failed the same way milliseconds later, and the ticks retried
+      // forever (attempts 2, 3, set-aside, 2, 3…). Now a failure is marked when it is met on a
+      // batch's records (core/errors `markAtBatch`); one that is not ends the sync `failed`.
+      it(`tries ${ATTEMPTS} times, a tick apart, then stops, failed with the reason`, async () => {
         const t = await scheduled();
         try {
           await t.runtime.start();
@@ -196,8 +193,6 @@ describe('a scheduled sync that fails before its first batch', () => {
           expect(status?.error).toMatch(c.reason);
         } finally {
           await t.close();
-          // tempDir keeps a failed test's folder, and an expected failure counts as one: removed here.
-          rmSync(t.dir, { recursive: true, force: true });
         }
       });
     });
