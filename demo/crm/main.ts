@@ -21,15 +21,21 @@
  * 6. fetches both sides over HTTP and compares every contact by key and content hash; the invalid
  *    emails must be exactly the dead letters (`sluice dead-letters list`);
  * 7. prints a summary and stops the emulators, whatever happened. Exits 1 if verification fails.
+ *
+ *   npm run demo -- --serve               # then keeps `sluice serve` up with its dashboard
+ *
+ * With --serve, once the demo has verified, the config gets an API token and an incremental
+ * schedule, and `sluice serve` runs on it (the emulators stay up): the demo prints the dashboard's
+ * URL and the token to sign in with, and keeps serving until Ctrl-C.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { HUBSPOT_TOKEN } from '../../test/emulators/hubspot.ts';
 import { SF_CLIENT } from '../../test/emulators/salesforce.ts';
 import { count } from '../options.ts';
@@ -73,6 +79,8 @@ type Options = {
   incrementalRunDuration: string;
   batch: number;
   invalidEmails: number;
+  serve: boolean;
+  port: number;
 };
 type Urls = { hubspot: string; salesforce: string[]; invalidEmails: number[] };
 type Stats = { requests: number; rateLimited: number; failed: number };
@@ -94,6 +102,8 @@ function parseArgs(argv: string[]): Options {
       count,
       7,
     )
+    .option('--serve', 'after the demo, keep `sluice serve` and its dashboard up until Ctrl-C', false)
+    .option('--port <n>', 'the port `sluice serve` listens on with --serve (0: any free one)', port, 4300)
     .parse(argv)
     .opts<Options>();
 }
@@ -158,7 +168,32 @@ async function stopEmulators(child: ChildProcess): Promise<void> {
   if ((await Promise.race([exited, timeout])) === 'timeout') child.kill('SIGKILL');
 }
 
-function writeConfig(dir: string, urls: Urls, options: Options, maxRunDuration: string): void {
+function port(value: string): number {
+  const p = Number(value);
+  if (!Number.isInteger(p) || p < 0 || p > 65535)
+    throw new InvalidArgumentError('expected a port, 0 to 65535');
+  return p;
+}
+
+/** With --serve: the API token the dashboard signs in with, and how often incremental runs come. */
+type Serving = { token: string; port: number; incrementalEvery: string };
+
+function writeConfig(
+  dir: string,
+  urls: Urls,
+  options: Options,
+  maxRunDuration: string,
+  serving: Serving | null = null,
+): void {
+  const server = serving
+    ? `
+  // Written for --serve: the dashboard and the REST API sign in with this token (made up by the demo).
+  server: { port: ${serving.port}, apiTokens: [${JSON.stringify(serving.token)}] },`
+    : '';
+  const incremental = serving
+    ? `
+      incremental: { every: ${JSON.stringify(serving.incrementalEvery)} },`
+    : '';
   writeFileSync(
     join(dir, 'sluice.config.ts'),
     `import { defineConfig } from ${JSON.stringify(SRC_INDEX)};
@@ -203,9 +238,9 @@ export default defineConfig({
       cursor: { field: 'lastmodifieddate', lookback: '1s' },
       batch: { size: ${options.batch} },
       maxRunDuration: '${maxRunDuration}',
-      map: (contact) => toSalesforceContact(contact),
+      map: (contact) => toSalesforceContact(contact),${incremental}
     },
-  },
+  },${server}
 });
 `,
   );
@@ -539,10 +574,57 @@ async function main(): Promise<void> {
         '',
       ].join('\n'),
     );
+    if (options.serve) await serveDashboard(dir, urls, options);
   } finally {
     await stopEmulators(child);
   }
   if (!ok) process.exitCode = 1;
+}
+
+/**
+ * `sluice serve` on the demo's config, with a made-up API token and an incremental run every 15 s,
+ * until Ctrl-C (or SIGTERM): prints the dashboard's URL and the token to sign in with.
+ */
+async function serveDashboard(dir: string, urls: Urls, options: Options): Promise<void> {
+  const serving: Serving = {
+    token: randomBytes(16).toString('hex'),
+    port: options.port,
+    incrementalEvery: '15s',
+  };
+  writeConfig(dir, urls, options, options.incrementalRunDuration, serving);
+  say('sluice serve: the runtime and the dashboard, until Ctrl-C');
+  const serve = spawn(BIN, ['--config', join(dir, 'sluice.config.ts'), 'serve', '--log-level', 'info'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    // Its own process group: Ctrl-C reaches the demo, which stops serve once (a second signal would
+    // make serve exit at once, without letting its runs checkpoint).
+    detached: true,
+  });
+  const exited = new Promise<number | null>((r) => serve.once('exit', (code) => r(code)));
+  // serve logs JSON lines; its 'listening' line carries the URL (the port may have been 0).
+  const url = await new Promise<string | null>((resolveUrl) => {
+    const lines = createInterface({ input: serve.stdout! });
+    lines.on('line', (line) => {
+      try {
+        const { level: _level, time: _time, msg, ...fields } = JSON.parse(line) as Record<string, unknown>;
+        if (typeof fields.url === 'string' && String(msg).startsWith('listening')) resolveUrl(fields.url);
+        else info(`serve: ${msg} ${JSON.stringify(fields)}`);
+      } catch {
+        // Not a log line of serve's (nothing else writes there): ignored.
+      }
+    });
+    void exited.then(() => resolveUrl(null));
+  });
+  if (url === null) throw new Error(`sluice serve exited with ${await exited} before it listened`);
+  info(`dashboard: ${url}/`);
+  info(`sign in with the API token ${serving.token}`);
+  info('incremental runs every 15 s; Ctrl-C stops serve, then the emulators');
+  const stop = () => serve.kill('SIGTERM');
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const code = await exited;
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+  info(`sluice serve stopped (exit ${code})`);
 }
 
 main().catch((err: unknown) => {
