@@ -1,7 +1,7 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { scaffoldConfig, scaffoldEnv, scaffoldTypes } from '../../src/cli/scaffold.ts';
 import { Workspace } from '../../src/runtime/workspace.ts';
 import { BIN, SRC_INDEX, sluice } from '../support/cli.ts';
@@ -121,4 +121,51 @@ describe('sluice init', () => {
     expect(again.status).toBe(1);
     expect(again.stderr).toContain('sluice.config.mts exists');
   });
+
+  // On a terminal (script(1) gives the process one), init asks with @inquirer/prompts.
+  it.skipIf(!hasScript())('asks on a terminal: source, target and the sync name', async () => {
+    const dir = tempDir();
+    const child = spawn('script', ['-qfec', `${process.execPath} ${BIN} init`, '/dev/null'], {
+      cwd: dir,
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    onTestFinished(() => {
+      child.kill('SIGKILL');
+    });
+    let out = '';
+    const waiters: { text: string; resolve: () => void }[] = [];
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      for (const w of waiters.splice(0))
+        if (out.includes(w.text)) w.resolve();
+        else waiters.push(w);
+    });
+    const seen = (text: string) =>
+      new Promise<void>((resolve) => (out.includes(text) ? resolve() : waiters.push({ text, resolve })));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await seen('Read records from');
+    const before = out.length;
+    child.stdin.write('\u001b[B'); // down: postgres
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (out.length === before) return;
+        clearInterval(poll);
+        resolve();
+      }, 20);
+    });
+    child.stdin.write('\r');
+    await seen('Write them to');
+    child.stdin.write('\r'); // sqlite, the first
+    await seen('Name of the sync');
+    child.stdin.write('people\r');
+    expect(await exited).toBe(0);
+    expect(out).toContain('(postgres → sqlite, sync people)');
+    const text = readFileSync(join(dir, 'sluice.config.ts'), 'utf8');
+    expect(text).toContain("type: 'postgres'");
+    expect(text).toContain('    people: {');
+  });
 });
+
+function hasScript(): boolean {
+  return spawnSync('script', ['--version']).status === 0;
+}
