@@ -31,6 +31,9 @@ import { tempDir } from '../support/tmp.ts';
  *   `sluice --help` lists has a row.
  */
 
+const SPAWN_TIMEOUT_MS = 60_000;
+const BLOCK_TIMEOUT_MS = 180_000;
+
 const README = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
 
 /** The fenced block after `<!-- readme-test: name -->`. */
@@ -87,7 +90,7 @@ function runLine(dir: string, line: string, env: NodeJS.ProcessEnv = {}): Ran {
     cwd: dir,
     encoding: 'utf8',
     env: { ...process.env, ...env, NO_COLOR: '1' },
-    timeout: 60_000,
+    timeout: SPAWN_TIMEOUT_MS,
   });
   return { line, status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -105,7 +108,8 @@ function runBlock(dir: string, name: string, env: NodeJS.ProcessEnv = {}): Ran[]
 }
 
 describe('README.md, run as written', () => {
-  it('Use it in your project: install, init, check, backfill, status', () => {
+  // A command a line, each its own process: bounded by SPAWN_TIMEOUT_MS a line and this per block.
+  it('Use it in your project: install, init, check, backfill, status', { timeout: BLOCK_TIMEOUT_MS }, () => {
     const dir = tempDir('readme-project');
     seedContacts(join(dir, 'source.db'), 3_000);
     const ran = runBlock(dir, 'project');
@@ -116,7 +120,7 @@ describe('README.md, run as written', () => {
     expect(out('npx sluice status')).toMatch(/contacts\s+incremental/);
   });
 
-  it('the config example loads, and the CLI commands run against it', () => {
+  it('the config example loads, and the CLI commands run against it', { timeout: BLOCK_TIMEOUT_MS }, () => {
     const dir = tempDir('readme-config');
     const config = marked('config');
     expect(config.lang).toBe('ts');
