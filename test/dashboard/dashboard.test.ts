@@ -44,6 +44,32 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
         // The script cannot read it.
         expect(await page.evaluate('document.cookie')).toBe('');
 
+        // The keyboard reaches everything: Tab to tick's Run button, Enter requests a run.
+        const focused = () => page.evaluate("document.activeElement?.getAttribute('aria-label') ?? ''");
+        const tabTo = async (label: string) => {
+          for (let i = 0; i < 60 && (await focused()) !== label; i++) await page.keyboard.press('Tab');
+          expect(await focused()).toBe(label);
+        };
+        await tabTo('Run tick now');
+        await page.keyboard.press('Enter');
+        await page
+          .locator('#toast')
+          .getByText(/tick: run requested/)
+          .waitFor();
+        expect(await t.ws.store.queue!.list({ sync: 'tick' })).toHaveLength(1);
+        // The feed picks the queued run up (no event: the runtime is not started here).
+        await page.locator('tr[data-sync="tick"]').getByText('queued', { exact: true }).waitFor();
+        // Reset asks first, naming the sync; Escape cancels.
+        await tabTo('Reset tick');
+        await page.keyboard.press('Enter');
+        await page
+          .locator('#confirm-text')
+          .getByText(/^Reset tick\?/)
+          .waitFor();
+        await page.keyboard.press('Escape');
+        await page.locator('#confirm').waitFor({ state: 'hidden' });
+        await screenshot(page, 'keyboard');
+
         // Signing out ends the session: the sign-in form again.
         await page.getByRole('button', { name: 'Sign out' }).click();
         await page.getByLabel('API token').waitFor();

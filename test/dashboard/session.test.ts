@@ -6,6 +6,7 @@ import { Workspace } from '../../src/runtime/workspace.ts';
 import { LiveFeed } from '../../src/server/dashboard/live.ts';
 import { seedContacts } from '../support/contacts.ts';
 import { tempDir } from '../support/tmp.ts';
+import { until } from '../support/until.ts';
 import { servedWorkspace, TOKEN } from './setup.ts';
 
 /** A session cookie for `url`, from signing in as the page does. */
@@ -193,6 +194,33 @@ describe('the live feed', () => {
     } finally {
       feed.close();
       await ws.close();
+    }
+  });
+});
+
+describe('the live feed without events', () => {
+  it('sees what other processes do by reading every refreshMs, and sends only what moved', async () => {
+    const t = await servedWorkspace({ rows: 10 });
+    const feed = new LiveFeed(t.ws, new EventEmitter() as unknown as Runtime, { refreshMs: 150 });
+    try {
+      const snapshots: { state: string }[][] = [];
+      const stop = feed.listen((event, data) => {
+        if (event === 'snapshot') snapshots.push((JSON.parse(data) as { syncs: { state: string }[] }).syncs);
+      });
+      await until('the first snapshot', () => snapshots.length === 1);
+      // Several refreshes find nothing new: nothing more is sent.
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      expect(snapshots).toHaveLength(1);
+      // Another process queues a run of tick (no event reaches this feed): the next refresh sends it.
+      await t.ws.store.queue!.enqueue({ sync: 'tick', lane: 'bundle:crm', trigger: 'api' });
+      const moved = await until('the queued run on the feed', () =>
+        snapshots.find((syncs) => syncs.some((s) => s.state === 'queued')),
+      );
+      expect(moved).toBeDefined();
+      stop();
+    } finally {
+      feed.close();
+      await t.stop();
     }
   });
 });

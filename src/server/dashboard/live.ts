@@ -6,7 +6,10 @@ import { type LiveState, type Snapshot, snapshot } from './views.ts';
 export type LiveOptions = {
   /** Snapshots are read at most this often, however many events arrive. @defaultValue 400 */
   minIntervalMs?: number;
-  /** While a page listens, a snapshot is read this often anyway, for runs of other processes. @defaultValue 5000 */
+  /**
+   * While a page listens, a snapshot is read this often anyway, for runs of other processes (sent
+   * only when it differs from the last one). @defaultValue 2000
+   */
   refreshMs?: number;
   now?: () => number;
 };
@@ -20,7 +23,7 @@ export type Listener = (event: 'snapshot' | 'error', data: string) => void;
  * `minIntervalMs` after the last one — and sent to every listening page. However many syncs and
  * pages, the store is read at most once per interval, never once per page or per event. Runs of
  * other processes sharing the store (`sluice worker`, a CLI backfill) send no events here: while a
- * page listens, a snapshot is also read every `refreshMs`.
+ * page listens, a snapshot is also read every `refreshMs`, and sent when something in it moved.
  */
 export class LiveFeed {
   readonly state: LiveState = { progress: new Map(), chainBroken: new Map() };
@@ -33,6 +36,8 @@ export class LiveFeed {
   private stale = false;
   /** A runtime event came since the last snapshot was read. */
   private eventSinceRead = false;
+  /** What the last snapshot sent said, its clock and lags aside; and when it was sent. */
+  private lastSent: { signature: string; at: number } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private refresher: NodeJS.Timeout | null = null;
   private last: { at: number; text: string } | null = null;
@@ -41,7 +46,7 @@ export class LiveFeed {
   constructor(ws: Workspace, runtime: Runtime, options: LiveOptions = {}) {
     this.ws = ws;
     this.minIntervalMs = options.minIntervalMs ?? 400;
-    this.refreshMs = options.refreshMs ?? 5_000;
+    this.refreshMs = options.refreshMs ?? 2_000;
     this.now = options.now ?? Date.now;
     runtime.on('run:start', ({ request }) => {
       this.state.chainBroken.delete(request.sync);
@@ -81,7 +86,7 @@ export class LiveFeed {
     this.listeners.add(listener);
     if (!this.refresher) {
       this.refresher = setInterval(() => {
-        if (this.now() - this.lastReadAt >= this.refreshMs - 50) this.touch();
+        if (this.now() - this.lastReadAt >= this.refreshMs - 50) this.schedule();
       }, this.refreshMs);
       this.refresher.unref();
     }
@@ -132,9 +137,13 @@ export class LiveFeed {
     this.timer = null;
   }
 
-  /** Marks the picture stale; a snapshot follows within `minIntervalMs` (if a page listens). */
+  /** An event marks the picture stale; a snapshot follows within `minIntervalMs` (if a page listens). */
   private touch(): void {
     this.eventSinceRead = true;
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.listeners.size === 0) return;
     this.stale = true;
     if (this.reading || this.timer) return;
@@ -143,7 +152,7 @@ export class LiveFeed {
       this.timer = null;
       this.reading = this.send().finally(() => {
         this.reading = null;
-        if (this.stale) this.touch();
+        if (this.stale) this.schedule();
       });
     }, wait);
   }
@@ -152,17 +161,24 @@ export class LiveFeed {
     this.stale = false;
     this.lastReadAt = this.now();
     let text: string;
+    let signature: string;
+    const byEvent = this.eventSinceRead;
     try {
       this.eventSinceRead = false;
       const snap = await this.read();
       this.lastReadAt = snap.now;
       text = stringifyJson(snap);
+      signature = stringifyJson({ ...snap, now: 0, syncs: snap.syncs.map((s) => ({ ...s, lagMs: null })) });
     } catch (err) {
       // The store is busy or closed: the pages say so and the next event or refresh tries again.
       this.broadcast('error', stringifyJson({ error: (err as Error).message }));
       return;
     }
     this.last = { at: this.lastReadAt, text };
+    // A refresh that found nothing moved sends nothing (but lags go on growing: once in 30 s).
+    const unchanged = this.lastSent?.signature === signature && this.lastReadAt - this.lastSent.at < 30_000;
+    if (!byEvent && unchanged) return;
+    this.lastSent = { signature, at: this.lastReadAt };
     this.broadcast('snapshot', text);
   }
 

@@ -18,6 +18,8 @@ export type NextRun = {
   at: number | null;
   /** True where `at` is worked out from the last run and the interval, not read from a queue or cron. */
   approximate: boolean;
+  /** The interval, where `at` is approximate: the page rolls `at` on by it once it has passed. */
+  everyMs?: number;
   what: string;
 };
 
@@ -33,6 +35,13 @@ export type SyncRow = SyncStatus & {
   next: NextRun | null;
   /** The running run's latest progress, where this process runs it. */
   live: LiveProgress | null;
+  /** When the backfill started (epoch ms); null once it is done or before it starts. */
+  backfillStartedAt: number | null;
+  /**
+   * Milliseconds until the backfill is done at the pace it has kept since it started (its turns in
+   * the lane and the waits between them included); null when not in backfill or not yet known.
+   */
+  backfillEtaMs: number | null;
 };
 
 export type LiveProgress = Pick<
@@ -76,13 +85,17 @@ export type LiveState = {
 export async function snapshot(ws: Workspace, live: LiveState, now = Date.now()): Promise<Snapshot> {
   const statuses = await ws.status(now);
   const queue = ws.store.queue;
-  const [running, queued, runs] = await Promise.all([
+  const [checkpoints, running, queued, runs] = await Promise.all([
+    ws.store.listCheckpoints(),
     queue ? queue.list({ status: 'running', limit: 1_000 }) : Promise.resolve([]),
     queue ? queue.list({ status: 'queued', limit: 2_000 }) : Promise.resolve([]),
     ws.store.listRuns({ limit: RECENT_RUNS }),
   ]);
   const bundles = bundleIndex(ws.config.config.bundles);
   const busyLanes = new Set(running.map((r) => r.lane));
+  const started = new Map(
+    checkpoints.map((cp) => [cp.sync, cp.backfillStartedAt ? Date.parse(cp.backfillStartedAt) : null]),
+  );
   const syncs: SyncRow[] = statuses.map((status) => {
     const sync = ws.sync(status.sync);
     const lane = laneOf(status.sync, bundles, 'schedule');
@@ -97,9 +110,18 @@ export async function snapshot(ws: Workspace, live: LiveState, now = Date.now())
         status.state === 'queued' && mine.some((r) => r.notBefore <= now && busyLanes.has(r.lane)),
       next: nextRun(ws, status, mine, now),
       live: status.state === 'running' ? (live.progress.get(status.sync) ?? null) : null,
+      backfillStartedAt: status.phase === 'backfill' ? (started.get(status.sync) ?? null) : null,
+      backfillEtaMs: backfillEta(status, started.get(status.sync) ?? null, now),
     };
   });
   return { now, syncs, lanes: lanes(ws, running, queued, runs, now), windowMs: TURNS_WINDOW_MS };
+}
+
+function backfillEta(status: SyncStatus, startedAt: number | null, now: number): number | null {
+  if (status.phase !== 'backfill' || startedAt === null || status.backfillEstimate === null) return null;
+  const elapsed = now - startedAt;
+  if (status.backfillDone <= 0 || elapsed <= 0) return null;
+  return (Math.max(0, status.backfillEstimate - status.backfillDone) * elapsed) / status.backfillDone;
 }
 
 function nextRun(ws: Workspace, status: SyncStatus, queued: RunRequest[], now: number): NextRun | null {
@@ -121,11 +143,16 @@ function nextRun(ws: Workspace, status: SyncStatus, queued: RunRequest[], now: n
     const next = new Cron(schedule.cron, { paused: true }).nextRun();
     return next ? { at: next.getTime(), approximate: false, what: schedule.cron } : null;
   }
-  // The runtime ticks every `every` from its own start; the last run's start is the nearest guide.
-  const last = status.lastRun ? Date.parse(status.lastRun.startedAt) : now;
-  let at = last + schedule.every;
-  if (at < now) at = now + schedule.every - ((now - last) % schedule.every);
-  return { at, approximate: true, what: `every ${formatMs(schedule.every)}` };
+  // The runtime ticks every `every` from its own start, which no one records; the last run's start is
+  // the nearest guide. Kept as it is (the page rolls it on), so a snapshot does not change by itself.
+  const what = `every ${formatMs(schedule.every)}`;
+  if (!status.lastRun) return { at: null, approximate: true, what };
+  return {
+    at: Date.parse(status.lastRun.startedAt) + schedule.every,
+    approximate: true,
+    everyMs: schedule.every,
+    what,
+  };
 }
 
 function lanes(

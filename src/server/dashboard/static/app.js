@@ -137,11 +137,23 @@ const VIEWS = {
   store: { title: 'Data store', open: openStore, update: () => {} },
 };
 
+/** The server's clock now: the snapshot's, moved on by the time since it arrived. */
+function nowish() {
+  return state.snapshot ? state.snapshot.now + (Date.now() - (state.receivedAt ?? Date.now())) : Date.now();
+}
+
 function appPage() {
   window.addEventListener('hashchange', route);
+  // Durations, lags and the time axis move on between snapshots (a quiet feed sends none).
+  setInterval(() => {
+    if (state.view === 'syncs' || state.view === 'lanes') VIEWS[state.view].update($('#view'));
+  }, 1000);
   // The page arrives with its first snapshot; the live feed takes over from there.
   const initial = JSON.parse($('#initial-snapshot').textContent);
-  if (initial) state.snapshot = initial;
+  if (initial) {
+    state.snapshot = initial;
+    state.receivedAt = Date.now();
+  }
   connect();
   route();
 }
@@ -157,6 +169,8 @@ function route() {
   main.replaceChildren();
   main.dataset.view = state.view;
   VIEWS[state.view].open(main);
+  if (route.done) main.focus({ preventScroll: true });
+  route.done = true;
 }
 
 function connect() {
@@ -194,8 +208,20 @@ const rows = new Map();
 function openSyncs(main) {
   rows.clear();
   const tbody = h('tbody', { id: 'sync-rows' });
+  const filter = h('input', {
+    type: 'search',
+    id: 'sync-filter',
+    placeholder: 'filter by name',
+    'aria-label': 'Filter syncs by name',
+    oninput: (e) => {
+      state.syncFilter = e.target.value;
+      updateSyncs();
+    },
+  });
+  filter.value = state.syncFilter ?? '';
   main.append(
     h('h2', { text: 'Syncs' }),
+    h('div', { class: 'toolbar' }, filter),
     h(
       'div',
       { class: 'table-wrap' },
@@ -294,7 +320,9 @@ function syncRow(name) {
 function updateSyncs() {
   const tbody = $('#sync-rows');
   if (!tbody || !state.snapshot) return;
-  const { syncs, now } = state.snapshot;
+  const { syncs } = state.snapshot;
+  const now = nowish();
+  const drift = now - state.snapshot.now;
   const order = [];
   for (const s of syncs) {
     const row = syncRow(s.sync);
@@ -317,19 +345,35 @@ function updateSyncs() {
     row.bar.setAttribute('aria-valuetext', `${pct}%${exact || caughtUp ? '' : ' (approximate)'}`);
     row.bar.classList.toggle('done', caughtUp || pct >= 100);
     row.bar.classList.toggle('approx', !exact && !caughtUp);
+    row.tr.hidden = state.syncFilter ? !s.sync.includes(state.syncFilter) : false;
     const approx = exact || caughtUp ? '' : '~';
     row.counts.textContent = caughtUp
       ? `backfill done · ${num(s.backfillDone)} records`
       : `${num(done)} / ${estimate === null || estimate === undefined ? '?' : `${approx}${num(estimate)}`} · ${pct}%`;
-    row.rate.textContent = live ? `${num(live.rate)}/s` : '—';
-    const eta = live && live.phase === 'backfill' ? live.etaMs : null;
+    const last = s.lastRun;
+    const lastRate = last?.endedAt
+      ? (last.counters.read * 1000) / Math.max(1, Date.parse(last.endedAt) - Date.parse(last.startedAt))
+      : null;
+    row.rate.textContent = live
+      ? `${num(live.rate)}/s`
+      : lastRate !== null && !caughtUp
+        ? `${num(lastRate)}/s`
+        : '—';
+    row.rate.title = live ? 'this run' : lastRate !== null && !caughtUp ? 'its last run' : '';
+    // The backfill's pace since it started, turns of other syncs in its lane included.
+    const eta = s.backfillEtaMs;
     row.eta.textContent = eta === null ? '—' : `${approx}${duration(eta)}`;
-    row.eta.title = eta !== null && approx ? 'approximate: the backfill total is an estimate' : '';
-    row.lag.textContent = s.lagMs === null ? '—' : duration(s.lagMs);
+    row.eta.title =
+      eta === null
+        ? ''
+        : `at the pace kept since the backfill started${approx ? '; approximate: the total is an estimate' : ''}`;
+    row.lag.textContent = s.lagMs === null ? '—' : duration(s.lagMs + drift);
     row.state.replaceChildren(...stateOf(s, now).filter(Boolean));
     row.next.textContent = nextOf(s.next, now);
   }
-  tbody.replaceChildren(...order);
+  // Rows are moved only when the order changed: a row taken out of the page loses the keyboard focus.
+  const same = order.length === tbody.children.length && order.every((tr, i) => tbody.children[i] === tr);
+  if (!same) tbody.replaceChildren(...order);
 }
 
 function stateOf(s, now) {
@@ -371,7 +415,10 @@ function stateOf(s, now) {
 function nextOf(next, now) {
   if (!next) return 'on request';
   if (next.at === null) return next.what;
-  const at = next.at <= now ? 'now' : `${clock(next.at)} (in ${duration(next.at - now)})`;
+  let due = next.at;
+  // An interval's next tick, worked out from the last run: rolled on past the present.
+  if (next.everyMs) while (due < now) due += Math.ceil((now - due) / next.everyMs) * next.everyMs;
+  const at = due <= now ? 'now' : `${clock(due)} (in ${duration(due - now)})`;
   return `${next.approximate ? '~' : ''}${at} · ${next.what}`;
 }
 
@@ -432,7 +479,8 @@ function renderLanes(main) {
   }
   const holder = $('#lanes', main);
   if (!state.snapshot) return;
-  const { lanes, now, windowMs } = state.snapshot;
+  const { lanes, windowMs } = state.snapshot;
+  const now = nowish();
   const shown = lanes.filter(
     (l) => l.bundle !== null || l.running.length || l.waiting.length || l.turns.length,
   );
@@ -577,7 +625,7 @@ function openRuns(main) {
     ),
   );
   main.append(
-    h('h2', { text: 'Records per second, last hour' }),
+    h('h2', { text: 'Records read per second, last hour (one-minute averages)' }),
     h('div', { class: 'card' }, h('div', { id: 'rates' }, 'loading…')),
     h('h2', { text: 'Runs' }),
     h('div', { class: 'toolbar' }, h('label', {}, 'Sync ', sync), h('label', {}, 'Status ', status)),
@@ -701,10 +749,9 @@ function renderRates(rates) {
       h('svg:line', { class: 'grid', x1: pad.l, x2: W, y1: y(max * frac), y2: y(max * frac) }),
       h('svg:text', { x: 2, y: y(max * frac) + 3, text: num(max * frac) }),
     );
-  for (const m of [0, 15, 30, 45, 60])
-    svg.append(
-      h('svg:text', { x: x(Math.min(n - 1, m)) - 10, y: H - 4, text: m === 60 ? 'now' : `-${60 - m}m` }),
-    );
+  for (const m of [0, 15, 30, 45])
+    svg.append(h('svg:text', { x: x(Math.min(n - 1, m)) - 10, y: H - 4, text: `-${60 - m}m` }));
+  svg.append(h('svg:text', { x: W - 4, y: H - 4, 'text-anchor': 'end', text: 'now' }));
   for (const s of shown)
     svg.append(
       h('svg:polyline', {
