@@ -157,7 +157,10 @@ export async function checkSync(config: ValidConfig, name: string, store: Store 
     found('target', findings ?? []);
   } else
     found('target', [
-      { level: 'warning', message: `a ${targetConn.type} target cannot be checked without writing to it` },
+      {
+        level: 'warning',
+        message: `the ${targetConn.type} target cannot be checked without writing to it: its first batch tells`,
+      },
     ]);
   return result;
 }
