@@ -6,3 +6,6 @@ CREATE TABLE webhook_receipts (
   expires_at BIGINT NOT NULL
 );
 CREATE INDEX webhook_receipts_expiry ON webhook_receipts (expires_at);
+
+-- Ids of requested runs queued in the pg-boss runtime (its jobs are named by UUIDs; requests by numbers).
+CREATE SEQUENCE run_request_ids;
