@@ -177,7 +177,7 @@ export class SluiceWorkspace {
   async #close(timeoutMs: number): Promise<boolean> {
     const server = this.#server;
     const closed = new Promise<void>((done) => (server ? server.close(() => done()) : done()));
-    // A runtime that could not be made (a PostgreSQL store has no local queue) has nothing to stop.
+    // A runtime that could not be made (its store unreachable, say) has nothing to stop.
     const runtime = this.#runtime ? await this.#runtime.catch(() => null) : null;
     const clean = runtime ? await runtime.stop({ timeoutMs }) : true;
     // A request still open after the runs stopped (a slow client) does not hold the close up.
@@ -188,9 +188,8 @@ export class SluiceWorkspace {
 
   #runtimeOf(options: RuntimeOptions): Promise<Runtime & { start(): Promise<void> }> {
     if (this.#closed) throw new Error('this workspace is closed');
-    this.#runtime ??= import('../runtime/local/runtime.ts').then(
-      ({ LocalRuntime }) =>
-        new LocalRuntime(this.#ws, options.concurrency ? { concurrency: options.concurrency } : {}),
+    this.#runtime ??= import('../runtime/create.ts').then(({ createRuntime }) =>
+      createRuntime(this.#ws, options.concurrency ? { concurrency: options.concurrency } : {}),
     );
     return this.#runtime;
   }

@@ -49,9 +49,9 @@ function portNumber(value: string): number {
 async function runService(cmd: Command, opts: ServeOptions, http: boolean): Promise<void> {
   // The runtime, the HTTP server (hono, prom-client) and the logger are imported when serve runs:
   // the other commands start without them.
-  const [{ createLogger }, { LocalRuntime }, { Workspace }, { createApp }, { listen }] = await Promise.all([
+  const [{ createLogger }, { createRuntime }, { Workspace }, { createApp }, { listen }] = await Promise.all([
     import('../logging.ts'),
-    import('../../runtime/local/runtime.ts'),
+    import('../../runtime/create.ts'),
     import('../../runtime/workspace.ts'),
     import('../../server/app.ts'),
     import('../../server/listen.ts'),
@@ -59,7 +59,8 @@ async function runService(cmd: Command, opts: ServeOptions, http: boolean): Prom
   const log = await createLogger({ level: opts.logLevel, format: opts.logFormat });
   const { config } = cmd.optsWithGlobals<{ config: string }>();
   const ws = await Workspace.open(config);
-  const runtime = new LocalRuntime(ws, opts.concurrency ? { concurrency: opts.concurrency } : {});
+  // The local runtime on a SQLite store; the pg-boss one, shared by every process, on PostgreSQL.
+  const runtime = await createRuntime(ws, opts.concurrency ? { concurrency: opts.concurrency } : {});
   logRuntime(runtime, log);
   let server: ServerType | null = null;
   if (http) {
