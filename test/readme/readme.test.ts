@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.ts';
+import { configSchema, syncSchema } from '../../src/config/schema.ts';
 import { BIN } from '../support/cli.ts';
 import { seedContacts } from '../support/contacts.ts';
 import { installSluiceModule } from '../support/sluice-module.ts';
@@ -29,6 +30,9 @@ import { tempDir } from '../support/tmp.ts';
  * - The CLI table: the flags its first column names for a command are the flags the command has,
  *   both ways (a flag the code has and the README does not name fails too), and every command
  *   `sluice --help` lists has a row.
+ * - The Config section's defaults: each `` `option` | `default` `` row of the sync options table, and
+ *   the top-level `runtime: {…}` and `server: {…}` it states, written into a config, change nothing
+ *   the schema would fill in itself.
  */
 
 const SPAWN_TIMEOUT_MS = 60_000;
@@ -200,6 +204,35 @@ describe('README.md, run as written', () => {
         [...rowFlags].filter((f) => !union.has(f)),
         `flags the README names for \`sluice ${name}\` that it lacks`,
       ).toEqual([]);
+    }
+  });
+
+  it("the defaults the Config section states are the schema's", () => {
+    const section = README.slice(README.indexOf('\n### Sync options\n'), README.indexOf('\n### Store\n'));
+    const rows = [...section.matchAll(/^\| `([\w.]+)` \| `([^`]+)` \|/gm)];
+    expect(rows.map((r) => r[1])).toEqual(
+      expect.arrayContaining(['batch.size', 'maxRunDuration', 'retries.attempts']),
+    );
+    // A default stated is one that, written out, changes nothing.
+    const base = () => ({
+      source: { connection: 'a', table: 't' },
+      target: { connection: 'a', table: 't' },
+      key: 'id',
+      cursor: { field: 'updated_at' } as Record<string, unknown>,
+    });
+    for (const [, option, text] of rows) {
+      const value = new Function(`return (${text});`)() as unknown;
+      const stated: Record<string, unknown> = base();
+      const [head, leaf] = option!.split('.');
+      if (leaf) stated[head!] = { ...(stated[head!] as object), [leaf]: value };
+      else stated[head!] = value;
+      expect(syncSchema.parse(stated), `syncs.<name>.${option}: ${text}`).toEqual(syncSchema.parse(base()));
+    }
+    for (const top of ['runtime', 'server']) {
+      const text = new RegExp(`\`${top}: (\\{[^\`]*\\})\``).exec(section)?.[1];
+      expect(text, `the README states the ${top} defaults`).toBeDefined();
+      const value = new Function(`return (${text});`)() as unknown;
+      expect(configSchema.parse({ [top]: value }), `${top}: ${text}`).toEqual(configSchema.parse({}));
     }
   });
 });
