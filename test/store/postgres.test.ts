@@ -27,6 +27,7 @@ describe('PostgresStore migrations', () => {
         { version: 1, name: 'initial' },
         { version: 4, name: 'run-lanes' },
         { version: 5, name: 'sweeps-fingerprints-fences' },
+        { version: 6, name: 'webhook-receipts-request-ids' },
       ]);
     } finally {
       await client.end();

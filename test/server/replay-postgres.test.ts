@@ -12,10 +12,7 @@ import { freshDatabase } from '../support/pg.ts';
 import { listen } from '../support/server.ts';
 import { tempDir } from '../support/tmp.ts';
 
-/**
- * Records what the server asks of it. `sluice serve` cannot run on the PostgreSQL store yet (the
- * local runtime keeps its queue in SQLite), so the HTTP side is served here against that store.
- */
+/** Records what the server asks of it: the HTTP side alone, against the PostgreSQL store. */
 class RecordingRuntime extends EventEmitter<RuntimeEvents> implements Runtime {
   readonly requests: { sync: string; trigger: RunTrigger | undefined; payload: Json | null | undefined }[] =
     [];
@@ -62,54 +59,54 @@ function signed(body: string) {
   };
 }
 
-describe('webhooks on a store that keeps no signature receipts (PostgreSQL)', () => {
-  it('refuses signed requests with 503 saying why, and still accepts bearer tokens', async () => {
+describe('signed webhooks on the PostgreSQL store', () => {
+  it('accepts a signed request once and refuses its replay, on any server sharing the store; bearer tokens pass', async () => {
     const dir = tempDir('replay');
     seedContacts(join(dir, 'a.db'), 10);
     const db = await freshDatabase('replay', { store: true });
-    const ws = await Workspace.fromConfig(
-      {
-        store: db.url,
-        connections: { a: { type: 'sqlite', path: 'a.db' }, b: { type: 'sqlite', path: 'b.db' } },
-        syncs: {
-          contacts: {
-            source: { connection: 'a', table: 'contacts' },
-            target: { connection: 'b', table: 'contacts' },
-            key: 'id',
-            cursor: 'updated_at',
-            webhook: { secrets: [SECRET], tokens: ['hook-token'] },
-          },
+    const config = {
+      store: db.url,
+      connections: { a: { type: 'sqlite', path: 'a.db' }, b: { type: 'sqlite', path: 'b.db' } },
+      syncs: {
+        contacts: {
+          source: { connection: 'a', table: 'contacts' },
+          target: { connection: 'b', table: 'contacts' },
+          key: 'id',
+          cursor: 'updated_at',
+          webhook: { secrets: [SECRET], tokens: ['hook-token'] },
         },
       },
-      dir,
-    );
+    };
+    // Two servers on one store, as two `sluice serve` processes behind a load balancer would be.
+    const [one, two] = [await Workspace.fromConfig(config, dir), await Workspace.fromConfig(config, dir)];
     try {
-      expect(ws.store.claimNonce, 'this store now keeps receipts: test the replay refusal instead').toBe(
-        undefined,
-      );
       const runtime = new RecordingRuntime();
-      const hook = `${await listen(createApp(ws, runtime))}/hooks/contacts`;
+      const hooks = [
+        `${await listen(createApp(one, runtime))}/hooks/contacts`,
+        `${await listen(createApp(two, runtime))}/hooks/contacts`,
+      ];
 
-      // A valid signature, sent twice: without receipts the second could not be told from the first.
       const request = signed('{"contact":1}');
-      for (const attempt of [1, 2]) {
+      expect((await fetch(hooks[0]!, request)).status).toBe(202);
+      // The same signed request again, to either server: a replay, refused, starting nothing.
+      for (const hook of hooks) {
         const res = await fetch(hook, request);
         const answer = (await res.json()) as { error: string; code: string };
-        expect(res.status, `attempt ${attempt}: ${answer.error}`).toBe(503);
-        expect(answer.code).toBe('WEBHOOK_REPLAY_UNPROTECTED');
-        expect(answer.error).toMatch(/keeps no receipts.*replayed request.*bearer token/);
+        expect(res.status).toBe(401);
+        expect(answer.error).toMatch(/already received \(replay\)/);
       }
-      expect(runtime.requests).toEqual([]);
+      expect(runtime.requests).toEqual([{ sync: 'contacts', trigger: 'webhook', payload: { contact: 1 } }]);
 
-      const byToken = await fetch(hook, {
+      const byToken = await fetch(hooks[1]!, {
         method: 'POST',
         body: '{"contact":2}',
         headers: { authorization: 'Bearer hook-token' },
       });
       expect(byToken.status).toBe(202);
-      expect(runtime.requests).toEqual([{ sync: 'contacts', trigger: 'webhook', payload: { contact: 2 } }]);
+      expect(runtime.requests).toHaveLength(2);
     } finally {
-      await ws.close();
+      await one.close();
+      await two.close();
     }
   }, 60_000);
 });
