@@ -5,7 +5,7 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 /**
  * Sluice as a user gets it: `npm pack`, the tarball installed into a fresh project outside the
@@ -16,6 +16,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const ROWS = 2_000;
+// Each step spawns npx or a few processes: generous on a busy 2-core CI machine; the whole file
+// stays within about 4 minutes there.
+const STEP_TIMEOUT = 120_000;
 const run = promisify(execFile);
 
 // The user's shell: the Node this test runs on, and nothing of the repository's node_modules/.bin
@@ -146,8 +149,15 @@ describe('the packed package in a project of its own', () => {
     writeFileSync(join(project, 'library.mjs'), LIBRARY_MJS);
   }, 240_000);
 
+  // The project and the tarball are kept when a step fails, with their path in the failure.
+  let failed = false;
+  afterEach((ctx) => {
+    if (ctx.task.result?.state !== 'fail') return;
+    failed = true;
+    for (const error of ctx.task.result.errors ?? []) error.message = `${error.message}\n(kept in ${work})`;
+  });
   afterAll(() => {
-    if (work) rmSync(work, { recursive: true, force: true });
+    if (work && !failed) rmSync(work, { recursive: true, force: true });
   });
 
   it('carries dist, its migrations and the bin, and none of the repository tooling', async () => {
@@ -165,56 +175,68 @@ describe('the packed package in a project of its own', () => {
     expect(unwanted).toEqual([]);
   });
 
-  it('backfills a SQLite → SQLite sync from a .ts config with npx sluice', async () => {
-    const out = await sh('npx', ['--no', 'sluice', 'backfill', 'contacts', '--json'], project);
-    const summary = JSON.parse(out) as { done: boolean; records: number };
-    expect(summary).toMatchObject({ done: true, records: ROWS });
-    expect(countRows(join(project, 'target.db'), 'contacts')).toBe(ROWS);
-    const status = JSON.parse(await sh('npx', ['--no', 'sluice', 'status', '--json'], project)) as {
-      sync: string;
-      phase: string;
-      backfillDone: number;
-    }[];
-    expect(status).toMatchObject([{ sync: 'contacts', phase: 'incremental', backfillDone: ROWS }]);
-  });
+  it(
+    'backfills a SQLite → SQLite sync from a .ts config with npx sluice',
+    async () => {
+      const out = await sh('npx', ['--no', 'sluice', 'backfill', 'contacts', '--json'], project);
+      const summary = JSON.parse(out) as { done: boolean; records: number };
+      expect(summary).toMatchObject({ done: true, records: ROWS });
+      expect(countRows(join(project, 'target.db'), 'contacts')).toBe(ROWS);
+      const status = JSON.parse(await sh('npx', ['--no', 'sluice', 'status', '--json'], project)) as {
+        sync: string;
+        phase: string;
+        backfillDone: number;
+      }[];
+      expect(status).toMatchObject([{ sync: 'contacts', phase: 'incremental', backfillDone: ROWS }]);
+    },
+    STEP_TIMEOUT,
+  );
 
-  it('runs the same through the library API from a .mjs script', async () => {
-    const result = JSON.parse(await sh(process.execPath, ['library.mjs'], project));
-    expect(result).toMatchObject({
-      backfill: { sync: 'contacts', done: true, records: ROWS },
-      status: { sync: 'contacts', phase: 'incremental', backfillDone: ROWS, deadLetters: 0 },
-      deadLetters: 0,
-      health: { ok: true },
-      incremental: 'succeeded',
-      clean: true,
-      cliStatus: { sync: 'contacts', phase: 'incremental', backfillDone: ROWS },
-    });
-    expect(result.progressEvents).toBeGreaterThan(0);
-    expect(result.port).toBeGreaterThan(0);
-    expect(countRows(join(project, 'library.db'), 'contacts')).toBe(ROWS);
-  });
+  it(
+    'runs the same through the library API from a .mjs script',
+    async () => {
+      const result = JSON.parse(await sh(process.execPath, ['library.mjs'], project));
+      expect(result).toMatchObject({
+        backfill: { sync: 'contacts', done: true, records: ROWS },
+        status: { sync: 'contacts', phase: 'incremental', backfillDone: ROWS, deadLetters: 0 },
+        deadLetters: 0,
+        health: { ok: true },
+        incremental: 'succeeded',
+        clean: true,
+        cliStatus: { sync: 'contacts', phase: 'incremental', backfillDone: ROWS },
+      });
+      expect(result.progressEvents).toBeGreaterThan(0);
+      expect(result.port).toBeGreaterThan(0);
+      expect(countRows(join(project, 'library.db'), 'contacts')).toBe(ROWS);
+    },
+    STEP_TIMEOUT,
+  );
 
-  it('passes publint and arethetypeswrong', async () => {
-    const publint = await sh(join(REPO, 'node_modules/.bin/publint'), ['run', tarball], work, {
-      ...userEnv,
-      PATH: process.env.PATH ?? '',
-    });
-    expect(publint).toContain('All good!');
-    // An ESM-only package (Node ≥ 22.18 loads it with require() too): the esm-only profile leaves
-    // out the CommonJS resolutions (node10, node16 from CJS), whose one complaint is that very fact.
-    const attw = await sh(
-      join(REPO, 'node_modules/.bin/attw'),
-      [tarball, '--profile', 'esm-only', '--format', 'json'],
-      work,
-      { ...userEnv, PATH: process.env.PATH ?? '' },
-    );
-    // The JSON lists the left-out resolutions' problems too; attw's exit code (0, or sh throws) and
-    // this filter both leave them out.
-    const report = JSON.parse(attw) as { problems?: Record<string, { resolutionKind?: string }[]> };
-    const ignored = new Set(['node10', 'node16-cjs']);
-    const problems = Object.values(report.problems ?? {})
-      .flat()
-      .filter((p) => !ignored.has(p.resolutionKind ?? ''));
-    expect(problems).toEqual([]);
-  });
+  it(
+    'passes publint and arethetypeswrong',
+    async () => {
+      const publint = await sh(join(REPO, 'node_modules/.bin/publint'), ['run', tarball], work, {
+        ...userEnv,
+        PATH: process.env.PATH ?? '',
+      });
+      expect(publint).toContain('All good!');
+      // An ESM-only package (Node ≥ 22.18 loads it with require() too): the esm-only profile leaves
+      // out the CommonJS resolutions (node10, node16 from CJS), whose one complaint is that very fact.
+      const attw = await sh(
+        join(REPO, 'node_modules/.bin/attw'),
+        [tarball, '--profile', 'esm-only', '--format', 'json'],
+        work,
+        { ...userEnv, PATH: process.env.PATH ?? '' },
+      );
+      // The JSON lists the left-out resolutions' problems too; attw's exit code (0, or sh throws) and
+      // this filter both leave them out.
+      const report = JSON.parse(attw) as { problems?: Record<string, { resolutionKind?: string }[]> };
+      const ignored = new Set(['node10', 'node16-cjs']);
+      const problems = Object.values(report.problems ?? {})
+        .flat()
+        .filter((p) => !ignored.has(p.resolutionKind ?? ''));
+      expect(problems).toEqual([]);
+    },
+    STEP_TIMEOUT,
+  );
 });
