@@ -23,7 +23,10 @@ export function registerStatus(program: Command): void {
           s.totals ? count(s.totals.unchanged) : null,
           s.totals ? count(s.totals.rejected) : null,
           count(s.deadLetters),
-          s.lastRun ? `${s.lastRun.id} ${s.lastRun.status}` : null,
+          // Which process runs it: with several workers on one store, where to look.
+          s.lastRun
+            ? `${s.lastRun.id} ${s.lastRun.status}${s.lastRun.status === 'running' ? ` on ${s.lastRun.holder}` : ''}`
+            : null,
           s.lastRun?.endedAt ?? s.lastRun?.startedAt ?? null,
           s.lagMs === null ? null : duration(s.lagMs),
         ]);
