@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 
-/** The page's static files, shipped in the package beside this module and read on first use. */
+import { EMBEDDED } from './assets.ts';
+
+/**
+ * The page's static files. They are edited in `static/` and embedded in `assets.ts` (see
+ * test/dashboard/embed-assets.ts), so they ship inside the compiled package; decoded on first use.
+ */
 const ASSETS = {
   'app.js': 'text/javascript; charset=UTF-8',
   'app.css': 'text/css; charset=UTF-8',
@@ -18,7 +22,7 @@ export function isAsset(name: string): name is AssetName {
 export function asset(name: AssetName): Asset {
   let found = cache.get(name);
   if (!found) {
-    const body = readFileSync(new URL(`./static/${name}`, import.meta.url), 'utf8');
+    const body = Buffer.from(EMBEDDED[name] ?? '', 'base64').toString('utf8');
     const etag = `"${createHash('sha1').update(body).digest('base64url').slice(0, 16)}"`;
     found = { body, type: ASSETS[name], etag };
     cache.set(name, found);
