@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.ts';
 import { configSchema, syncSchema } from '../../src/config/schema.ts';
+import { connectorTypes, loadConnector } from '../../src/connectors/registry.ts';
 import { BIN } from '../support/cli.ts';
 import { seedContacts } from '../support/contacts.ts';
 import { installSluiceModule } from '../support/sluice-module.ts';
@@ -30,6 +31,8 @@ import { tempDir } from '../support/tmp.ts';
  * - The CLI table: the flags its first column names for a command are the flags the command has,
  *   both ways (a flag the code has and the README does not name fails too), and every command
  *   `sluice --help` lists has a row.
+ * - The Connectors table: its row for each connector names every connection, source and target
+ *   option the connector's schema has (the API connectors' shared settings in the paragraph after).
  * - The Config section's defaults: each `` `option` | `default` `` row of the sync options table, and
  *   the top-level `runtime: {…}` and `server: {…}` it states, written into a config, change nothing
  *   the schema would fill in itself.
@@ -235,4 +238,39 @@ describe('README.md, run as written', () => {
       expect(configSchema.parse({ [top]: value }), `${top}: ${text}`).toEqual(configSchema.parse({}));
     }
   });
+
+  it('the Connectors table names every option each connector takes', async () => {
+    const section = README.slice(README.indexOf('\n### Connectors\n'), README.indexOf('\n### Values'));
+    const apiSettings = section.slice(section.indexOf('The API settings of'));
+    const named = (text: string) => new Set([...text.matchAll(/`([A-Za-z]\w*)/g)].map((m) => m[1]!));
+    for (const type of connectorTypes()) {
+      const connector = (await loadConnector(type))!;
+      const row = new RegExp(`^\\| \`${type}\` \\|(.*)$`, 'm').exec(section)?.[1];
+      expect(row, `a row for the ${type} connector`).toBeDefined();
+      const [connection, source, target] = row!.split(/ \| /).map(named);
+      // The schemas' keys are read, not none (an unreadable schema would make this pass vacuously).
+      expect(optionsOf(connector.connection).length, `${type} connection options`).toBeGreaterThan(0);
+      expect(optionsOf(connector.source?.options).length, `${type} source options`).toBeGreaterThan(0);
+      const api = ['http', 'hubspot', 'salesforce'].includes(type) ? named(apiSettings) : new Set<string>();
+      const missing = [
+        ...optionsOf(connector.connection)
+          .filter((k) => !connection!.has(k) && !api.has(k))
+          .map((k) => `connection ${k}`),
+        ...optionsOf(connector.source?.options)
+          .filter((k) => !source!.has(k))
+          .map((k) => `source ${k}`),
+        ...optionsOf(connector.target?.options)
+          .filter((k) => !target!.has(k))
+          .map((k) => `target ${k}`),
+      ];
+      expect(missing, `${type} options the README does not name`).toEqual([]);
+    }
+  });
 });
+
+/** The keys of a connector's options schema (an object, maybe refined or transformed). */
+function optionsOf(schema: unknown): string[] {
+  let at = schema as { shape?: object; in?: unknown } | undefined;
+  for (let i = 0; at && !at.shape && i < 4; i++) at = at.in as typeof at;
+  return at?.shape ? Object.keys(at.shape) : [];
+}
