@@ -50,9 +50,12 @@ export async function backfill(
 ): Promise<BackfillResult> {
   ws.sync(sync);
   const startedAt = Date.now();
-  const result = (done: boolean, checkpoint: Checkpoint | null, alreadyDone = false) => ({
+  let runs = 0;
+  let batches = 0;
+  let records = 0;
+  const result = (checkpoint: Checkpoint | null, alreadyDone = false): BackfillResult => ({
     sync,
-    done,
+    done: checkpoint?.phase === 'incremental',
     alreadyDone,
     runs,
     batches,
@@ -60,11 +63,8 @@ export async function backfill(
     elapsedMs: Date.now() - startedAt,
     checkpoint,
   });
-  let runs = 0;
-  let batches = 0;
-  let records = 0;
   const before = await ws.store.getCheckpoint(sync);
-  if (before?.phase === 'incremental') return result(true, before, true);
+  if (before?.phase === 'incremental') return result(before, true);
   const { signal, onProgress } = options;
   let waiting = false;
   while (!signal?.aborted) {
@@ -94,7 +94,7 @@ export async function backfill(
     runs += 1;
     batches += outcome.run.counters.batches;
     records += outcome.run.counters.read;
-    if (outcome.checkpoint.phase === 'incremental') return result(true, outcome.checkpoint);
+    if (outcome.checkpoint.phase === 'incremental') return result(outcome.checkpoint);
     if (outcome.resumeAt !== undefined) {
       options.onPause?.({
         resumeAt: outcome.resumeAt,
@@ -103,7 +103,8 @@ export async function backfill(
       await pause(outcome.resumeAt - Date.now(), signal);
     }
   }
-  return result(false, await ws.store.getCheckpoint(sync));
+  // Stopped: done only if the backfill finished meanwhile (another process's run, say).
+  return result(await ws.store.getCheckpoint(sync));
 }
 
 /** Waits `ms`, or less if `signal` aborts (the loop's condition then ends the backfill). */
