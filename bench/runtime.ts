@@ -6,6 +6,10 @@
  * Beside it, in the same process and store: the same 20 syncs run round-robin by a bare loop of
  * `executeRun` (no queue, no lanes) — the engine's own floor.
  *
+ * The same two sides again on a PostgreSQL store: the pg-boss runtime (jobs in that database, the
+ * runtime every worker on every machine shares) beside the bare loop on that store (`--pg <url>`
+ * names the server; a database is made for the bench and dropped after; `--pg ''` skips this).
+ *
  * Then one sync alone, whose triggered backfill never ends: the idle gap between a run's end and the
  * start of the successor it enqueued (p50, p99, max). The runtime polls its queue every second, so a
  * gap near a second means a successor was found by polling rather than woken. The runtime conformance
@@ -22,16 +26,19 @@
  * The whole bench stops by itself (about 80 s with the defaults) and removes its processes and files.
  *
  *   npx node bench/runtime.ts [--seconds 10] [--syncs 20] [--takeovers 5] [--lease 2s]
- *     [--lock-seconds 4] [--json]
+ *     [--lock-seconds 4] [--pg postgres://postgres@127.0.0.1:5432/postgres] [--json]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import pg from 'pg';
 import { parseDuration } from '../src/core/duration.ts';
 import type { RunRecord } from '../src/core/ports.ts';
 import { executeRun } from '../src/engine/run.ts';
 import { LocalRuntime } from '../src/runtime/local/runtime.ts';
+import { PgBossRuntime } from '../src/runtime/pgboss/runtime.ts';
+import type { Runtime } from '../src/runtime/port.ts';
 import { Workspace } from '../src/runtime/workspace.ts';
 import { commandLine, loadAverage, median } from './support/cli.ts';
 import { type Latency, measureLockedHealthz } from './support/locked-healthz.ts';
@@ -45,6 +52,11 @@ const opts = new Command('bench-runtime')
   .option('--takeovers <n>', 'strikes of each kind (SIGKILL, SIGSTOP) in the takeover figure', Number, 5)
   .option('--lease <duration>', 'runtime.lease of the takeover processes', '2s')
   .option('--lock-seconds <n>', 'how long /healthz is asked while the target is locked', Number, 4)
+  .option(
+    '--pg <url>',
+    'PostgreSQL server for the pg-boss side (empty: skip it)',
+    'postgres://postgres@127.0.0.1:5432/postgres',
+  )
   .option('--json', 'print JSON')
   .parse(process.argv)
   .opts<{
@@ -53,6 +65,7 @@ const opts = new Command('bench-runtime')
     takeovers: number;
     lease: string;
     lockSeconds: number;
+    pg: string;
     json?: boolean;
   }>();
 
@@ -63,7 +76,7 @@ function percentile(sorted: number[], p: number): number {
 
 const POLL_MS = 1000;
 
-async function workspace(dir: string, count = opts.syncs): Promise<Workspace> {
+async function workspace(dir: string, count = opts.syncs, store?: string): Promise<Workspace> {
   const names = Array.from({ length: count }, (_, i) => `s${String(i + 1).padStart(2, '0')}`);
   const syncs = Object.fromEntries(
     names.map((n) => [
@@ -83,6 +96,7 @@ async function workspace(dir: string, count = opts.syncs): Promise<Workspace> {
       syncs,
       bundles: count > 1 ? { all: { syncs: names } } : {},
       runtime: { concurrency: 4, poll: POLL_MS },
+      ...(store ? { store } : {}),
     },
     dir,
     { connectors: [noopConnector] },
@@ -107,10 +121,10 @@ function summarize(runs: RunRecord[], seconds: number) {
   };
 }
 
-async function viaRuntime(): Promise<ReturnType<typeof summarize>> {
+async function viaRuntime(store?: string): Promise<ReturnType<typeof summarize>> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-runtime-'));
-  const ws = await workspace(dir);
-  const runtime = new LocalRuntime(ws);
+  const ws = await workspace(dir, opts.syncs, store);
+  const runtime: Runtime = store ? new PgBossRuntime(ws) : new LocalRuntime(ws);
   await runtime.start();
   await new Promise((r) => setTimeout(r, opts.seconds * 1000));
   await runtime.stop();
@@ -146,9 +160,32 @@ async function chainGaps() {
   };
 }
 
-async function viaBareLoop(): Promise<ReturnType<typeof summarize>> {
+/** A database of its own on the `--pg` server for `fn`, dropped after. */
+async function inDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
+  const name = `sluice_bench_runtime_${process.pid}`;
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: opts.pg });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin(`CREATE DATABASE ${name}`);
+  try {
+    const url = new URL(opts.pg);
+    url.pathname = `/${name}`;
+    return await fn(url.toString());
+  } finally {
+    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  }
+}
+
+async function viaBareLoop(store?: string): Promise<ReturnType<typeof summarize>> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-loop-'));
-  const ws = await workspace(dir);
+  const ws = await workspace(dir, opts.syncs, store);
   const names = ws.syncNames();
   const until = Date.now() + opts.seconds * 1000;
   for (let i = 0; Date.now() < until; i++) {
@@ -181,6 +218,12 @@ const takeoverSettings: TakeoverSettings = {
 
 const runtime = await viaRuntime();
 const loop = await viaBareLoop();
+const onPg = opts.pg
+  ? {
+      runtime: await inDatabase((url) => viaRuntime(url)),
+      loop: await inDatabase((url) => viaBareLoop(url)),
+    }
+  : null;
 const chain = await chainGaps();
 let takeover: Awaited<ReturnType<typeof measureTakeover>>;
 let healthz: Awaited<ReturnType<typeof measureLockedHealthz>>;
@@ -203,6 +246,7 @@ if (opts.json) {
         seconds: opts.seconds,
         runtime,
         loop,
+        onPg,
         chain,
         takeover: {
           ...takeover,
@@ -231,6 +275,13 @@ if (opts.json) {
   console.log(
     `runtime throughput: ${((runtime.runsPerSecond / loop.runsPerSecond) * 100).toFixed(0)}% of the bare loop`,
   );
+  if (onPg) {
+    console.log(row('pg-boss runtime (PostgreSQL store)', onPg.runtime));
+    console.log(row('bare loop (PostgreSQL store)', onPg.loop));
+    console.log(
+      `pg-boss runtime throughput: ${((onPg.runtime.runsPerSecond / onPg.loop.runsPerSecond) * 100).toFixed(0)}% of the bare loop on the same store`,
+    );
+  }
   console.log(
     `triggered chain of one sync, ${opts.seconds} s, queue polled every ${POLL_MS} ms: ${chain.runs} runs, ` +
       `idle gap p50 ${chain.gapP50Ms} ms, p99 ${chain.gapP99Ms} ms, max ${chain.gapMaxMs} ms ` +
