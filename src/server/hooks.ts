@@ -86,8 +86,8 @@ function identify(
       c,
       503,
       'signed webhooks are refused: the configured store keeps no receipts of the signatures it has ' +
-        'accepted, so a replayed request could not be told apart (the PostgreSQL store does not yet); ' +
-        'authenticate with a bearer token (webhook.tokens) until it does',
+        'accepted, so a replayed request could not be told apart (a store of your own without ' +
+        '`claimNonce`); authenticate with a bearer token (webhook.tokens) until it does',
       'WEBHOOK_REPLAY_UNPROTECTED',
     );
   return { by: 'signature', claimNonce: store.claimNonce.bind(store) };
