@@ -32,6 +32,9 @@ if (!fromSource) {
   // system's temp folder, or NODE_COMPILE_CACHE): a later command neither parses them again nor loads
   // the type stripper, which alone costs ~20 MB and tens of ms. A cache that cannot be written is skipped.
   module.enableCompileCache?.();
+  // SLUICE_DEBUG prints stack traces: point them at the TypeScript (the maps carry its text). Off
+  // otherwise, as Node reads every module's map at load while they are on.
+  if (process.env.SLUICE_DEBUG) process.setSourceMapsEnabled(true);
 }
 const { main } = await import(fromSource ? source.href : '../dist/cli/main.js');
 process.exitCode = await main(process.argv);
