@@ -126,7 +126,8 @@ export class SluiceWorkspace {
   /**
    * Starts the runtime in this process, as `sluice worker`: schedules, triggered reruns, retries and
    * queued requests run here until `close()`. Listen to its events (`run:start`, `run:end`,
-   * `run:progress`, `error`…) and queue runs with `request(sync)`. Needs the embedded SQLite store.
+   * `run:progress`, `error`…) and queue runs with `request(sync)`. The runtime is the one the store
+   * calls for: the local one on SQLite, pg-boss on PostgreSQL.
    * Calling it again returns the same runtime.
    */
   async startRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
