@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { SluiceError } from '../core/errors.ts';
+import { endLiveStreams } from './dashboard/routes.ts';
 
 /**
  * Serves `app` on `hostname:port` (0: any free port). Resolves once the port is bound, with the
@@ -18,6 +19,15 @@ export function listen(
       server.off('error', failed);
       resolve({ server, address });
     });
+    // A dashboard page keeps a live stream open for as long as it is shown: closing the server ends
+    // those streams (the page says it is reconnecting), so they do not hold the close up. Other
+    // requests in flight still finish.
+    const close = server.close.bind(server);
+    server.close = ((callback?: (err?: Error) => void) => {
+      const closing = close(callback);
+      endLiveStreams(app);
+      return closing;
+    }) as typeof server.close;
     const failed = (err: NodeJS.ErrnoException) => reject(listenError(err, hostname, port));
     server.once('error', failed);
   });

@@ -1,16 +1,18 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** The page's files, as they are edited (and linted), beside the server module that embeds them. */
 export const STATIC_DIR = new URL('../../src/server/dashboard/static/', import.meta.url);
 export const ASSETS_MODULE = new URL('../../src/server/dashboard/assets.ts', import.meta.url);
-const FILES = ['app.js', 'app.css'] as const;
 
 /**
  * The text of `src/server/dashboard/assets.ts`: each static file base64-encoded in a string, so the
  * compiled package (which ships `dist/` only, built by tsc) carries the page without a copy step.
  */
 export function assetsModule(): string {
-  const entries = FILES.map((name) => {
+  const files = readdirSync(STATIC_DIR)
+    .filter((name) => /\.(js|css)$/.test(name))
+    .sort();
+  const entries = files.map((name) => {
     const base64 = readFileSync(new URL(name, STATIC_DIR)).toString('base64');
     return `  '${name}':\n    '${base64}',`; // as biome formats it
   });

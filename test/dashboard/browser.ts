@@ -36,7 +36,8 @@ export async function openBrowser(): Promise<{
     viewport: { width: 1280, height: 800 },
     timeout: 60_000,
   });
-  context.setDefaultTimeout(30_000);
+  // Generous: the machine running the tests may be busy with other work (2 cores, shared).
+  context.setDefaultTimeout(60_000);
   const page = context.pages()[0] ?? (await context.newPage());
   return {
     context,

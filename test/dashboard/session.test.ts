@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Runtime } from '../../src/runtime/port.ts';
 import { Workspace } from '../../src/runtime/workspace.ts';
+import { createApp } from '../../src/server/app.ts';
 import { LiveFeed } from '../../src/server/dashboard/live.ts';
+import { listen as listenOn } from '../../src/server/listen.ts';
 import { seedContacts } from '../support/contacts.ts';
 import { tempDir } from '../support/tmp.ts';
 import { until } from '../support/until.ts';
@@ -220,6 +222,30 @@ describe('the live feed without events', () => {
       stop();
     } finally {
       feed.close();
+      await t.stop();
+    }
+  });
+});
+
+describe('closing the server', () => {
+  it('ends the open live streams, so a page left open does not hold the close up', async () => {
+    const t = await servedWorkspace({ rows: 10 });
+    const app = createApp(t.ws, t.runtime);
+    const { server, address } = await listenOn(app, '127.0.0.1', 0);
+    const url = `http://127.0.0.1:${address.port}`;
+    try {
+      const cookie = cookieOf(await signIn(url));
+      const res = await fetch(`${url}/ui/events`, { headers: { cookie } });
+      expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+      const reader = res.body!.getReader();
+      const first = new TextDecoder().decode((await reader.read()).value);
+      expect(first).toMatch(/^event: snapshot\ndata: \{"now":/);
+      const started = Date.now();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      expect(Date.now() - started).toBeLessThan(1_500);
+      // The stream ended: the rest reads to its end.
+      while (!(await reader.read()).done);
+    } finally {
       await t.stop();
     }
   });

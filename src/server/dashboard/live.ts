@@ -14,8 +14,8 @@ export type LiveOptions = {
   now?: () => number;
 };
 
-/** What a listening page gets: an event name and its JSON text. */
-export type Listener = (event: 'snapshot' | 'error', data: string) => void;
+/** What a listening page gets: an event name and its JSON text; `end` when the feed closes. */
+export type Listener = (event: 'snapshot' | 'error' | 'end', data: string) => void;
 
 /**
  * The dashboard's live feed. The runtime's events (a run starting, a batch saved, a run ending, a
@@ -125,9 +125,12 @@ export class LiveFeed {
     return this.listeners.size;
   }
 
+  /** Ends every page's stream (the server is closing) and stops reading. */
   close(): void {
     this.stopTimers();
+    const listeners = [...this.listeners];
     this.listeners.clear();
+    for (const listener of listeners) listener('end', '');
   }
 
   private stopTimers(): void {

@@ -6,25 +6,22 @@ import { EMBEDDED } from './assets.ts';
  * The page's static files. They are edited in `static/` and embedded in `assets.ts` (see
  * test/dashboard/embed-assets.ts), so they ship inside the compiled package; decoded on first use.
  */
-const ASSETS = {
-  'app.js': 'text/javascript; charset=UTF-8',
-  'app.css': 'text/css; charset=UTF-8',
-} as const;
-export type AssetName = keyof typeof ASSETS;
+const TYPES = { js: 'text/javascript; charset=UTF-8', css: 'text/css; charset=UTF-8' } as const;
 
 type Asset = { body: string; type: string; etag: string };
-const cache = new Map<AssetName, Asset>();
+const cache = new Map<string, Asset>();
 
-export function isAsset(name: string): name is AssetName {
-  return Object.hasOwn(ASSETS, name);
+/** True for the name of one of the page's files (`app.js`, `syncs.js`, `app.css`…). */
+export function isAsset(name: string): boolean {
+  return Object.hasOwn(EMBEDDED, name);
 }
 
-export function asset(name: AssetName): Asset {
+export function asset(name: string): Asset {
   let found = cache.get(name);
   if (!found) {
     const body = Buffer.from(EMBEDDED[name] ?? '', 'base64').toString('utf8');
     const etag = `"${createHash('sha1').update(body).digest('base64url').slice(0, 16)}"`;
-    found = { body, type: ASSETS[name], etag };
+    found = { body, type: name.endsWith('.css') ? TYPES.css : TYPES.js, etag };
     cache.set(name, found);
   }
   return found;
@@ -60,7 +57,7 @@ function shell(page: string, title: string, body: string): string {
 <link rel="icon" href="data:,">
 <title>${escapeHtml(title)}</title>
 <link rel="stylesheet" href="/dashboard/app.css?v=${css}">
-<script src="/dashboard/app.js?v=${js}" defer></script>
+<script type="module" src="/dashboard/app.js?v=${js}"></script>
 </head>
 <body data-page="${page}">
 ${body}

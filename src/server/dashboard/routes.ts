@@ -32,6 +32,7 @@ export function mountDashboard(
 ): LiveFeed {
   const tokens = ws.config.config.server.apiTokens;
   const feed = new LiveFeed(ws, runtime, options);
+  feeds.set(app, feed);
   const html = (c: Context, body: string, status: 200 | 401 = 200) =>
     c.body(body, status, { ...PAGE_HEADERS, 'content-type': 'text/html; charset=UTF-8' });
 
@@ -95,13 +96,19 @@ export function mountDashboard(
 
   ui.get('/snapshot', async (c) => json(c, await feed.read()));
 
-  ui.get('/events', (c) =>
-    streamSSE(c, async (stream) => {
+  ui.get('/events', (c) => {
+    const res = streamSSE(c, async (stream) => {
       let closed = false;
       let pending = Promise.resolve();
       // The page's first snapshot came with it (its `now`): not sent again.
       const since = Number(c.req.query('since'));
+      let end = () => {};
+      const ended = new Promise<void>((resolve) => {
+        end = resolve;
+        stream.onAbort(resolve);
+      });
       const stop = feed.listen((event, data) => {
+        if (event === 'end') return end();
         if (closed) return;
         // One write at a time, in order; a page that went away ends its stream.
         pending = pending
@@ -110,7 +117,6 @@ export function mountDashboard(
             closed = true;
           });
       }, since);
-      const ended = new Promise<void>((resolve) => stream.onAbort(resolve));
       // A comment now and then keeps proxies from closing an idle stream.
       const keepAlive = setInterval(() => {
         pending = pending
@@ -126,8 +132,12 @@ export function mountDashboard(
       closed = true;
       clearInterval(keepAlive);
       stop();
-    }),
-  );
+    });
+    // The stream's connection is not kept for another request: once the stream ends (the server
+    // closing, say), the connection goes too, rather than idling until its keep-alive runs out.
+    res.headers.set('connection', 'close');
+    return res;
+  });
 
   ui.get('/runs', async (c) => {
     const sync = c.req.query('sync') || undefined;
@@ -228,6 +238,17 @@ export function mountDashboard(
 
   app.route('/ui', ui);
   return feed;
+}
+
+/** The live feed of each app the dashboard is mounted on, so closing its server can end the streams. */
+const feeds = new WeakMap<Hono, LiveFeed>();
+
+/**
+ * Ends the dashboard's live streams on `app` (its server is closing): a page's open stream would
+ * otherwise hold the server's close up until the page goes away.
+ */
+export function endLiveStreams(app: Hono): void {
+  feeds.get(app)?.close();
 }
 
 /** The token from a sign-in body: a form's `token` field, or JSON `{ "token": … }`. */
