@@ -129,6 +129,22 @@ export const syncSchema = z.strictObject({
     .default({ size: 5000 }),
   /** A run stops starting batches once this is spent; the batch in hand is finished. @defaultValue '10m' */
   maxRunDuration: duration('maxRunDuration').default(600_000),
+  /** How the backfill is moved. @defaultValue { partitions: 1, parallel: true } */
+  backfill: z
+    .strictObject({
+      /**
+       * Splits the backfill's key range into this many ranges of about equal size (from the source's
+       * keys), each with its own checkpoint and runs; incremental starts once every one is done.
+       * Needs a source that can split its keys (SQLite, PostgreSQL). @defaultValue 1
+       */
+      partitions: positiveInt.max(64, { error: 'expected at most 64' }).default(1),
+      /**
+       * The partitions move at once (each with its own source and target connections), not one
+       * after another; the sync's run still holds its bundle's lane meanwhile. @defaultValue true
+       */
+      parallel: z.boolean().default(true),
+    })
+    .default({ partitions: 1, parallel: true }),
   /** Record mapping; return null to skip a record. @defaultValue identity */
   map: mapSchema.optional(),
   /** How a run that ends with work left is continued. @defaultValue { mode: 'triggered' } */
@@ -210,6 +226,10 @@ export type ResolvedSync = {
   lookbackMs: number;
   batchSize: number;
   maxRunDurationMs: number;
+  /** The sync whose records these are (dead letters, fingerprints): itself, or a partition's sync. */
+  recordsOf: string;
+  partitions: number;
+  parallelPartitions: boolean;
   map: MapFn | null;
   rerun: SyncConfig['rerun'];
   retries: SyncConfig['retries'];
@@ -228,6 +248,9 @@ export function resolveSync(name: string, sync: SyncConfig): ResolvedSync {
     lookbackMs: cursor?.lookback ?? 0,
     batchSize: sync.batch.size,
     maxRunDurationMs: sync.maxRunDuration,
+    recordsOf: name,
+    partitions: sync.backfill.partitions,
+    parallelPartitions: sync.backfill.parallel,
     map: sync.map ?? null,
     rerun: sync.rerun,
     retries: sync.retries,

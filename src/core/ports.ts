@@ -70,6 +70,12 @@ export interface Source<R extends Row = Row> {
   /** The page `read` would return, without its records: how many, where it ends, and its range. */
   bounds?(req: ReadRequest): Promise<PageBounds>;
   /**
+   * Keys that split the backfill's range (up to `highWaterMark`'s key) into `parts` ranges of about
+   * equal size, in the source's own key order: up to `parts - 1` backfill cursors, each the last key
+   * of its range. A partitioned backfill (`backfill.partitions`) reads each range on its own.
+   */
+  splitKeys?(parts: number, highWaterMark: Cursor | null): Promise<Cursor[]>;
+  /**
    * What opening did not check, by reading only (`sluice check`): credentials and scopes, a `where`
    * or a column list the system refuses, a file that is not there.
    */

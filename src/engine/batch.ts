@@ -1,7 +1,7 @@
 import { timeOfValue } from '../core/keyset.ts';
 import type { Fingerprint, NewDeadLetter, RunContext, Store } from '../core/ports.ts';
 import type { Json, Phase, Rejected, Row, WriteResult } from '../core/types.ts';
-import { deadLetter, fingerprintOf, keyText, mapRecords, missingKey } from './records.ts';
+import { deadLetter, fingerprintOf, keyText, mapRecords, missingKey, recordsOf } from './records.ts';
 import type { RunSpec } from './run.ts';
 
 /** A page turned into what the target is sent, and what is set aside or found unchanged. */
@@ -51,7 +51,7 @@ export async function prepareBatch(
   const prints = fingerprints(mapped, sources, phase, spec, scope);
   if (prints.size === 0) return { toWrite: mapped, sources, deadLetters, prints, unchangedKeys: [] };
   const stored = await store.fingerprints(
-    spec.name,
+    recordsOf(spec),
     [...prints.values()].map((p) => p.key),
   );
   const toWrite: Row[] = [];

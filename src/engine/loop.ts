@@ -20,6 +20,7 @@ import {
 } from '../core/types.ts';
 import { type FingerprintScope, type PreparedBatch, prepareBatch, settleBatch } from './batch.ts';
 import { etaOf, rateOf } from './progress.ts';
+import { recordsOf } from './records.ts';
 import type { RunOptions } from './run.ts';
 
 // A fingerprint is kept this long behind the window's start: cursor times are parsed to the millisecond.
@@ -81,7 +82,8 @@ export class RunLoop {
     this.leaseMs = leaseMs;
     this.startedAt = now();
     this.ctx = {
-      sync: options.spec.name,
+      // `map` sees the sync's name, a partition's run too.
+      sync: recordsOf(options.spec),
       runId: run.id,
       phase: run.phase,
       data: guardedData(options.store.data, signal),
@@ -106,7 +108,7 @@ export class RunLoop {
     if (checkpoint.phase === 'backfill') checkpoint = await this.refreshEstimate(checkpoint);
     checkpoint = this.withSweep(checkpoint);
     this.scope = this.fingerprintScope(checkpoint);
-    this.lettersOpen = (await store.countOpenDeadLetters(spec.name)) > 0;
+    this.lettersOpen = (await store.countOpenDeadLetters(recordsOf(spec))) > 0;
     await this.options.target.rollback?.(batchId(checkpoint));
     try {
       checkpoint = await this.loop(checkpoint);
@@ -266,7 +268,7 @@ export class RunLoop {
       rejected: settled.deadLetters.length,
     };
     return {
-      sync: spec.name,
+      sync: recordsOf(spec),
       runId: this.run.id,
       holder: this.options.holder,
       batch: this.batch,
@@ -304,7 +306,7 @@ export class RunLoop {
     const { checkpoint: advanced, event } = this.advance(checkpoint, bounds, counters);
     this.batch += 1;
     await store.commitBatch({
-      sync: spec.name,
+      sync: recordsOf(spec),
       runId: this.run.id,
       holder: this.options.holder,
       batch: this.batch,
@@ -345,7 +347,7 @@ export class RunLoop {
       return;
     const frontierMs = source.timeOf(checkpoint.cursor);
     if (frontierMs !== null)
-      await store.pruneFingerprints(spec.name, frontierMs - spec.lookbackMs - PRUNE_MARGIN_MS);
+      await store.pruneFingerprints(recordsOf(spec), frontierMs - spec.lookbackMs - PRUNE_MARGIN_MS);
   }
 
   private tally(counters: Counters, checkpoint: Checkpoint): void {

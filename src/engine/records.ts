@@ -99,3 +99,8 @@ function bytesAsBuffer(_key: string, value: unknown): unknown {
     ? Buffer.from(value.buffer, value.byteOffset, value.byteLength).toJSON()
     : value;
 }
+
+/** The sync whose dead letters and fingerprints a run's records are: its own, or its partition's sync's. */
+export function recordsOf(spec: Pick<RunSpec, 'name' | 'recordsOf'>): string {
+  return spec.recordsOf ?? spec.name;
+}

@@ -21,6 +21,11 @@ export type RunSpec = {
   cursorField: string | null;
   batchSize: number;
   maxRunDurationMs: number;
+  /**
+   * The sync the records belong to (their dead letters, their fingerprints) where the run is one
+   * partition of its backfill (`name` is then the partition's). @defaultValue `name`
+   */
+  recordsOf?: string;
   lookbackMs: number;
   map: ((record: Row, ctx: RunContext) => Row | null | undefined | Promise<Row | null | undefined>) | null;
 };

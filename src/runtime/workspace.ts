@@ -3,6 +3,7 @@ import type { ResolvedSync } from '../config/schema.ts';
 import { type ValidConfig, validateConfig } from '../config/validate.ts';
 import { connectorTypes, loadConnectors } from '../connectors/registry.ts';
 import { ConnectorError, isTransient, UnknownSyncError } from '../core/errors.ts';
+import { isPartitionOf, partitionName, partitionProgress } from '../core/partitions.ts';
 import type {
   ApiBudget,
   Checkpoint,
@@ -14,6 +15,7 @@ import type {
   Target,
 } from '../core/ports.ts';
 import type { Json, RunTrigger } from '../core/types.ts';
+import { executePartitionedRun } from '../engine/partitions.ts';
 import type { Progress } from '../engine/progress.ts';
 import { type RetryOutcome, retryDeadLetters } from '../engine/retry.ts';
 import { executeRun, failRun, type RunOutcome, startRunOf } from '../engine/run.ts';
@@ -169,6 +171,7 @@ export class Workspace {
       lane: laneOf(name, bundleIndex(this.config.config.bundles), request.trigger),
       leaseMs: this.config.config.runtime.lease,
     };
+    const partitioned = await this.partitioned(sync);
     const run = await startRunOf(base);
     request.onStart?.(run);
     let opened = false;
@@ -177,7 +180,7 @@ export class Workspace {
         name,
         (source, target) => {
           opened = true;
-          return executeRun({
+          const options = {
             ...base,
             run,
             source,
@@ -189,6 +192,13 @@ export class Workspace {
             ...(request.setAside ? { setAside: request.setAside } : {}),
             ...(request.kill ? { kill: request.kill } : {}),
             graceMs: request.graceMs ?? this.config.config.runtime.grace,
+          };
+          if (!partitioned) return executeRun(options);
+          return executePartitionedRun({
+            ...options,
+            partitions: sync.partitions,
+            parallel: sync.parallelPartitions,
+            endpoints: (fn) => this.withEndpoints(name, fn, request.abandon),
           });
         },
         request.abandon,
@@ -197,6 +207,17 @@ export class Workspace {
       if (!opened) await failRun(this.store, run, err);
       throw err;
     }
+  }
+
+  /**
+   * The sync's backfill goes by partitions: configured so, and not done; a backfill begun before
+   * `partitions` was set (a checkpoint of the sync's own and none of a partition) ends as it began.
+   */
+  private async partitioned(sync: SyncDefinition): Promise<boolean> {
+    if (sync.partitions <= 1) return false;
+    const cp = await this.store.getCheckpoint(sync.name);
+    if (cp === null) return true;
+    return cp.phase === 'backfill' && (await this.store.getCheckpoint(partitionName(sync.name, 1))) !== null;
   }
 
   /** Sends the sync's open dead letters again (see `retryDeadLetters`), holding its lane. */
@@ -218,7 +239,7 @@ export class Workspace {
     const checkpoints = new Map((await this.store.listCheckpoints()).map((c) => [c.sync, c]));
     const statuses: SyncStatus[] = [];
     for (const name of this.syncNames()) {
-      const cp = checkpoints.get(name) ?? null;
+      const cp = withPartitions(checkpoints.get(name) ?? null, checkpoints);
       const runs = await this.store.listRuns({ sync: name, limit: 50 });
       const caughtUp = runs.find((r) => r.status === 'succeeded' && r.more === false && r.endedAt);
       const last = runs[0] ?? null;
@@ -269,6 +290,18 @@ function connectorCatalog(options: WorkspaceOptions): ConnectorCatalog {
       return (type) => extra.get(type) ?? builtIn(type);
     },
   };
+}
+
+/**
+ * A partitioned backfill's checkpoint as status shows it: what its partitions have done, of how
+ * much, and their totals (the sync's own checkpoint holds them only once they are all done).
+ */
+function withPartitions(cp: Checkpoint | null, all: ReadonlyMap<string, Checkpoint>): Checkpoint | null {
+  if (cp?.phase !== 'backfill') return cp;
+  const parts = [...all.values()].filter((p) => isPartitionOf(p.sync, cp.sync));
+  if (parts.length === 0) return cp;
+  const { done, estimate, exact, totals } = partitionProgress(parts);
+  return { ...cp, backfillDone: done, backfillEstimate: estimate, backfillEstimateExact: exact, totals };
 }
 
 function progressOf(cp: Checkpoint | null): number | null {

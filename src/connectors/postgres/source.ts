@@ -8,6 +8,7 @@ import {
   positionIn,
   positionOf,
   rewindPosition,
+  samePosition,
   timeOfValue,
 } from '../../core/keyset.ts';
 import type {
@@ -301,6 +302,30 @@ export class PostgresSource implements Source {
     if (!field) return { key } as Cursor;
     const k = await this.last([field, ...this.shape.key], `${quoteIdent(field)} IS NOT NULL`);
     return { key, k: k ?? [] } as unknown as Cursor;
+  }
+
+  async splitKeys(parts: number, highWaterMark: Cursor | null): Promise<Cursor[]> {
+    const { sql, values } = this.predicate('backfill', null, highWaterMark as KeysetCursor | null);
+    const counted = await this.query<{ n: string }>(
+      'counting the keys of',
+      `SELECT count(*) AS n FROM ${this.table} ${sql}`,
+      values,
+    );
+    const count = Number(counted.rows[0]?.n ?? 0);
+    const fields = this.fields('backfill');
+    const keys = columnList(fields);
+    const at = `SELECT ${keys} FROM ${this.table} ${sql} ORDER BY ${keys} LIMIT 1 OFFSET $${values.length + 1}`;
+    const ends: Cursor[] = [];
+    // The key at each `i/parts` of the rows, in the table's own order (its collation decides).
+    for (let i = 1; i < parts; i++) {
+      const offset = Math.floor((i * count) / parts) - 1;
+      if (offset < 0) continue;
+      const found = await this.query('splitting the keys of', at, [...values, offset], { positions: fields });
+      const key = found.rows[0] as unknown as unknown[] | undefined;
+      const previous = (ends.at(-1) as KeysetCursor | undefined)?.key;
+      if (key && !(previous && samePosition(previous, key))) ends.push({ key } as unknown as Cursor);
+    }
+    return ends;
   }
 
   /** The greatest position over `fields`, or null for an empty table. */

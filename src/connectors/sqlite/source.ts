@@ -8,6 +8,7 @@ import {
   positionIn,
   positionOf,
   rewindPosition,
+  samePosition,
   timeOfValue,
 } from '../../core/keyset.ts';
 import type {
@@ -205,6 +206,23 @@ export class SqliteSource implements Source {
       columns,
       where: this.options.where ?? null,
     };
+  }
+
+  async splitKeys(parts: number, highWaterMark: Cursor | null): Promise<Cursor[]> {
+    const { sql, values } = this.predicate('backfill', null, highWaterMark as KeysetCursor | null);
+    const table = quoteIdent(this.options.table);
+    const count = Number(this.rows(`SELECT count(*) FROM ${table} ${sql}`, values).rows[0]?.[0] ?? 0);
+    const keys = columnList(this.fields('backfill'));
+    const at = `SELECT ${keys} FROM ${table} ${sql} ORDER BY ${keys} LIMIT 1 OFFSET ?`;
+    const ends: Cursor[] = [];
+    // The key at each `i/parts` of the rows, in the table's own order (its collation decides).
+    for (let i = 1; i < parts; i++) {
+      const offset = Math.floor((i * count) / parts) - 1;
+      const key = offset < 0 ? undefined : this.rows(at, [...values, offset]).rows[0];
+      const previous = (ends.at(-1) as KeysetCursor | undefined)?.key;
+      if (key && !(previous && samePosition(previous, key))) ends.push({ key } as Cursor);
+    }
+    return ends;
   }
 
   /** The query for one page of `req`, selecting `select`, and its values. */

@@ -35,6 +35,7 @@ WHERE sync = $1 AND version = $17 - 1`,
   records_written = records_written + $4, records_unchanged = records_unchanged + $5,
   records_rejected = greatest(0, records_rejected + $6) WHERE sync = $1`,
     deleteCheckpoint: `DELETE FROM ${checkpoints} WHERE sync = $1`,
+    selectCheckpointNames: `SELECT sync FROM ${checkpoints}`,
 
     selectRunningRuns: `SELECT * FROM ${runs} WHERE status = 'running' AND (sync = $1 OR lane = $2) FOR UPDATE`,
     abandonRun: `UPDATE ${runs} SET status = 'abandoned', ended_at = coalesce(renewed_at, $1), error_code = 'HOLDER_GONE',

@@ -7,6 +7,7 @@ import {
   SyncBusyError,
 } from '../../core/errors.ts';
 import { parseJson, stringifyJson } from '../../core/json.ts';
+import { isPartitionOf } from '../../core/partitions.ts';
 import type {
   BatchCommit,
   Checkpoint,
@@ -346,6 +347,10 @@ export class PostgresStore implements Store {
     await this.transaction(async (tx) => {
       const client = tx.handle as pg.ClientBase;
       await client.query(this.sql.deleteCheckpoint, [sync]);
+      // A partitioned backfill's partitions go with it.
+      const { rows } = await client.query<{ sync: string }>(this.sql.selectCheckpointNames);
+      for (const row of rows)
+        if (isPartitionOf(row.sync, sync)) await client.query(this.sql.deleteCheckpoint, [row.sync]);
       await client.query(this.sql.deleteDeadLettersOfSync, [sync]);
       await client.query(this.sql.deleteFingerprintsOfSync, [sync]);
     });

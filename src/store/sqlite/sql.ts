@@ -1,5 +1,6 @@
 /** Every statement the SQLite store runs, one named constant each. */
 
+export const selectCheckpointNames = 'SELECT sync FROM checkpoints';
 export const selectCheckpoint = 'SELECT * FROM checkpoints WHERE sync = ?';
 export const selectCheckpoints = 'SELECT * FROM checkpoints ORDER BY sync';
 // A checkpoint's first save inserts it (version 1); every later one must follow the saved version.

@@ -10,6 +10,7 @@ import {
   SyncBusyError,
 } from '../../core/errors.ts';
 import { parseJson, stringifyJson } from '../../core/json.ts';
+import { isPartitionOf } from '../../core/partitions.ts';
 import type {
   BatchCommit,
   Checkpoint,
@@ -285,6 +286,11 @@ export class SqliteStore implements Store {
   async resetSync(sync: string): Promise<void> {
     await this.tx(() => {
       this.conn.prepare(sql.deleteCheckpoint).run(sync);
+      // A partitioned backfill's partitions go with it.
+      for (const row of this.conn.prepare(sql.selectCheckpointNames).all()) {
+        if (isPartitionOf(String(row.sync), sync))
+          this.conn.prepare(sql.deleteCheckpoint).run(String(row.sync));
+      }
       this.conn.prepare(sql.deleteDeadLettersOfSync).run(sync);
       this.conn.prepare(sql.deleteFingerprintsOfSync).run(sync);
     });
