@@ -51,7 +51,11 @@ export function refreshLettersIfChanged() {
   if (lettersKey() !== state.seen.letters) loadLetters();
 }
 
+let loads = 0;
+
 async function loadLetters() {
+  // A newer load (the filter changed, a retry ended) wins: an older answer arriving late is dropped.
+  const mine = ++loads;
   state.seen.letters = lettersKey();
   const f = state.lettersFilter;
   const q = new URLSearchParams({ limit: '500' });
@@ -59,7 +63,7 @@ async function loadLetters() {
   try {
     const letters = await call('GET', `/ui/dead-letters?${q}`);
     const tbody = $('#letter-rows');
-    if (!tbody) return;
+    if (!tbody || mine !== loads) return;
     const syncs = [...new Set(letters.map((l) => l.sync))];
     $('#retry-all').replaceChildren(
       ...syncs.map((s) =>

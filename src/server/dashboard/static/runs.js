@@ -80,7 +80,11 @@ export function refreshRunsIfChanged() {
   refreshRunsIfChanged.timer = setTimeout(loadRuns, 300);
 }
 
+let loads = 0;
+
 async function loadRuns() {
+  // A newer load (the filter changed meanwhile) wins: an older answer arriving late is dropped.
+  const mine = ++loads;
   state.seen.runs = runsKey();
   const f = state.runsFilter;
   const q = new URLSearchParams({ limit: '100' });
@@ -89,7 +93,7 @@ async function loadRuns() {
   try {
     const [runs, rates] = await Promise.all([call('GET', `/ui/runs?${q}`), call('GET', '/ui/rates')]);
     const tbody = $('#run-rows');
-    if (!tbody) return;
+    if (!tbody || mine !== loads) return;
     tbody.replaceChildren(
       ...runs.map((r) => {
         const ms = (r.endedAt ? Date.parse(r.endedAt) : Date.now()) - Date.parse(r.startedAt);
