@@ -68,7 +68,8 @@ export type Turn = {
 export type LaneView = {
   lane: string;
   bundle: string | null;
-  running: { sync: string; requestId: number; since: number | null }[];
+  /** The request running (Sluice's own queue), or only the run (a store without it). */
+  running: { sync: string; requestId: number | null; runId?: number; since: number | null }[];
   waiting: { sync: string; requestId: number; trigger: string; dueAt: number }[];
   turns: Turn[];
 };
@@ -175,6 +176,17 @@ function lanes(
   };
   for (const bundle of Object.keys(ws.config.config.bundles)) view(`bundle:${bundle}`);
   for (const r of running) view(r.lane).running.push({ sync: r.sync, requestId: r.id, since: r.startedAt });
+  // A store without Sluice's own queue (PostgreSQL, where pg-boss keeps the requests): what runs now
+  // is read from the runs themselves; what waits is not known here.
+  if (!ws.store.queue)
+    for (const run of runs)
+      if (run.status === 'running' && run.lane)
+        view(run.lane).running.push({
+          sync: run.sync,
+          requestId: null,
+          runId: run.id,
+          since: Date.parse(run.startedAt),
+        });
   for (const r of [...queued].sort((a, b) => a.notBefore - b.notBefore || a.id - b.id))
     view(r.lane).waiting.push({ sync: r.sync, requestId: r.id, trigger: r.trigger, dueAt: r.notBefore });
   for (const run of runs) {
