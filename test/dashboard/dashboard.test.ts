@@ -25,7 +25,7 @@ async function progressOf(page: Page, sync: string): Promise<number | null> {
 
 describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => {
   it(
-    'refuses a wrong token and signs in with a right one, into an HttpOnly SameSite=Strict cookie',
+    'refuses a wrong token, signs in with a right one (an HttpOnly SameSite=Strict cookie) and works from the keyboard',
     async () => {
       const t = await servedWorkspace({ rows: 100 });
       const browser = await openBrowser();
@@ -84,7 +84,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
     LONG,
   );
 
-  it('follows a backfill live, shows the lane taking turns, retries a dead letter and edits the data store', async () => {
+  it('follows a backfill live, shows the lane taking turns, retries a dead letter, edits and deletes a data store key', async () => {
     const t = await servedWorkspace();
     const browser = await openBrowser();
     try {
@@ -230,6 +230,15 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => 
       );
       expect(await t.ws.store.data.get('owner')).toEqual({ id: 7, name: 'Grace', big: 9007199254740993n });
       await screenshot(page, 'data-store');
+      // Delete asks first, naming the key.
+      await page.locator('#store-delete').click();
+      await page
+        .locator('#confirm-text')
+        .getByText(/^Delete the key owner\?/)
+        .waitFor();
+      await page.getByRole('button', { name: 'Delete owner' }).click();
+      await page.locator('#keys button[data-key="owner"]').waitFor({ state: 'detached' });
+      expect(await t.ws.store.data.get('owner')).toBeUndefined();
 
       // The main view, as the README shows it, and the same on a phone.
       await page.getByRole('link', { name: 'Syncs' }).click();
