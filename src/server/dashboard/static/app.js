@@ -42,6 +42,7 @@ function appPage() {
   window.addEventListener('hashchange', route);
   // Durations, lags and the time axis move on between snapshots (a quiet feed sends none).
   setInterval(() => {
+    if (document.hidden) return;
     if (state.view === 'syncs' || state.view === 'lanes') VIEWS[state.view].update($('#view'));
   }, 1000);
   // The page arrives with its first snapshot; the live feed takes over from there.

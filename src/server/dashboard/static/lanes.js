@@ -30,7 +30,22 @@ export function renderLanes(main) {
         class: 'muted',
         text: 'Each lane runs one run at a time; the bars are its turns, oldest on the left.',
       }),
-      h('div', { class: 'toolbar' }, h('label', {}, 'Time axis ', span)),
+      h(
+        'div',
+        { class: 'toolbar' },
+        h('input', {
+          type: 'search',
+          id: 'lane-filter',
+          placeholder: 'filter by lane or sync',
+          'aria-label': 'Filter lanes by lane or sync name',
+          value: state.laneFilter ?? '',
+          oninput: (e) => {
+            state.laneFilter = e.target.value;
+            renderLanes(main);
+          },
+        }),
+        h('label', {}, 'Time axis ', span),
+      ),
       h('div', { id: 'lanes' }),
     );
   }
@@ -38,8 +53,15 @@ export function renderLanes(main) {
   if (!state.snapshot) return;
   const { lanes, windowMs } = state.snapshot;
   const now = nowish();
+  const filter = state.laneFilter ?? '';
+  const matches = (l) =>
+    !filter ||
+    l.lane.includes(filter) ||
+    l.turns.some((t) => t.sync.includes(filter)) ||
+    l.running.some((r) => r.sync.includes(filter)) ||
+    l.waiting.some((w) => w.sync.includes(filter));
   const shown = lanes.filter(
-    (l) => l.bundle !== null || l.running.length || l.waiting.length || l.turns.length,
+    (l) => (l.bundle !== null || l.running.length || l.waiting.length || l.turns.length) && matches(l),
   );
   // Auto: from a little before the first turn in the window, at least 10 s, at most the window.
   const first = Math.min(now, ...shown.flatMap((l) => l.turns.map((t) => t.start)));
