@@ -82,24 +82,30 @@ async function digestOf(client: pg.ClientBase): Promise<{ count: number; md5: st
   return rows[0] as { count: number; md5: string };
 }
 
+/** Source and target databases with the table `k` keyed as `c` says, `count` rows in the source. */
+async function tables(c: Case, count: number, seed: number, label: string) {
+  const keys = textKeys(count, seed);
+  const a = await freshDatabase(`${label}_src`);
+  const b = await freshDatabase(`${label}_dst`);
+  const src = await connect(a.url);
+  const dst = await connect(b.url);
+  const ddl = `CREATE TABLE k (${c.columns}, note text, updated_at timestamptz NOT NULL)`;
+  await src.query(ddl);
+  await dst.query(ddl);
+  const rows = Array.from(
+    { length: count },
+    (_, i) =>
+      `(${c.values(i, keys)}, 'v0', '2024-01-01T00:00:00Z'::timestamptz + ${i % 50} * interval '1 ms')`,
+  );
+  await src.query(`INSERT INTO k VALUES ${rows.join(', ')}`);
+  return { a, b, src, dst };
+}
+
 describe('PostgreSQL order: the database decides where a page ends', () => {
   it.each(CASES)('backfills, then sweeps a tie block incrementally, keyed by $name', async (c) => {
     const count = 3000;
-    const keys = textKeys(count, 7);
-    const a = await freshDatabase('order_src');
-    const b = await freshDatabase('order_dst');
+    const { a, b, src, dst } = await tables(c, count, 7, 'order');
     const state = await freshDatabase('order_state', { store: true });
-    const src = await connect(a.url);
-    const dst = await connect(b.url);
-    const ddl = `CREATE TABLE k (${c.columns}, note text, updated_at timestamptz NOT NULL)`;
-    await src.query(ddl);
-    await dst.query(ddl);
-    const rows = Array.from(
-      { length: count },
-      (_, i) =>
-        `(${c.values(i, keys)}, 'v0', '2024-01-01T00:00:00Z'::timestamptz + ${i % 50} * interval '1 ms')`,
-    );
-    await src.query(`INSERT INTO k VALUES ${rows.join(', ')}`);
     const store = await PostgresStore.open(state.url);
     try {
       const sync = pgSync({
@@ -135,21 +141,8 @@ describe('PostgreSQL order: the database decides where a page ends', () => {
 describe("PostgreSQL order: a partitioned backfill splits in the database's own order", () => {
   it.each(CASES)('moves every row once over 4 partitions, keyed by $name', async (c) => {
     const count = 3000;
-    const keys = textKeys(count, 11);
-    const a = await freshDatabase('split_src');
-    const b = await freshDatabase('split_dst');
+    const { a, b, src, dst } = await tables(c, count, 11, 'split');
     const state = await freshDatabase('split_state', { store: true });
-    const src = await connect(a.url);
-    const dst = await connect(b.url);
-    const ddl = `CREATE TABLE k (${c.columns}, note text, updated_at timestamptz NOT NULL)`;
-    await src.query(ddl);
-    await dst.query(ddl);
-    const rows = Array.from(
-      { length: count },
-      (_, i) =>
-        `(${c.values(i, keys)}, 'v0', '2024-01-01T00:00:00Z'::timestamptz + ${i % 50} * interval '1 ms')`,
-    );
-    await src.query(`INSERT INTO k VALUES ${rows.join(', ')}`);
     const ws = await Workspace.fromConfig(
       {
         store: state.url,
