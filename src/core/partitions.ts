@@ -18,6 +18,12 @@ export function isPartitionOf(name: string, sync: string): boolean {
   return name.startsWith(`${sync}#`) && /^\d+$/.test(name.slice(sync.length + 1));
 }
 
+/** The partitions of `sync` among `checkpoints`, in order: the split that was made, whatever the config says now. */
+export function partitionsAmong(sync: string, checkpoints: readonly Checkpoint[]): Checkpoint[] {
+  const index = (cp: Checkpoint) => Number(cp.sync.slice(sync.length + 1));
+  return checkpoints.filter((cp) => isPartitionOf(cp.sync, sync)).sort((a, b) => index(a) - index(b));
+}
+
 /** A partition's backfill is done (its checkpoint went past its range). */
 export function partitionDone(cp: Checkpoint): boolean {
   return cp.phase === 'incremental';

@@ -1,5 +1,11 @@
 import { asSluiceError, SluiceError } from '../core/errors.ts';
-import { afterPartitions, partitionDone, partitionName, splitCheckpoints } from '../core/partitions.ts';
+import {
+  afterPartitions,
+  partitionDone,
+  partitionName,
+  partitionsAmong,
+  splitCheckpoints,
+} from '../core/partitions.ts';
 import type { Checkpoint, Source, Target } from '../core/ports.ts';
 import { zeroCounters } from '../core/types.ts';
 import { Heartbeat } from './heartbeat.ts';
@@ -40,9 +46,13 @@ export async function executePartitionedRun(options: PartitionedRunOptions): Pro
         `sync "${spec.name}": a failing batch of a partitioned backfill cannot be set aside; ${options.setAside.reason}`,
       );
     }
-    const names = Array.from({ length: options.partitions }, (_, i) => partitionName(spec.name, i + 1));
     let parent = await store.getCheckpoint(spec.name);
-    if (!parent) parent = await split(options, names, new Date(now()).toISOString());
+    if (!parent) {
+      const fresh = Array.from({ length: options.partitions }, (_, i) => partitionName(spec.name, i + 1));
+      parent = await split(options, fresh, new Date(now()).toISOString());
+    }
+    // The partitions of the split that was made: `backfill.partitions` changed since does not move them.
+    const names = partitionsAmong(spec.name, await store.listCheckpoints()).map((cp) => cp.sync);
     const startedAt = now();
     const before = await checkpointsOf(options, names);
     const left = before.filter((cp) => !partitionDone(cp));

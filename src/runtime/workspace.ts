@@ -3,7 +3,7 @@ import type { ResolvedSync } from '../config/schema.ts';
 import { type ValidConfig, validateConfig } from '../config/validate.ts';
 import { connectorTypes, loadConnectors } from '../connectors/registry.ts';
 import { ConnectorError, isTransient, UnknownSyncError } from '../core/errors.ts';
-import { isPartitionOf, partitionName, partitionProgress } from '../core/partitions.ts';
+import { isPartitionOf, partitionProgress, partitionsAmong } from '../core/partitions.ts';
 import type {
   ApiBudget,
   Checkpoint,
@@ -210,14 +210,15 @@ export class Workspace {
   }
 
   /**
-   * The sync's backfill goes by partitions: configured so, and not done; a backfill begun before
-   * `partitions` was set (a checkpoint of the sync's own and none of a partition) ends as it began.
+   * The sync's backfill goes by partitions: one not begun, configured so; one begun, as it began,
+   * whatever `backfill.partitions` says now (split, or not: a checkpoint of its own and none of a
+   * partition).
    */
   private async partitioned(sync: SyncDefinition): Promise<boolean> {
-    if (sync.partitions <= 1) return false;
     const cp = await this.store.getCheckpoint(sync.name);
-    if (cp === null) return true;
-    return cp.phase === 'backfill' && (await this.store.getCheckpoint(partitionName(sync.name, 1))) !== null;
+    if (cp === null) return sync.partitions > 1;
+    if (cp.phase !== 'backfill') return false;
+    return partitionsAmong(sync.name, await this.store.listCheckpoints()).length > 0;
   }
 
   /** Sends the sync's open dead letters again (see `retryDeadLetters`), holding its lane. */

@@ -8,9 +8,16 @@ import { digest, execSql, seedContacts } from '../support/contacts.ts';
 import { tempDir } from '../support/tmp.ts';
 
 /** A SQLite → SQLite contacts sync whose backfill is split into `partitions` ranges. */
-async function setUp(options: { rows: number; partitions: number; parallel?: boolean; batch?: number }) {
-  const dir = tempDir('partitions');
-  seedContacts(join(dir, 'a.db'), options.rows, { perSecond: 50 });
+async function setUp(options: {
+  rows: number;
+  partitions: number;
+  parallel?: boolean;
+  batch?: number;
+  /** A folder set up before (its files and store kept); default: a new one. */
+  dir?: string;
+}) {
+  const dir = options.dir ?? tempDir('partitions');
+  if (!options.dir) seedContacts(join(dir, 'a.db'), options.rows, { perSecond: 50 });
   const ws = await Workspace.fromConfig(
     {
       connections: { a: { type: 'sqlite', path: 'a.db' }, b: { type: 'sqlite', path: 'b.db' } },
@@ -140,6 +147,23 @@ describe('a partitioned backfill', () => {
       await t.close();
     }
   });
+
+  for (const now of [2, 1]) {
+    it(`keeps the split it made when backfill.partitions changes to ${now} mid-way: nothing lost`, async () => {
+      const t = await setUp({ rows: 8000, partitions: 4, batch: 100 });
+      await t.ws.run('contacts', { trigger: 'backfill' });
+      await t.close();
+      // The same store, the sync now configured with fewer partitions.
+      const again = await setUp({ rows: 0, partitions: now, batch: 100, dir: t.dir });
+      try {
+        await again.backfill();
+        again.equal();
+        expect((await again.ws.store.getCheckpoint('contacts'))?.backfillDone).toBe(8000);
+      } finally {
+        await again.close();
+      }
+    });
+  }
 
   it('forgets its partitions on reset, and splits anew', async () => {
     const t = await setUp({ rows: 2000, partitions: 2 });
