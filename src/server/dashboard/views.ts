@@ -32,6 +32,8 @@ export type SyncRow = SyncStatus & {
   chainBroken: string | null;
   /** A run is queued but another sync holds the lane. */
   waitingForLane: boolean;
+  /** Since when it runs (epoch ms), while it does. */
+  runningSince: number | null;
   next: NextRun | null;
   /** The running run's latest progress, where this process runs it. */
   live: LiveProgress | null;
@@ -101,16 +103,23 @@ export async function snapshot(ws: Workspace, live: LiveState, now = Date.now())
     const sync = ws.sync(status.sync);
     const lane = laneOf(status.sync, bundles, 'schedule');
     const mine = queued.filter((r) => r.sync === status.sync);
+    // Claimed is running: the run's own record follows a moment later (its source and target open).
+    const claimed = running.find((r) => r.sync === status.sync);
+    const state = claimed ? 'running' : status.state;
+    const runningSince =
+      claimed?.startedAt ??
+      (state === 'running' && status.lastRun ? Date.parse(status.lastRun.startedAt) : null);
     return {
       ...status,
+      state,
+      runningSince,
       bundle: bundles.get(status.sync) ?? null,
       lane,
       rerun: sync.rerun.mode,
       chainBroken: live.chainBroken.get(status.sync) ?? null,
-      waitingForLane:
-        status.state === 'queued' && mine.some((r) => r.notBefore <= now && busyLanes.has(r.lane)),
+      waitingForLane: state === 'queued' && mine.some((r) => r.notBefore <= now && busyLanes.has(r.lane)),
       next: nextRun(ws, status, mine, now),
-      live: status.state === 'running' ? (live.progress.get(status.sync) ?? null) : null,
+      live: state === 'running' ? (live.progress.get(status.sync) ?? null) : null,
       backfillStartedAt: status.phase === 'backfill' ? (started.get(status.sync) ?? null) : null,
       backfillEtaMs: backfillEta(status, started.get(status.sync) ?? null, now),
     };

@@ -184,7 +184,7 @@ function stateOf(s, now) {
       h('div', { class: 'reason', text: s.chainBroken }),
     ];
   if (s.state === 'running') {
-    const since = s.lastRun ? now - Date.parse(s.lastRun.startedAt) : null;
+    const since = s.runningSince === null ? null : now - s.runningSince;
     return [
       h('span', { class: 'state state-running', text: 'running' }),
       since === null ? null : h('div', { class: 'small muted', text: `for ${duration(since)}` }),
