@@ -10,7 +10,7 @@ export const SYNCS = ['upsert', 'append'] as const;
 export type SyncName = (typeof SYNCS)[number];
 
 /** One sync's settings for the next run; the config is written again before every step. */
-export type SyncSettings = { batch: number; budgetMs: number; map: boolean };
+export type SyncSettings = { batch: number; budgetMs: number; map: boolean; partitions: number };
 
 export const LOOKBACK = '60s';
 export const LOOKBACK_MS = 60_000;
@@ -31,7 +31,7 @@ export function writeChaosConfig(dir: string, settings: Record<SyncName, SyncSet
       key: 'id',
       cursor: { field: 'updated_at', lookback: '${LOOKBACK}' },
       batch: { size: ${s.batch} },
-      maxRunDuration: '${s.budgetMs}ms',${s.map ? '\n      map: (r) => r,' : ''}
+      maxRunDuration: '${s.budgetMs}ms',${s.map ? '\n      map: (r) => r,' : ''}${s.partitions > 1 ? `\n      backfill: { partitions: ${s.partitions} },` : ''}
     },`;
   };
   writeFileSync(

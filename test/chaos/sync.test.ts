@@ -82,6 +82,8 @@ async function chaos(seed: number): Promise<void> {
   const logPath = join(dir, 'chaos.log');
   const log = (line: string) => appendFileSync(logPath, `${line}\n`);
   const random = new Random(seed);
+  // Partition counts come from a stream of their own, so the seeds kept above draw what they drew.
+  const splits = new Random(seed + 0x5eed);
   const source = new ChaosSource(join(dir, 'source.db'), random);
   const killed: Record<SyncName, number> = { upsert: 0, append: 0 };
   const findings: string[] = [];
@@ -96,7 +98,7 @@ async function chaos(seed: number): Promise<void> {
     // confirmed and that batch's checkpoint (see `Kill` in cli.ts).
     const steps = random.int(MIN_STEPS, MAX_STEPS);
     for (let step = 0; step < steps; step++) {
-      const settings = drawSettings(random, { minBatch: 7, minBudgetMs: 50 });
+      const settings = drawSettings(random, { minBatch: 7, minBudgetMs: 50 }, splits);
       const chosenSyncs = SYNCS.filter(() => random.chance(0.85));
       const syncs = chosenSyncs.length ? chosenSyncs : [...SYNCS];
       const stall = random.chance(0.3) ? random.pick(syncs) : null;
@@ -142,7 +144,7 @@ async function chaos(seed: number): Promise<void> {
     for (let round = 0; round < 2 * MAX_CATCH_UP_RUNS; round++) {
       const syncs = SYNCS.filter((s) => pass[s] < 2);
       if (syncs.length === 0) break;
-      const settings = drawSettings(random, { minBatch: 20, minBudgetMs: 100 });
+      const settings = drawSettings(random, { minBatch: 20, minBudgetMs: 100 }, splits);
       writeChaosConfig(dir, settings);
       for (const result of await Promise.all(syncs.map((sync) => runSync(dir, sync, null)))) {
         const { sync } = result;
@@ -195,19 +197,22 @@ async function chaos(seed: number): Promise<void> {
 function drawSettings(
   random: Random,
   floor: { minBatch: number; minBudgetMs: number },
+  splits: Random,
 ): Record<SyncName, SyncSettings> {
-  const one = (map: boolean): SyncSettings => ({
+  const one = (map: boolean, partitions: number): SyncSettings => ({
     batch: random.logInt(floor.minBatch, 500),
     budgetMs: random.logInt(floor.minBudgetMs, 2000),
     map,
+    partitions,
   });
   // The SQLite target copies batches from the source file itself when there is no map; with one,
-  // records take the ordinary path. The JSON Lines target always takes the ordinary path.
-  return { upsert: one(random.chance(0.5)), append: one(true) };
+  // records take the ordinary path. The JSON Lines target always takes the ordinary path. The upsert
+  // sync's backfill may be split (the count drawn anew each step: a split once made stands).
+  return { upsert: one(random.chance(0.5), splits.int(1, 4)), append: one(true, 1) };
 }
 
 function describeResult(result: RunResult, settings: SyncSettings): string {
-  const config = `batch ${settings.batch}, budget ${settings.budgetMs} ms${settings.map ? ', map' : ''}`;
+  const config = `batch ${settings.batch}, budget ${settings.budgetMs} ms${settings.map ? ', map' : ''}${settings.partitions > 1 ? `, ${settings.partitions} partitions` : ''}`;
   const kill =
     result.kill?.after === 'spawn'
       ? `, kill at ${result.kill.ms} ms`
