@@ -25,6 +25,25 @@ async function progressOf(page: Page, sync: string): Promise<number | null> {
 
 describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a real browser', () => {
   it(
+    'says how to set a token when none is configured',
+    async () => {
+      const t = await servedWorkspace({ rows: 10, tokens: [] });
+      const browser = await openBrowser();
+      try {
+        const { page } = browser;
+        await page.goto(t.url);
+        await page.getByRole('heading', { name: 'The dashboard needs an API token' }).waitFor();
+        expect(await page.locator('pre').textContent()).toContain('apiTokens');
+        await screenshot(page, 'no-token');
+      } finally {
+        await browser.close();
+        await t.stop();
+      }
+    },
+    LONG,
+  );
+
+  it(
     'refuses a wrong token, signs in with a right one (an HttpOnly SameSite=Strict cookie) and works from the keyboard',
     async () => {
       const t = await servedWorkspace({ rows: 100 });

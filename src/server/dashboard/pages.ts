@@ -99,7 +99,7 @@ export function signInPage(error: string | null = null): string {
 <label for="token">API token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
 <p id="sign-in-error" class="error" role="alert">${error ? escapeHtml(error) : ''}</p>
-<button type="submit">Sign in</button>
+<button type="submit" class="primary">Sign in</button>
 </form>
 </main>`,
   );
