@@ -58,12 +58,21 @@ function shell(page: string, title: string, body: string): string {
 <title>${escapeHtml(title)}</title>
 <link rel="stylesheet" href="/dashboard/app.css?v=${css}">
 <script type="module" src="/dashboard/app.js?v=${js}"></script>
+${modules()}
 </head>
 <body data-page="${page}">
 ${body}
 </body>
 </html>
 `;
+}
+
+/** The modules app.js imports, fetched beside it rather than after it. */
+function modules(): string {
+  return Object.keys(EMBEDDED)
+    .filter((name) => name.endsWith('.js') && name !== 'app.js')
+    .map((name) => `<link rel="modulepreload" href="/dashboard/${name}">`)
+    .join('\n');
 }
 
 /** No API token is configured: the dashboard is closed, and the page says how to open it. */
