@@ -1,4 +1,7 @@
+import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import type { Runtime } from '../../src/runtime/port.ts';
+import { LiveFeed } from '../../src/server/dashboard/live.ts';
 import type { Snapshot } from '../../src/server/dashboard/views.ts';
 import { until } from '../support/until.ts';
 import { servedWorkspace, TOKEN } from './setup.ts';
@@ -80,4 +83,29 @@ describe('the live feed of a real backfill', () => {
       await t.stop();
     }
   }, 180_000);
+});
+
+describe('a broken chain on the live feed', () => {
+  it('shows the reason until the sync runs again', async () => {
+    const t = await servedWorkspace({ rows: 10 });
+    const runtime = new EventEmitter() as unknown as Runtime & EventEmitter;
+    const feed = new LiveFeed(t.ws, runtime, { minIntervalMs: 50 });
+    try {
+      const seen: (string | null)[] = [];
+      const stop = feed.listen((event, data) => {
+        if (event !== 'snapshot') return;
+        const big = (JSON.parse(data) as Snapshot).syncs.find((s) => s.sync === 'big')!;
+        seen.push(big.chainBroken);
+      });
+      await until('the first snapshot', () => seen.length > 0);
+      runtime.emit('chain:broken', { sync: 'big', reason: 'failed 3 times: the target refused the batch' });
+      await until('the broken chain on the feed', () => seen.at(-1)?.startsWith('failed 3 times'));
+      runtime.emit('run:start', { request: { sync: 'big' }, laneWaitMs: 0 });
+      await until('the chain mended by a run', () => seen.length > 2 && seen.at(-1) === null);
+      stop();
+    } finally {
+      feed.close();
+      await t.stop();
+    }
+  });
 });
