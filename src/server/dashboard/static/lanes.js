@@ -139,7 +139,10 @@ function timeline(turns, from, now) {
     const label = step < 60_000 ? clock(m) : clock(m).slice(0, 5);
     svg.append(
       h('svg:line', { class: 'axis', x1: x(m), x2: x(m), y1: 0, y2: 30 }),
-      h('svg:text', { x: Math.min(x(m) + 2, W - 52), y: 42, text: label }),
+      // A label near the right edge ends at its tick instead of starting there.
+      x(m) > W - 90
+        ? h('svg:text', { x: x(m) - 2, y: 42, 'text-anchor': 'end', text: label })
+        : h('svg:text', { x: x(m) + 2, y: 42, text: label }),
     );
   }
   for (const t of turns) {
