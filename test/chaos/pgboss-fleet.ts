@@ -131,14 +131,15 @@ export type WorkerProcess = {
 
 /**
  * `sluice worker --concurrency <n>` in `dir`, its output (JSON log lines) appended to `logPath`;
- * resolves once it logs that its runtime started.
+ * resolves once it logs that its runtime started. `spawned` hears of the child at once, so that a
+ * test failing meanwhile can still kill it.
  */
 export async function startWorker(
   dir: string,
   slot: number,
   generation: number,
   logPath: string,
-  options: { concurrency: number; timeoutMs: number },
+  options: { concurrency: number; timeoutMs: number; spawned?: (child: ChildProcess) => void },
 ): Promise<WorkerProcess> {
   const spawnedAt = Date.now();
   const child = spawn(
@@ -155,6 +156,7 @@ export async function startWorker(
     ],
     { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env },
   );
+  options.spawned?.(child);
   const out = createWriteStream(logPath, { flags: 'a' });
   let head = '';
   const keep = (chunk: string) => {

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { digest, seedContacts } from '../support/contacts.ts';
 import { freshDatabase } from '../support/pg.ts';
 import { tempDir } from '../support/tmp.ts';
+import { until } from '../support/until.ts';
 import { ContactsWriter } from './contacts-writer.ts';
 import {
   checkDesignTakeovers,
@@ -81,7 +83,7 @@ const CONCURRENCY = 2;
  * 10 s, and looks for dead workers' jobs every 2 s (half the lease); idle workers poll every 500 ms.
  */
 const RUNTIME: WorkerSettings = { leaseMs: 3_000, pollMs: 500, graceMs: 2_000 };
-/** Between a restart and the next kill. */
+/** Between a kill's restart being spawned and the next kill. */
 const GAP_MS = [1_000, 3_500] as const;
 /** How long a killed worker's place stays empty, unless the kill is long. */
 const DOWN_MS = [200, 3_000] as const;
@@ -184,7 +186,8 @@ async function chaos(seed: number): Promise<Takeover[]> {
   const writer = new ContactsWriter(new Random(seed ^ 0x5eed_0003));
   const editing = new AbortController();
   let edits: Promise<number> | null = null;
-  const procs: WorkerProcess[] = [];
+  // Every child spawned, ready or not: whatever happens, none outlives the test.
+  const children: ChildProcess[] = [];
   const db = await freshDatabase('pgboss_chaos', { store: true });
   const reader = new StoreReader(db.url);
   const watching = new AbortController();
@@ -193,8 +196,8 @@ async function chaos(seed: number): Promise<Takeover[]> {
     const proc = await startWorker(dir, slot, generation, join(dir, `worker-${slot}.${generation}.log`), {
       concurrency: CONCURRENCY,
       timeoutMs: START_TIMEOUT_MS,
+      spawned: (child) => children.push(child),
     });
-    procs.push(proc);
     log(
       `slot ${slot}.${generation}: pid ${proc.pid} started its runtime after ${proc.readyAt - proc.spawnedAt} ms`,
     );
@@ -204,18 +207,22 @@ async function chaos(seed: number): Promise<Takeover[]> {
   let summary = '';
   let measured: Takeover[] = [];
   try {
-    const bundle = drawBundle(random, 5, { min: 25, max: 50 });
+    const bundle = drawBundle(random, 5, { min: 60, max: 120 });
     for (const sync of bundle) seedContacts(sourcePath(dir, sync.name), sync.rows, { perSecond: 50 });
     writeBundleConfig(dir, db.url, bundle, RUNTIME);
     log(`seed ${seed} in ${dir}, store ${db.name}: ${JSON.stringify(bundle)}`);
     watch = watchJobs(reader, log, watching.signal);
     // All three at once: pg-boss's schema and queue are created by whichever gets there first.
-    const live: WorkerProcess[] = await Promise.all(
+    const first: WorkerProcess[] = await Promise.all(
       Array.from({ length: WORKERS }, (_, slot) => start(slot, 0)),
     );
+    // Each place's worker once its runtime started; null while it is down or starting again.
+    const live: (WorkerProcess | null)[] = [...first];
+    const restarts: Promise<void>[] = [];
 
     // Chaos: the writer edits a random source every few hundred ms; meanwhile, every few seconds,
-    // one worker is killed (mostly the one inside a run) and started again in its place.
+    // one worker is killed (mostly the one inside a run) and started again in its place. The next
+    // kill does not wait for that restart, only for two workers up, so one is always live.
     const chaosStart = Date.now();
     const chaosEnd = chaosStart + CHAOS_MS;
     edits = edit(writer, editRandom, bundle, dir, chaosEnd, editing.signal, log);
@@ -226,16 +233,24 @@ async function chaos(seed: number): Promise<Takeover[]> {
     while (true) {
       const gap = killRandom.int(GAP_MS[0], GAP_MS[1]);
       // The first kill is aimed and long, so that every seed makes the live workers take a lane over.
-      const first = kills.length === 0;
-      const aimed = first || killRandom.chance(0.6);
-      const slot = killRandom.int(0, WORKERS - 1);
+      const long = kills.length === 0;
+      const aimed = long || killRandom.chance(0.6);
+      const pick = killRandom.int(0, WORKERS - 1);
       const downMs = killRandom.int(DOWN_MS[0], DOWN_MS[1]);
-      // Only the first is long: the chaos's budget has room for one wait of up to LONG_DOWN_MS.
-      const long = first;
       if (Date.now() + gap + KILL_PATIENCE_MS + downMs + RESTART_MS > chaosEnd) break;
       await sleep(gap);
+      const upNow = () => live.filter((p): p is WorkerProcess => p !== null);
+      await until('two workers up', () => upNow().length >= 2, START_TIMEOUT_MS);
+      const ready = upNow();
       // The first waits longer for a run to strike inside: a long kill holding none tests nothing.
-      const strike = await strikeOne(live, aimed ? null : slot, reader, first ? 10_000 : KILL_PATIENCE_MS);
+      const strike = await strikeOne(
+        ready,
+        aimed ? null : pick % ready.length,
+        reader,
+        long ? 10_000 : KILL_PATIENCE_MS,
+      );
+      const victimSlot = strike.victim.slot;
+      live[victimSlot] = null;
       const kill: Kill = {
         n: kills.length + 1,
         victim: strike.victim,
@@ -249,7 +264,7 @@ async function chaos(seed: number): Promise<Takeover[]> {
       };
       kills.push(kill);
       log(
-        `kill ${kill.n}${aimed ? ' (aimed)' : ''}: slot ${kill.victim.slot}.${kill.victim.generation} pid ${
+        `kill ${kill.n}${aimed ? ' (aimed)' : ''}: slot ${victimSlot}.${kill.victim.generation} pid ${
           kill.victim.pid
         } after ${strike.looks} looks, holding ${
           kill.held.map((r) => `run ${r.id} ${r.sync}`).join(', ') || 'no run'
@@ -264,10 +279,15 @@ async function chaos(seed: number): Promise<Takeover[]> {
           } ${kill.downMs} ms after the kill`,
         );
       } else await sleep(downMs);
-      const victimSlot = kill.victim.slot;
-      kill.restart = await start(victimSlot, generations[victimSlot]!++);
-      live[victimSlot] = kill.restart;
+      const restart = start(victimSlot, generations[victimSlot]!++).then((proc) => {
+        kill.restart = proc;
+        live[victimSlot] = proc;
+      });
+      // Awaited once the kills are over; a failed start fails the test there.
+      restart.catch(() => undefined);
+      restarts.push(restart);
     }
+    await Promise.all(restarts);
     const writerStoppedAt = await edits;
     log(
       `chaos over: ${kills.length} kills; the writer inserted ${writer.inserted} and updated ${writer.updated} rows`,
@@ -288,8 +308,9 @@ async function chaos(seed: number): Promise<Takeover[]> {
     // SIGTERM to every worker at once: each must exit 0 within grace.
     const sent = Date.now();
     const exits: string[] = [];
-    for (const proc of live) proc.child.kill('SIGTERM');
-    for (const proc of live) {
+    const up = live.filter((p): p is WorkerProcess => p !== null);
+    for (const proc of up) proc.child.kill('SIGTERM');
+    for (const proc of up) {
       const exit = await Promise.race([
         proc.exited,
         sleep(Math.max(0, sent + EXIT_BOUND_MS + 10_000 - Date.now()), null),
@@ -345,8 +366,16 @@ async function chaos(seed: number): Promise<Takeover[]> {
     // Only a failure already thrown above can leave the editor going; its own error would add nothing.
     await edits?.catch(() => 0);
     writer.close();
-    for (const proc of procs) if (proc.alive()) proc.child.kill('SIGKILL');
-    await Promise.all(procs.map((p) => p.exited));
+    await Promise.all(
+      children.map((child) =>
+        child.exitCode !== null || child.signalCode !== null
+          ? undefined
+          : new Promise((resolve) => {
+              child.once('exit', resolve);
+              child.kill('SIGKILL');
+            }),
+      ),
+    );
     watching.abort();
     await watch;
     await reader.close();
@@ -371,14 +400,14 @@ async function laneRanAgain(reader: StoreReader, kill: Kill, timeoutMs: number):
 }
 
 /**
- * Kills one worker: the one in `slot`, or (`slot` null) whichever holds a run, looked for until
- * `patienceMs` runs out and then any. The worker is frozen (SIGSTOP) while the store is read, so
+ * Kills one of the workers up: `live[index]`, or (`index` null) whichever holds a run, looked for
+ * until `patienceMs` runs out and then any. The worker is frozen (SIGSTOP) while the store is read, so
  * what it held is what it holds when the SIGKILL lands; after it is gone the store is read again, for
  * a run whose start was on the wire.
  */
 async function strikeOne(
   live: WorkerProcess[],
-  slot: number | null,
+  index: number | null,
   reader: StoreReader,
   patienceMs: number,
 ): Promise<{ victim: WorkerProcess; at: number; held: Kill['held']; lastRunId: number; looks: number }> {
@@ -386,10 +415,10 @@ async function strikeOne(
   for (let looks = 1; ; looks++) {
     const running = (await reader.runs()).filter((r) => r.status === 'running');
     const holding = live.find((p) => running.some((r) => r.holder === p.holder));
-    const victim = slot !== null ? live[slot]! : (holding ?? live[looks % live.length]!);
+    const victim = index !== null ? live[index]! : (holding ?? live[looks % live.length]!);
     victim.child.kill('SIGSTOP');
     const held = await reader.held(victim.holder);
-    if (slot !== null || held.length > 0 || Date.now() >= deadline) {
+    if (index !== null || held.length > 0 || Date.now() >= deadline) {
       const lastRunId = Math.max(await reader.maxRunId(), ...held.map((r) => r.id));
       const at = await killNow(victim);
       // A commit the worker sent before it stopped lands or is rolled back by now.
