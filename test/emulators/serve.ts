@@ -9,10 +9,12 @@
  * `--realistic` seeds names, emails, companies, titles, phones and cities (test/emulators/people.ts)
  * instead of contact1@example.com…; `--hubspot-rate-limit n/ms` answers 429 past n requests in any
  * window (rolling, no Retry-After, as HubSpot documents), `--search-rate-limit n/ms` the search API's
- * own limit, `--search-lag ms` how long the search index lags writes.
+ * own limit, `--search-lag ms` how long the search index lags writes, `--connection-cap n` at most
+ * n records a second on each TCP connection, on every emulator (off by default).
  * Prints one JSON line `{ hubspot: url, salesforce: [url, …], invalidEmails: [ids] }` once
  * listening; exits when stdin closes or on SIGTERM. Each emulator answers `GET /_emulator/count`,
- * `GET /_emulator/stats` and `PUT /_emulator/rate-limit` (no token; emulator controls, not API).
+ * `GET /_emulator/stats`, `PUT /_emulator/rate-limit` and `PUT /_emulator/connection-cap` (no token;
+ * emulator controls, not API).
  */
 import { parseArgs } from 'node:util';
 import { startHubSpotEmulator } from './hubspot.ts';
@@ -37,6 +39,7 @@ async function main(): Promise<void> {
       'hubspot-rate-limit': { type: 'string' },
       'search-rate-limit': { type: 'string' },
       'search-lag': { type: 'string', default: '0' },
+      'connection-cap': { type: 'string' },
     },
   });
   const contacts = Number(values.hubspot);
@@ -56,6 +59,11 @@ async function main(): Promise<void> {
   const salesforce = await Promise.all(
     Array.from({ length: Number(values.salesforce) }, () => startSalesforceEmulator()),
   );
+  const cap = values['connection-cap'] ? Number(values['connection-cap']) : 0;
+  if (!(cap >= 0))
+    throw new Error(`--connection-cap: expected records per second, got ${values['connection-cap']}`);
+  if (cap > 0)
+    for (const emu of [hubspot, ...salesforce]) emu.server.faults.connectionCap = { recordsPerSecond: cap };
   process.stdout.write(
     `${JSON.stringify({ hubspot: hubspot.url, salesforce: salesforce.map((s) => s.url), invalidEmails })}\n`,
   );

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * The HTTP plumbing shared by the API emulators (dev-only test doubles, never the real services):
@@ -8,7 +9,9 @@ import type { AddressInfo } from 'node:net';
  * answering 429 (with the Retry-After the window really needs, or none where the API sends none),
  * bursts of 5xx, a "hang" mode that never answers, a "down" mode that refuses connections — and
  * OAuth-style bearer tokens that expire. It keeps the arrival time of every API request, so a test
- * can ask for the busiest window a client ever caused (`busiest`).
+ * can ask for the busiest window a client ever caused (`busiest`). Off unless switched on, a
+ * per-connection throughput cap (`connectionCap`) makes each TCP connection carry at most so many
+ * records a second, as a service that limits each client connection does.
  */
 export type EmulatorRequest = {
   method: string;
@@ -33,6 +36,14 @@ export type Faults = {
   failRate: number;
   /** Requests are read and never answered, until switched off or the server closes. */
   hang: boolean;
+  /**
+   * At most `recordsPerSecond` records a second on each TCP connection (keyed on the socket; null,
+   * the default: no cap). A request's records are its body's `inputs` (HubSpot batches) or `records`
+   * (Salesforce collections), else 1; its answer waits until the connection's previous requests and
+   * its own records fit in that rate (a per-connection bucket without burst). HTTP/1.1 carries one
+   * request at a time per connection, so a client gets more only over more connections.
+   */
+  connectionCap: { recordsPerSecond: number } | null;
 };
 
 export type EmulatorStats = {
@@ -42,6 +53,10 @@ export type EmulatorStats = {
   hung: number;
   tokens: number;
   byPath: Map<string, number>;
+  /** TCP connections that carried an API request. */
+  connections: number;
+  /** The most connections with an API request in hand at one moment. */
+  busiestConnections: number;
 };
 
 export type EmulatorOptions = {
@@ -59,7 +74,7 @@ export type EmulatorOptions = {
 
 export class EmulatorServer {
   url = '';
-  readonly faults: Faults = { rateLimit: null, failNext: 0, failRate: 0, hang: false };
+  readonly faults: Faults = { rateLimit: null, failNext: 0, failRate: 0, hang: false, connectionCap: null };
   readonly stats: EmulatorStats = {
     requests: 0,
     rateLimited: 0,
@@ -67,6 +82,8 @@ export class EmulatorServer {
     hung: 0,
     tokens: 0,
     byPath: new Map(),
+    connections: 0,
+    busiestConnections: 0,
   };
   /** Token → expiry (ms since epoch). */
   private readonly tokens = new Map<string, number>();
@@ -80,6 +97,9 @@ export class EmulatorServer {
   private readonly paths: string[] = [];
   private readonly hung = new Set<ServerResponse>();
   private port = 0;
+  /** Each connection's requests in hand, and when its cap lets it carry the next record (ms). */
+  private readonly sockets = new WeakMap<Socket, { busy: number; freeAt: number }>();
+  private busySockets = 0;
 
   constructor(handler: Handler, options: EmulatorOptions) {
     this.handler = handler;
@@ -171,6 +191,7 @@ export class EmulatorServer {
       this.stats.byPath.set(url.pathname, (this.stats.byPath.get(url.pathname) ?? 0) + 1);
       this.arrivals.push(arrived);
       this.paths.push(url.pathname);
+      this.connectionBusy(req.socket, res);
     }
     if (this.faults.hang && !isControl) {
       this.stats.hung += 1;
@@ -191,10 +212,45 @@ export class EmulatorServer {
     res.end(text);
   }
 
+  /** Counts the request's connection as busy until its answer is sent (or the connection drops). */
+  private connectionBusy(socket: Socket, res: ServerResponse): void {
+    let conn = this.sockets.get(socket);
+    if (!conn) {
+      conn = { busy: 0, freeAt: 0 };
+      this.sockets.set(socket, conn);
+      this.stats.connections += 1;
+    }
+    if (conn.busy++ === 0) this.busySockets += 1;
+    this.stats.busiestConnections = Math.max(this.stats.busiestConnections, this.busySockets);
+    const state = conn;
+    res.once('close', () => {
+      if (--state.busy === 0) this.busySockets -= 1;
+    });
+  }
+
+  /** Waits until the request's connection may carry its records (see `Faults.connectionCap`). */
+  private async throttle(socket: Socket, body: unknown): Promise<void> {
+    const cap = this.faults.connectionCap;
+    const conn = this.sockets.get(socket);
+    if (!cap || !conn) return;
+    const items = body && typeof body === 'object' ? (body as { inputs?: unknown; records?: unknown }) : {};
+    const list = Array.isArray(items.inputs)
+      ? items.inputs
+      : Array.isArray(items.records)
+        ? items.records
+        : null;
+    const records = list ? Math.max(1, list.length) : 1;
+    const now = performance.now();
+    conn.freeAt = Math.max(now, conn.freeAt) + (records * 1000) / cap.recordsPerSecond;
+    await sleep(conn.freeAt - now);
+  }
+
   /**
    * `GET /_emulator/stats[?window=ms]`: request counters (with `busiest`, the most requests in any
    * window of that length); `PUT /_emulator/rate-limit` with `{ requests, windowMs, retryAfterS }` or
-   * `null`: switches the rate limit; anything else under `/_emulator/` goes to the emulator's handler.
+   * `null`: switches the rate limit; `PUT /_emulator/connection-cap` with `{ recordsPerSecond }` or
+   * `null`: switches the per-connection cap; anything else under `/_emulator/` goes to the emulator's
+   * handler.
    */
   private async control(req: IncomingMessage, url: URL, raw: string): Promise<EmulatorResponse> {
     if (url.pathname === '/_emulator/stats' && req.method === 'GET') {
@@ -217,6 +273,12 @@ export class EmulatorServer {
           : null;
       this.window = [];
       return { status: 200, body: { rateLimit: this.faults.rateLimit } };
+    }
+    if (url.pathname === '/_emulator/connection-cap' && req.method === 'PUT') {
+      const cap = parseBody(raw, 'application/json') as { recordsPerSecond?: unknown } | null;
+      const perSecond = Number(cap?.recordsPerSecond);
+      this.faults.connectionCap = perSecond > 0 ? { recordsPerSecond: perSecond } : null;
+      return { status: 200, body: { connectionCap: this.faults.connectionCap } };
     }
     const body = parseBody(raw, req.headers['content-type']);
     return this.handler({
@@ -255,6 +317,7 @@ export class EmulatorServer {
       return { status: 401, body: errors.unauthorized(), headers: extra };
     }
     const body = parseBody(raw, req.headers['content-type']);
+    await this.throttle(req.socket, body);
     const reply = await this.handler({
       method: req.method ?? 'GET',
       url,
