@@ -61,6 +61,29 @@ describe('dashboard sessions', () => {
     }
   });
 
+  it('signs in from the plain form too (no script): a redirect with the cookie, or the form again with the reason', async () => {
+    const t = await servedWorkspace({ rows: 10 });
+    try {
+      const form = (token: string) =>
+        fetch(`${t.url}/ui/session`, {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { origin: t.url, 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ token }).toString(),
+        });
+      const wrong = await form('wrong');
+      expect(wrong.status).toBe(401);
+      expect(wrong.headers.get('set-cookie')).toBeNull();
+      expect(await wrong.text()).toMatch(/id="sign-in"[\s\S]*that token is not one of server\.apiTokens/);
+      const right = await form(TOKEN);
+      expect(right.status).toBe(303);
+      expect(right.headers.get('location')).toBe('/');
+      expect(right.headers.get('set-cookie')).toMatch(/^sluice_session=.*HttpOnly; SameSite=Strict/);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('refuses a change that does not come from the page itself (CSRF), and leaves the API to bearer tokens', async () => {
     const t = await servedWorkspace({ rows: 10 });
     try {
