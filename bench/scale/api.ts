@@ -5,7 +5,7 @@
  * fresh store; `sluice backfill` runs as a user runs it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { DatabaseSync } from 'node:sqlite';
@@ -120,6 +120,8 @@ function writeConfig(dir: string, url: string, settings: ApiSettings, c: ApiCase
 
 /** The sync's own checkpoint: once its partitions are done it holds their totals. */
 function storeTotals(dir: string): { read: number; written: number } | null {
+  // A case stopped before Sluice made its store has none.
+  if (!existsSync(join(dir, 'state.db'))) return null;
   const db = new DatabaseSync(join(dir, 'state.db'), { readOnly: true });
   try {
     const row = db
