@@ -292,8 +292,8 @@ export class StoreReader {
   }
 
   /**
-   * The runtime's jobs not completed, one line each (request id, sync, state, retries, when started,
-   * last heartbeat), for the test's log.
+   * The runtime's jobs not completed, one line each (request id, sync, state, retries, when due,
+   * started and last beat, by the database server's clock), for the test's log.
    */
   async openJobs(): Promise<string[]> {
     const { rows } = await this.pool.query(
