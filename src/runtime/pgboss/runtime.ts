@@ -158,7 +158,14 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
       let workId = '';
       workId = await this.boss.work<RunJob>(
         QUEUE,
-        { pollingIntervalSeconds: this.pollMs / 1000, batchSize: 1 },
+        // With NOTIFY on, pg-boss polls at `notifyPollingIntervalSeconds` (30 s by default), not at
+        // `pollingIntervalSeconds`: and a dead worker's job put back for retry, or a job whose
+        // `startAfter` comes, wakes nobody. `runtime.poll` bounds both.
+        {
+          pollingIntervalSeconds: this.pollMs / 1000,
+          notifyPollingIntervalSeconds: this.pollMs / 1000,
+          batchSize: 1,
+        },
         ([job]) => this.handle(job!, workId),
       );
       this.workIds.push(workId);
