@@ -3,8 +3,9 @@
  * otherwise reach for, in one run.
  *
  *   npx node bench/pg.ts [--rows 1000000] [--batch 5000] [--run-ms 15000] [--map none,identity]
- *                        [--lookback 5s] [--rounds 1] [--offset-seconds 60] [--bin bin/sluice.js]
- *                        [--node-options '…'] [--keep]
+ *                        [--store own,target,sqlite] [--no-peers] [--lookback 5s] [--rounds 1]
+ *                        [--offset-seconds 60] [--bin bin/sluice.js] [--node-options '…']
+ *                        [--db-prefix sluice_bench] [--keep]
  *
  * Generates the contacts in one database, then each round times on the same server:
  * - `sluice backfill` as a user runs it (the bin with its flags, a config file, runs time-boxed to
@@ -12,12 +13,16 @@
  *   each batch's COPY from the source unparsed, the native path) and `identity` (`map: (r) => r`:
  *   records parsed into JS, mapped, written by the target with COPY and an upsert, the ordinary
  *   path most real syncs take); each into a fresh database, in a child process whose peak RSS is
- *   its own, checked against the source by digest;
+ *   its own, checked against the source by digest; and once per `--store`: `own` (the store in a
+ *   database of its own, the default), `target` (the store in the target's database: each batch
+ *   and its checkpoint commit in one transaction, the exactly-once path, where the target declines
+ *   native copies so `none` goes the ordinary way too) and `sqlite` (the embedded SQLite store);
  * - `pg_dump -t | psql`, pgloader (when installed), and a naive script paging with OFFSET (stopped
  *   after --offset-seconds, the rest extrapolated).
  * `--lookback 5s` gives the syncs `cursor: { field: 'updated_at', lookback: '5s' }`; `--bin` runs
- * another checkout's bin against the same data. The 1-minute load average is printed beside every
- * figure.
+ * another checkout's bin against the same data; `--no-peers` runs the Sluice paths alone;
+ * `--db-prefix` names the bench's databases (two benches on one server must not share them). The
+ * 1-minute load average is printed beside every figure.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,20 +43,30 @@ import {
 
 const BASE = process.env.SLUICE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const urlOf = (db: string) => Object.assign(new URL(BASE), { pathname: `/${db}` }).toString();
-const DB = {
-  src: 'sluice_bench_src',
-  none: 'sluice_bench_native',
-  identity: 'sluice_bench_identity',
-  state: 'sluice_bench_state',
-  dump: 'sluice_bench_dump',
-  loader: 'sluice_bench_pgloader',
-  offset: 'sluice_bench_offset',
-};
+const databases = (prefix: string) => ({
+  src: `${prefix}_src`,
+  none: `${prefix}_native`,
+  identity: `${prefix}_identity`,
+  state: `${prefix}_state`,
+  dump: `${prefix}_dump`,
+  loader: `${prefix}_pgloader`,
+  offset: `${prefix}_offset`,
+});
+let DB = databases('sluice_bench');
 const MAPS = { none: null, identity: '(r) => r' } as const;
 type MapName = keyof typeof MAPS;
-const PATH_NAMES: Record<MapName, string> = {
-  none: 'sluice, native (no map)',
-  identity: 'sluice, ordinary (map: r => r)',
+/** Where the store lives: its own database, the target's database (exactly-once), a SQLite file. */
+const STORES = ['own', 'target', 'sqlite'] as const;
+type StoreName = (typeof STORES)[number];
+const pathName = (map: MapName, store: StoreName): string => {
+  // With the store in the target's database the target declines native copies: no map goes the ordinary way.
+  const way =
+    map === 'none'
+      ? store === 'target'
+        ? 'sluice, no map (ordinary way)'
+        : 'sluice, native (no map)'
+      : 'sluice, ordinary (map: r => r)';
+  return store === 'own' ? way : `${way}, store ${store === 'target' ? 'in target db' : 'SQLite'}`;
 };
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -201,18 +216,29 @@ async function offsetPaging(
 /** The config of one Sluice path: source database, a fresh target database, the store's database. */
 function writeConfig(
   dir: string,
-  opts: { map: MapName; lookback: string | null; batchSize: number; maxRunDurationMs: number },
+  opts: {
+    map: MapName;
+    store: StoreName;
+    lookback: string | null;
+    batchSize: number;
+    maxRunDurationMs: number;
+  },
 ): string {
   mkdirSync(dir, { recursive: true });
   const cursor = opts.lookback
     ? `{ field: 'updated_at', lookback: ${JSON.stringify(opts.lookback)} }`
     : `'updated_at'`;
   const map = MAPS[opts.map];
-  const configPath = join(dir, `sluice-${opts.map}.config.ts`);
+  const configPath = join(dir, `sluice-${opts.map}-${opts.store}.config.ts`);
+  const store = {
+    own: urlOf(DB.state),
+    target: urlOf(DB[opts.map]),
+    sqlite: join(dir, `state-${opts.map}.db`),
+  }[opts.store];
   writeFileSync(
     configPath,
     `export default {
-  store: ${JSON.stringify(urlOf(DB.state))},
+  store: ${JSON.stringify(store)},
   connections: {
     a: { type: 'postgres', url: ${JSON.stringify(urlOf(DB.src))} },
     b: { type: 'postgres', url: ${JSON.stringify(urlOf(DB[opts.map]))} },
@@ -237,17 +263,21 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 type Peer = 'pg_dump | psql' | 'pgloader' | 'naive OFFSET paging';
 type Round = {
-  sluice: (BackfillSummary & { path: MapName; load: string; verified: boolean })[];
+  sluice: (BackfillSummary & { path: MapName; store: StoreName; load: string; verified: boolean })[];
   peers: { name: Peer; ms: number | null; note: string; load: string }[];
 };
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
+    allowNegative: true,
     options: {
       rows: { type: 'string', default: '1000000' },
       batch: { type: 'string', default: '5000' },
       'run-ms': { type: 'string', default: '15000' },
       map: { type: 'string', default: 'none,identity' },
+      store: { type: 'string', default: 'own' },
+      peers: { type: 'boolean', default: true },
+      'db-prefix': { type: 'string', default: 'sluice_bench' },
       lookback: { type: 'string' },
       rounds: { type: 'string', default: '1' },
       'offset-seconds': { type: 'string', default: '60' },
@@ -262,6 +292,13 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds);
   const paths = values.map.split(',').map((m) => m.trim()) as MapName[];
   for (const p of paths) if (!(p in MAPS)) throw new Error(`--map: expected none or identity, got ${p}`);
+  const stores = values.store.split(',').map((m) => m.trim()) as StoreName[];
+  for (const s of stores)
+    if (!STORES.includes(s)) throw new Error(`--store: expected ${STORES.join(', ')}, got ${s}`);
+  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(values['db-prefix']))
+    throw new Error(`--db-prefix: expected a lower-case SQL name, got ${values['db-prefix']}`);
+  DB = databases(values['db-prefix']);
+  const cases = paths.flatMap((map) => stores.map((store) => ({ map, store })));
   const lookback = values.lookback ?? null;
   const bin = values.bin ? resolve(values.bin) : DEFAULT_BIN;
   if (!existsSync(bin)) throw new Error(`--bin: ${bin} does not exist`);
@@ -285,19 +322,24 @@ async function main(): Promise<void> {
   try {
     for (let round = 1; round <= rounds; round++) {
       const r: Round = { sluice: [], peers: [] };
-      for (const path of paths) {
+      for (const { map: path, store } of cases) {
         await recreate(DB[path]);
         await recreate(DB.state);
+        rmSync(join(dir, `state-${path}.db`), { force: true });
         await withClient(urlOf(DB[path]), (c) => c.query(contactsDdl('contacts')));
-        const config = writeConfig(dir, { map: path, lookback, batchSize, maxRunDurationMs: runMs });
+        const config = writeConfig(dir, { map: path, store, lookback, batchSize, maxRunDurationMs: runMs });
         const load = loadAverage();
-        console.error(`round ${round}/${rounds}: ${PATH_NAMES[path]}, load ${load}`);
+        console.error(`round ${round}/${rounds}: ${pathName(path, store)}, load ${load}`);
         const summary = await sluiceBackfill(config, 'contacts', {
           bin,
           nodeOptions: values['node-options'],
         });
         const verified = (await digest(urlOf(DB[path]))) === want && summary.records === rows;
-        r.sluice.push({ ...summary, path, load, verified });
+        r.sluice.push({ ...summary, path, store, load, verified });
+      }
+      if (!values.peers) {
+        results.push(r);
+        continue;
       }
       for (const db of [DB.dump, DB.loader, DB.offset]) await recreate(db);
       let load = loadAverage();
@@ -334,41 +376,52 @@ async function main(): Promise<void> {
     } else console.error(`configs kept in ${dir}; databases kept`);
   }
 
-  const bestPeer = (r: Round) => Math.max(...r.peers.map((p) => (p.ms === null ? 0 : rate(rows, p.ms))));
+  const bestPeer = (r: Round) => Math.max(0, ...r.peers.map((p) => (p.ms === null ? 0 : rate(rows, p.ms))));
+  const ofBest = (v: number, best: number) =>
+    best > 0 ? `${((v / best) * 100).toFixed(0).padStart(5)} %` : '    — %';
+  const W = Math.max(34, ...cases.map((c) => pathName(c.map, c.store).length));
   const lines = [
     '',
     `$ ${commandLine()}`,
     `${fmt(rows)} rows, batch ${fmt(batchSize)}, runs of ${fmt(runMs)} ms${lookback ? `, cursor lookback ${lookback}` : ''}, ${rounds} round(s); PostgreSQL ${server}, ${process.version}, bin ${bin}`,
     '',
-    'round  path                                  rows/s   % of best peer  peak RSS   load',
+    `round  ${'path'.padEnd(W)}    rows/s   % of best peer  peak RSS   load`,
   ];
   results.forEach((r, i) => {
     const best = bestPeer(r);
     for (const s of r.sluice) {
       const v = rate(rows, s.elapsedMs);
       lines.push(
-        `${String(i + 1).padEnd(6)} ${PATH_NAMES[s.path].padEnd(34)} ${fmt(v).padStart(9)}   ${((v / best) * 100).toFixed(0).padStart(5)} %      ${String(s.peakRssMb).padStart(4)} MB  ${s.load}   ${s.runs} runs, ${fmt(s.batches)} batches, copy ${s.verified ? 'verified' : 'DIFFERS'}`,
+        `${String(i + 1).padEnd(6)} ${pathName(s.path, s.store).padEnd(W)} ${fmt(v).padStart(9)}   ${ofBest(v, best)}      ${String(s.peakRssMb).padStart(4)} MB  ${s.load}   ${s.runs} runs, ${fmt(s.batches)} batches, copy ${s.verified ? 'verified' : 'DIFFERS'}`,
       );
     }
     for (const p of r.peers) {
       const v = p.ms === null ? null : rate(rows, p.ms);
       lines.push(
-        `${String(i + 1).padEnd(6)} ${p.name.padEnd(34)} ${v === null ? '        —' : fmt(v).padStart(9)}   ${v === null ? '    —' : ((v / best) * 100).toFixed(0).padStart(5)} %         —     ${p.load}${p.note ? `   ${p.note}` : ''}`,
+        `${String(i + 1).padEnd(6)} ${p.name.padEnd(W)} ${v === null ? '        —' : fmt(v).padStart(9)}   ${v === null ? '    — %' : ofBest(v, best)}         —     ${p.load}${p.note ? `   ${p.note}` : ''}`,
       );
     }
   });
   lines.push('', 'median over rounds');
-  for (const path of paths) {
-    const runs = results.map((r) => ({ s: r.sluice.find((x) => x.path === path)!, best: bestPeer(r) }));
+  for (const { map, store } of cases) {
+    const runs = results.map((r) => ({
+      s: r.sluice.find((x) => x.path === map && x.store === store)!,
+      best: bestPeer(r),
+    }));
+    const ofPeer = values.peers
+      ? `  ${(median(runs.map(({ s, best }) => rate(rows, s.elapsedMs) / best)) * 100).toFixed(0)} % of the best peer`
+      : '';
     lines.push(
-      `  ${PATH_NAMES[path].padEnd(34)} ${fmt(median(runs.map(({ s }) => rate(rows, s.elapsedMs)))).padStart(9)} rows/s  ${(median(runs.map(({ s, best }) => rate(rows, s.elapsedMs) / best)) * 100).toFixed(0)} % of the best peer  peak RSS ${Math.max(...runs.map(({ s }) => s.peakRssMb))} MB (max; median ${median(runs.map(({ s }) => s.peakRssMb))})`,
+      `  ${pathName(map, store).padEnd(W)} ${fmt(median(runs.map(({ s }) => rate(rows, s.elapsedMs)))).padStart(9)} rows/s${ofPeer}  peak RSS ${Math.max(...runs.map(({ s }) => s.peakRssMb))} MB (max; median ${median(runs.map(({ s }) => s.peakRssMb))})`,
     );
   }
-  for (const name of ['pg_dump | psql', 'pgloader', 'naive OFFSET paging'] as Peer[]) {
-    const ms = results.map((r) => r.peers.find((p) => p.name === name)!.ms).filter((m) => m !== null);
-    lines.push(
-      `  ${name.padEnd(34)} ${ms.length ? `${fmt(median(ms.map((m) => rate(rows, m)))).padStart(9)} rows/s` : '  skipped'}`,
-    );
+  if (values.peers) {
+    for (const name of ['pg_dump | psql', 'pgloader', 'naive OFFSET paging'] as Peer[]) {
+      const ms = results.map((r) => r.peers.find((p) => p.name === name)!.ms).filter((m) => m !== null);
+      lines.push(
+        `  ${name.padEnd(W)} ${ms.length ? `${fmt(median(ms.map((m) => rate(rows, m)))).padStart(9)} rows/s` : '  skipped'}`,
+      );
+    }
   }
   const first = results[0]?.sluice[0];
   lines.push(
