@@ -5,7 +5,7 @@
  *   npx node bench/pg.ts [--rows 1000000] [--batch 5000] [--run-ms 15000] [--map none,identity]
  *                        [--store own,target,sqlite] [--no-peers] [--lookback 5s] [--rounds 1]
  *                        [--offset-seconds 60] [--bin bin/sluice.js] [--node-options '…']
- *                        [--db-prefix sluice_bench] [--keep]
+ *                        [--launch shebang] [--db-prefix sluice_bench] [--keep]
  *
  * Generates the contacts in one database, then each round times on the same server:
  * - `sluice backfill` as a user runs it (the bin with its flags, a config file, runs time-boxed to
@@ -20,7 +20,9 @@
  * - `pg_dump -t | psql`, pgloader (when installed), and a naive script paging with OFFSET (stopped
  *   after --offset-seconds, the rest extrapolated).
  * `--lookback 5s` gives the syncs `cursor: { field: 'updated_at', lookback: '5s' }`; `--bin` runs
- * another checkout's bin against the same data; `--no-peers` runs the Sluice paths alone;
+ * another checkout's bin against the same data; `--launch node` starts it as `node bin/sluice.js`
+ * (the bin's V8 flags unused, as tests and `node …/bin/sluice.js worker` run it; see support/cli.ts);
+ * `--no-peers` runs the Sluice paths alone;
  * `--db-prefix` names the bench's databases (two benches on one server must not share them). The
  * 1-minute load average is printed beside every figure.
  */
@@ -35,6 +37,7 @@ import {
   type BackfillSummary,
   commandLine,
   DEFAULT_BIN,
+  type Launch,
   loadAverage,
   median,
   nodeFlags,
@@ -278,6 +281,7 @@ async function main(): Promise<void> {
       store: { type: 'string', default: 'own' },
       peers: { type: 'boolean', default: true },
       'db-prefix': { type: 'string', default: 'sluice_bench' },
+      launch: { type: 'string', default: 'shebang' },
       lookback: { type: 'string' },
       rounds: { type: 'string', default: '1' },
       'offset-seconds': { type: 'string', default: '60' },
@@ -298,6 +302,9 @@ async function main(): Promise<void> {
   if (!/^[a-z_][a-z0-9_]{0,40}$/.test(values['db-prefix']))
     throw new Error(`--db-prefix: expected a lower-case SQL name, got ${values['db-prefix']}`);
   DB = databases(values['db-prefix']);
+  const launch = values.launch as Launch;
+  if (launch !== 'shebang' && launch !== 'node')
+    throw new Error(`--launch: expected shebang or node, got ${values.launch}`);
   const cases = paths.flatMap((map) => stores.map((store) => ({ map, store })));
   const lookback = values.lookback ?? null;
   const bin = values.bin ? resolve(values.bin) : DEFAULT_BIN;
@@ -333,6 +340,7 @@ async function main(): Promise<void> {
         const summary = await sluiceBackfill(config, 'contacts', {
           bin,
           nodeOptions: values['node-options'],
+          launch,
         });
         const verified = (await digest(urlOf(DB[path]))) === want && summary.records === rows;
         r.sluice.push({ ...summary, path, store, load, verified });
@@ -425,7 +433,7 @@ async function main(): Promise<void> {
   }
   const first = results[0]?.sluice[0];
   lines.push(
-    `  node flags of the Sluice child (from its /proc cmdline): ${first ? nodeFlags(first.argv) : '?'}${values['node-options'] ? `; NODE_OPTIONS ${values['node-options']}` : ''}`,
+    `  node flags of the Sluice child (from its /proc cmdline, launched by ${launch}): ${first ? nodeFlags(first.argv) : '?'}${values['node-options'] ? `; NODE_OPTIONS ${values['node-options']}` : ''}`,
     `  load average (1 min) at the end: ${loadAverage()}`,
     '',
   );

@@ -45,15 +45,27 @@ export function commandLine(): string {
 }
 
 /**
- * `sluice backfill <sync> --json` with the config at `configPath`, exactly as a user runs the bin:
- * the kernel reads its `#!/usr/bin/env -S node …` line, so the child gets the bin's V8 flags. The
- * bin's `env node` must find this Node (24), as `npm run` arranges for users. `nodeOptions` (for
- * investigations: `--trace-gc`, a heap limit) go to the child alone through NODE_OPTIONS.
+ * How the child is started: `shebang` as a user's `npx sluice` does (the kernel reads the bin's
+ * `#!/usr/bin/env -S node …` line, so the child gets the bin's V8 flags), or `node` as
+ * `node path/to/bin/sluice.js`, a test's `spawn(process.execPath, [BIN, …])` or a container's
+ * `CMD ["node", …]` do: the shebang is then a comment and V8 runs with its defaults.
+ */
+export type Launch = 'shebang' | 'node';
+
+/**
+ * `sluice backfill <sync> --json` with the config at `configPath`, by default exactly as a user runs
+ * the bin (`launch`). The bin's `env node` must find this Node (24), as `npm run` arranges for users.
+ * `nodeOptions` (for investigations: `--trace-gc`, a heap limit) go to the child alone through
+ * NODE_OPTIONS.
  */
 export function sluiceBackfill(
   configPath: string,
   sync: string,
-  { bin = DEFAULT_BIN, nodeOptions = '' }: { bin?: string; nodeOptions?: string } = {},
+  {
+    bin = DEFAULT_BIN,
+    nodeOptions = '',
+    launch = 'shebang',
+  }: { bin?: string; nodeOptions?: string; launch?: Launch } = {},
 ): Promise<BackfillSummary> {
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = {
@@ -62,10 +74,12 @@ export function sluiceBackfill(
     };
     if (nodeOptions) env.NODE_OPTIONS = nodeOptions;
     else delete env.NODE_OPTIONS;
-    const child = spawn(bin, ['--config', configPath, 'backfill', sync, '--json'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env,
-    });
+    const args = ['--config', configPath, 'backfill', sync, '--json'];
+    const child = spawn(
+      launch === 'node' ? process.execPath : bin,
+      launch === 'node' ? [bin, ...args] : args,
+      { stdio: ['ignore', 'pipe', 'inherit'], env },
+    );
     let argv: string[] = [];
     // `env -S` execs node in the same process: its command line shows the flags node really got.
     const peek = setInterval(() => {
