@@ -13,6 +13,7 @@ const SPANS = [
 
 export function renderLanes(main) {
   if (!main.querySelector('#lanes')) {
+    cards.clear();
     const span = h(
       'select',
       {
@@ -70,56 +71,81 @@ export function renderLanes(main) {
       ? Number(state.laneSpan)
       : Math.min(windowMs, Math.max(10_000, (now - first) * 1.05));
   const from = now - span;
-  state.openLanes ??= new Set();
-  holder.replaceChildren(
-    ...shown.map((lane) => {
-      const syncs = [...new Set(lane.turns.map((t) => t.sync).concat(lane.running.map((r) => r.sync)))];
-      const details = h(
-        'details',
-        { open: state.openLanes.has(lane.lane) },
-        h('summary', {
-          text: `${lane.turns.length} turns in the last ${Math.round(windowMs / 60000)} minutes`,
+  // Each lane's card is kept from one redraw to the next (its parts updated), so a keyboard focus
+  // on its list of turns stays where it is while the time axis moves on.
+  const order = shown.map((lane) => {
+    const card = cardOf(lane);
+    const running = lane.running.length
+      ? lane.running
+          .map((r) => `running ${r.sync}${r.since ? ` for ${duration(now - r.since)}` : ''}`)
+          .join(', ')
+      : 'free';
+    const waiting = lane.waiting.length
+      ? ` · waiting behind it: ${lane.waiting.map((w) => `${w.sync} (${w.trigger}${w.dueAt > now ? `, due ${clock(w.dueAt)}` : ''})`).join(', ')}`
+      : '';
+    card.status.textContent = running + waiting;
+    const axis = timeline(lane.turns, from, now);
+    card.timeline.replaceWith(axis);
+    card.timeline = axis;
+    const syncs = [...new Set(lane.turns.map((t) => t.sync).concat(lane.running.map((r) => r.sync)))];
+    const legendKey = syncs.join(',');
+    if (card.legendKey !== legendKey) {
+      card.legendKey = legendKey;
+      card.legend.replaceChildren(
+        ...syncs.map((s) => {
+          const swatch = h('span', { class: 'swatch' });
+          swatch.style.background = colourOf(s);
+          return h('span', {}, swatch, s);
         }),
-        h(
-          'ol',
-          { class: 'turns small' },
-          lane.turns.map((t) =>
-            h(
-              'li',
-              { 'data-sync': t.sync, 'data-run': t.runId },
-              `${clock(t.start)}–${t.end ? clock(t.end) : 'now'} ${t.sync} (run ${t.runId}, ${t.trigger}, ${t.status})`,
-            ),
+      );
+    }
+    const turnsKey = lane.turns.map((t) => `${t.runId}:${t.status}`).join(',');
+    if (card.turnsKey !== turnsKey) {
+      card.turnsKey = turnsKey;
+      card.summary.textContent = `${lane.turns.length} turns in the last ${Math.round(windowMs / 60000)} minutes`;
+      card.list.replaceChildren(
+        ...lane.turns.map((t) =>
+          h(
+            'li',
+            { 'data-sync': t.sync, 'data-run': t.runId },
+            `${clock(t.start)}–${t.end ? clock(t.end) : 'now'} ${t.sync} (run ${t.runId}, ${t.trigger}, ${t.status})`,
           ),
         ),
       );
-      details.addEventListener('toggle', () => {
-        if (details.open) state.openLanes.add(lane.lane);
-        else state.openLanes.delete(lane.lane);
-      });
-      const running = lane.running.length
-        ? lane.running
-            .map((r) => `running ${r.sync}${r.since ? ` for ${duration(now - r.since)}` : ''}`)
-            .join(', ')
-        : 'free';
-      const waiting = lane.waiting.length
-        ? ` · waiting behind it: ${lane.waiting.map((w) => `${w.sync} (${w.trigger}${w.dueAt > now ? `, due ${clock(w.dueAt)}` : ''})`).join(', ')}`
-        : '';
-      return h(
-        'section',
-        { class: 'lane card', 'data-lane': lane.lane },
-        h('h3', { text: lane.bundle !== null ? `bundle ${lane.bundle}` : lane.lane }),
-        h('p', { class: 'small' }, running, waiting),
-        timeline(lane.turns, from, now),
-        h(
-          'div',
-          { class: 'legend' },
-          syncs.map((s) => h('span', {}, h('span', { class: 'swatch', 'data-colour': colourOf(s) }), s)),
-        ),
-        details,
-      );
-    }),
+    }
+    return card.section;
+  });
+  const same = order.length === holder.children.length && order.every((el, i) => holder.children[i] === el);
+  if (!same) holder.replaceChildren(...order);
+}
+
+const cards = new Map();
+
+function cardOf(lane) {
+  let card = cards.get(lane.lane);
+  if (card) return card;
+  const summary = h('summary');
+  const list = h('ol', { class: 'turns small' });
+  card = {
+    summary,
+    list,
+    status: h('p', { class: 'small' }),
+    timeline: h('span'),
+    legend: h('div', { class: 'legend' }),
+    legendKey: null,
+    turnsKey: null,
+  };
+  card.section = h(
+    'section',
+    { class: 'lane card', 'data-lane': lane.lane },
+    h('h3', { text: lane.bundle !== null ? `bundle ${lane.bundle}` : lane.lane }),
+    card.status,
+    card.timeline,
+    card.legend,
+    h('details', {}, summary, list),
   );
-  for (const swatch of holder.querySelectorAll('.swatch')) swatch.style.background = swatch.dataset.colour;
+  cards.set(lane.lane, card);
+  return card;
 }
 
 const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600].map((s) => s * 1000);
@@ -137,13 +163,9 @@ function timeline(turns, from, now) {
   const step = STEPS.find((s) => (now - from) / s <= 10) ?? 600_000;
   for (let m = Math.ceil(from / step) * step; m <= now; m += step) {
     const label = step < 60_000 ? clock(m) : clock(m).slice(0, 5);
-    svg.append(
-      h('svg:line', { class: 'axis', x1: x(m), x2: x(m), y1: 0, y2: 30 }),
-      // A label near the right edge ends at its tick instead of starting there.
-      x(m) > W - 90
-        ? h('svg:text', { x: x(m) - 2, y: 42, 'text-anchor': 'end', text: label })
-        : h('svg:text', { x: x(m) + 2, y: 42, text: label }),
-    );
+    svg.append(h('svg:line', { class: 'axis', x1: x(m), x2: x(m), y1: 0, y2: 30 }));
+    // A tick too near the right edge for its label (which starts there) goes unlabelled.
+    if (x(m) <= W - 80) svg.append(h('svg:text', { x: x(m) + 2, y: 42, text: label }));
   }
   for (const t of turns) {
     if ((t.end ?? now) < from) continue;
