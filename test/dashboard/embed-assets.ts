@@ -1,7 +1,7 @@
 /**
  * Writes src/server/dashboard/assets.ts from the files in src/server/dashboard/static/:
  *
- *   node test/dashboard/embed-assets.ts
+ *   npx node test/dashboard/embed-assets.ts
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
