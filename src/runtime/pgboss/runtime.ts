@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { type Job, PgBoss } from 'pg-boss';
 import { asSluiceError, SluiceError } from '../../core/errors.ts';
 import { nextAttempt } from '../../core/policy.ts';
@@ -34,6 +35,9 @@ const BUSY_RETRY_MS = 250;
 const MIN_POLL_MS = 500;
 // A finished job's row is kept this long: history lives in the store's runs, not in the queue.
 const KEEP_FINISHED_SECONDS = 3600;
+
+/** How a run's job is sent: its lane, a name where a schedule's firing makes it, when it is due. */
+type JobOptions = { singletonKey: string; id?: string; startAfter?: Date; expireInSeconds: number };
 
 /** A requested run as a pg-boss job carries it. */
 type RunJob = {
@@ -80,8 +84,9 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
   private readonly workIds: string[] = [];
   private stopping = false;
   private started = false;
-  /** pg-boss's job table (read for what a sync has waiting), and the store's request id sequence. */
-  private readonly jobTable: string;
+  /** Whether a sync has a job in given states (pg-boss's job table), and the store's request id sequence. */
+  private readonly waitingJobSql: string;
+  private readonly pool: pg.Pool;
   private readonly requestIds: string;
 
   constructor(ws: Workspace, options: PgBossRuntimeOptions = {}) {
@@ -105,7 +110,11 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
     // Takeover follows the lease: the supervisor looks for dead workers' jobs twice a lease.
     const superviseSeconds = Math.max(1, Math.round(this.leaseMs / 2000));
     const bossSchema = options.schema ?? `${schema}_pgboss`;
-    this.jobTable = `${quoteIdent(bossSchema)}.job`;
+    this.waitingJobSql = `SELECT 1 FROM ${quoteIdent(bossSchema)}.job WHERE name = $1 AND data->>'sync' = $2
+      AND state::text = ANY($3::text[]) LIMIT 1`;
+    // A connection of its own for the transactions pg-boss's API does not open (see sendUnlessQueued).
+    this.pool = new pg.Pool({ connectionString: location, max: 2 });
+    this.pool.on('error', () => undefined);
     this.requestIds = `${quoteIdent(schema)}.run_request_ids`;
     this.boss = new PgBoss({
       connectionString: location,
@@ -198,6 +207,7 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
     this.stopController.abort();
     if (!this.started) {
       await this.boss.stop({ graceful: false, close: true }).catch(() => undefined);
+      await this.pool.end().catch(() => undefined);
       return true;
     }
     // No new fetches; the runs in hand go on.
@@ -217,6 +227,7 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
     await this.boss
       .stop({ graceful: true, timeout: 2_000, close: true })
       .catch((err) => this.report(null, err));
+    await this.pool.end().catch(() => undefined);
     return clean;
   }
 
@@ -295,17 +306,18 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
       attempt: request.attempt ?? 1,
       setAsideReason: request.setAsideReason ?? null,
     };
-    if (!(request.coalesce && (await this.queued(request.sync)))) {
-      await this.boss.send(QUEUE, data, {
-        singletonKey: request.lane,
-        ...(tick ? { id: uuidOf(tick) } : {}),
-        ...(notBefore > now ? { startAfter: new Date(notBefore) } : {}),
-        // pg-boss gives up on a job past this: later than Sluice's own deadline for the run.
-        expireInSeconds: Math.ceil((sync.maxRunDurationMs + this.graceMs + 10_000) / 1000),
-      });
-      // Other processes' workers are woken by pg-boss's NOTIFY; this one's need no round trip.
-      if (wake && notBefore <= now) this.wakeWorkers();
-    }
+    const options: JobOptions = {
+      singletonKey: request.lane,
+      ...(tick ? { id: uuidOf(tick) } : {}),
+      ...(notBefore > now ? { startAfter: new Date(notBefore) } : {}),
+      // pg-boss gives up on a job past this: later than Sluice's own deadline for the run.
+      expireInSeconds: Math.ceil((sync.maxRunDurationMs + this.graceMs + 10_000) / 1000),
+    };
+    let sent = true;
+    if (request.coalesce) sent = await this.sendUnlessQueued(request.sync, data, options);
+    else await this.boss.send(QUEUE, data, options);
+    // Other processes' workers are woken by pg-boss's NOTIFY; this one's need no round trip.
+    if (sent && wake && notBefore <= now) this.wakeWorkers();
     return {
       id: data.requestId,
       sync: request.sync,
@@ -327,16 +339,38 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
     };
   }
 
+  /**
+   * Sends the job unless the sync has one waiting, as one step: the check and the send share a
+   * transaction holding an advisory lock on the sync, so two ticks (of this process, or of two
+   * processes) cannot both find nothing queued and both queue a run.
+   */
+  private async sendUnlessQueued(sync: string, data: RunJob, options: JobOptions): Promise<boolean> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      try {
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`sluice.enqueue:${sync}`]);
+        const waiting = await client.query(this.waitingJobSql, [QUEUE, sync, ['created', 'retry']]);
+        if (waiting.rows.length === 0) {
+          const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
+          await this.boss.send(QUEUE, data, { ...options, db });
+        }
+        await client.query('COMMIT');
+        return waiting.rows.length === 0;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    } finally {
+      client.release();
+    }
+  }
+
   private async nextRequestId(): Promise<number> {
     const { rows } = await this.boss
       .getDb()
       .executeSql(`SELECT nextval($1::regclass) AS id`, [this.requestIds]);
     return Number((rows[0] as { id: string }).id);
-  }
-
-  /** The sync has a job waiting (created, or in retry after its worker died). */
-  private async queued(sync: string): Promise<boolean> {
-    return this.hasJob(sync, ['created', 'retry']);
   }
 
   /** The sync has a job waiting or under way (its run may not be recorded yet). */
@@ -345,12 +379,7 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
   }
 
   private async hasJob(sync: string, states: readonly string[]): Promise<boolean> {
-    const { rows } = await this.boss
-      .getDb()
-      .executeSql(
-        `SELECT 1 FROM ${this.jobTable} WHERE name = $1 AND data->>'sync' = $2 AND state::text = ANY($3::text[]) LIMIT 1`,
-        [QUEUE, sync, states],
-      );
+    const { rows } = await this.boss.getDb().executeSql(this.waitingJobSql, [QUEUE, sync, states]);
     return rows.length > 0;
   }
 
