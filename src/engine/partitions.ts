@@ -7,7 +7,7 @@ import {
   splitCheckpoints,
 } from '../core/partitions.ts';
 import type { Checkpoint, Source, Target } from '../core/ports.ts';
-import { zeroCounters } from '../core/types.ts';
+import { addCounters, zeroCounters } from '../core/types.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { etaOf, type Progress, rateOf } from './progress.ts';
 import { executeRun, type RunOptions, type RunOutcome, startRunOf } from './run.ts';
@@ -78,21 +78,38 @@ export async function executePartitionedRun(options: PartitionedRunOptions): Pro
         }),
       );
     const failures: unknown[] = [];
+    const moved: RunOutcome[] = [];
     if (options.parallel) {
       const settled = await Promise.allSettled(left.map(moveOne));
-      for (const s of settled) if (s.status === 'rejected') failures.push(s.reason);
+      for (const s of settled) {
+        if (s.status === 'rejected') failures.push(s.reason);
+        else moved.push(s.value);
+      }
     } else {
       // One after another while the sync's budget lasts; every run moves at least one partition.
       for (const [i, cp] of left.entries()) {
         if (i > 0 && (now() - startedAt >= spec.maxRunDurationMs || options.stop?.aborted)) break;
         try {
-          await moveOne(cp);
+          moved.push(await moveOne(cp));
         } catch (err) {
           failures.push(err);
           break;
         }
       }
     }
+    // The sync's run counts what its partitions' runs moved in it: its record, `sluice runs` and a
+    // backfill's summary say what the run did (each partition's run keeps its own counts too).
+    await store.commitBatch({
+      sync: spec.recordsOf ?? spec.name,
+      runId: run.id,
+      holder,
+      batch: 0,
+      cursorFrom: null,
+      checkpoint: null,
+      counters: moved.reduce((sum, o) => addCounters(sum, o.run.counters), zeroCounters()),
+      deadLetters: [],
+      leaseMs,
+    });
     if (failures.length > 0) throw failures[0];
     const parts = await checkpointsOf(options, names);
     if (parts.every(partitionDone)) {
