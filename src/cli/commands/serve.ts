@@ -20,7 +20,7 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description(
-      'run the scheduler and runtime, with the HTTP server: webhooks, REST API, /healthz, /metrics',
+      'run the scheduler and runtime, with the HTTP server: the dashboard at /, webhooks, REST API, /healthz, /metrics',
     )
     .option('--host <host>', 'address to listen on (default: server.host, 127.0.0.1)')
     .option('--port <port>', 'port to listen on, 0 for any (default: server.port, 4300)', portNumber)
