@@ -84,6 +84,7 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
   private readonly workIds: string[] = [];
   private stopping = false;
   private started = false;
+  private starting: Promise<void> | null = null;
   /** Whether a sync has a job in given states (pg-boss's job table), and the store's request id sequence. */
   private readonly waitingJobSql: string;
   private readonly pool: pg.Pool;
@@ -137,6 +138,12 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
   }
 
   async start(): Promise<void> {
+    // A request made while starting (a webhook a server took before the runtime was up) waits for it.
+    this.starting = this.begin();
+    await this.starting;
+  }
+
+  private async begin(): Promise<void> {
     await this.boss.start();
     // Every worker process creates the queue; the first one wins and the others find it there.
     if (!(await this.boss.getQueue(QUEUE))) {
@@ -186,6 +193,7 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
     options: { trigger?: RunTrigger; payload?: Json | null } = {},
   ): Promise<RunRequest> {
     this.ws.sync(sync);
+    await this.starting;
     const trigger = options.trigger ?? 'api';
     return this.send({
       sync,
