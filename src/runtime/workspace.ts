@@ -3,7 +3,7 @@ import type { ResolvedSync } from '../config/schema.ts';
 import { type ValidConfig, validateConfig } from '../config/validate.ts';
 import { connectorTypes, loadConnectors } from '../connectors/registry.ts';
 import { ConnectorError, isTransient, UnknownSyncError } from '../core/errors.ts';
-import { isPartitionOf, partitionProgress, partitionsAmong } from '../core/partitions.ts';
+import { isPartitionOf, partitionName, partitionProgress } from '../core/partitions.ts';
 import type {
   ApiBudget,
   Checkpoint,
@@ -218,7 +218,8 @@ export class Workspace {
     const cp = await this.store.getCheckpoint(sync.name);
     if (cp === null) return sync.partitions > 1;
     if (cp.phase !== 'backfill') return false;
-    return partitionsAmong(sync.name, await this.store.listCheckpoints()).length > 0;
+    // A split always makes partition 1 (see core/partitions).
+    return (await this.store.getCheckpoint(partitionName(sync.name, 1))) !== null;
   }
 
   /** Sends the sync's open dead letters again (see `retryDeadLetters`), holding its lane. */
