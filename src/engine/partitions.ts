@@ -6,7 +6,7 @@ import {
   partitionsAmong,
   splitCheckpoints,
 } from '../core/partitions.ts';
-import type { Checkpoint, Source, Target } from '../core/ports.ts';
+import type { Checkpoint, RunRecord, Source, Target } from '../core/ports.ts';
 import { addCounters, zeroCounters } from '../core/types.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { etaOf, type Progress, rateOf } from './progress.ts';
@@ -19,6 +19,8 @@ export type PartitionedRunOptions = RunOptions & {
   partitions: number;
   /** Move the partitions at once rather than one after another. */
   parallel: boolean;
+  /** Name the unfinished partitions in the outcome (for a runtime to queue) instead of moving them. */
+  fanOut?: boolean;
   /** Opens a source and a target for `fn` and closes them after: each partition moves on its own. */
   endpoints: <T>(fn: (source: Source, target: Target) => Promise<T>) => Promise<T>;
 };
@@ -56,6 +58,7 @@ export async function executePartitionedRun(options: PartitionedRunOptions): Pro
     const startedAt = now();
     const before = await checkpointsOf(options, names);
     const left = before.filter((cp) => !partitionDone(cp));
+    if (options.fanOut) return await fannedOut(options, run, parent, before, now);
     // Each partition's latest progress, from its checkpoint until its run says more.
     const progress = new Map(before.map((cp) => [cp.sync, progressOf(cp, run.id)]));
     const moveOne = (cp: Checkpoint) =>
@@ -135,6 +138,29 @@ export async function executePartitionedRun(options: PartitionedRunOptions): Pro
   } finally {
     heartbeat.stop();
   }
+}
+
+/**
+ * The sync's run when a runtime moves the partitions: its checkpoint goes incremental if they are all
+ * done, else the run names the unfinished ones for the runtime to queue and ends.
+ */
+async function fannedOut(
+  options: PartitionedRunOptions,
+  run: RunRecord,
+  parent: Checkpoint,
+  parts: readonly Checkpoint[],
+  now: () => number,
+): Promise<RunOutcome> {
+  const { store, holder } = options;
+  const left = parts.filter((cp) => !partitionDone(cp)).map((cp) => cp.sync);
+  let checkpoint = parent;
+  if (left.length === 0) {
+    checkpoint = afterPartitions(parent, parts, new Date(now()).toISOString());
+    await store.saveCheckpoint(checkpoint);
+  }
+  const finished = await store.finishRun(run.id, { holder, status: 'succeeded', more: left.length === 0 });
+  if (finished.status !== 'succeeded') throw new SluiceError('RUN_FENCED', `run ${run.id} lost its hold`);
+  return { run: finished, checkpoint, more: left.length === 0, partitions: left };
 }
 
 /** The partitions' checkpoints, in order; one that is missing is a store changed under the sync. */

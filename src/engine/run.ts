@@ -80,6 +80,8 @@ export type RunOutcome = {
    * the sync goes on at this time (epoch ms), not before.
    */
   resumeAt?: number;
+  /** A partitioned backfill's unfinished partitions, for a runtime to queue (see `fanOut`). */
+  partitions?: string[];
 };
 
 const DEFAULT_LEASE_MS = 30_000;

@@ -8,8 +8,12 @@ import { laneOf } from './lanes.ts';
 import type { RunEnded } from './port.ts';
 import type { Workspace } from './workspace.ts';
 
-/** What follows a run by its sync's policies: the request to queue with its end, or why its chain broke. */
-export type Successor = { next: NewRunRequest | null; broken: string | null };
+/**
+ * What follows a run by its sync's policies: the request to queue with its end, or why its chain
+ * broke; and, for a partitioned backfill, a request for each partition to move (queued where the
+ * partition has none waiting or running).
+ */
+export type Successor = { next: NewRunRequest | null; broken: string | null; partitions?: NewRunRequest[] };
 
 /**
  * How a requested run ended, for the runtime that holds its request to settle it:
@@ -52,6 +56,8 @@ export async function executeRequest(
       ws,
       ws.run(request.sync, {
         trigger: request.trigger,
+        // Each partition of a backfill is a request of its own, for any worker to take.
+        fanOut: true,
         stop: options.stop,
         payload: request.payload,
         graceMs: options.graceMs,
@@ -69,6 +75,33 @@ export async function executeRequest(
       abandon,
     );
     const result: RunResult = { ok: true, more: outcome.more };
+    const own = ws.sync(request.sync);
+    if (outcome.partitions && outcome.partitions.length > 0) {
+      const partitions = outcome.partitions.map(
+        (name): NewRunRequest => ({
+          sync: name,
+          lane: ws.laneOfRun(ws.sync(name), 'backfill'),
+          trigger: 'backfill',
+          coalesce: true,
+        }),
+      );
+      return {
+        kind: 'succeeded',
+        run: outcome.run,
+        outcome,
+        successor: { next: null, broken: null, partitions },
+      };
+    }
+    if (own.recordsOf !== own.name && outcome.checkpoint.phase === 'incremental') {
+      // A partition done: its sync's run looks whether they all are, and goes incremental if so.
+      const next: NewRunRequest = {
+        sync: own.recordsOf,
+        lane: laneOf(own.recordsOf, options.bundles, 'rerun'),
+        trigger: 'rerun',
+        coalesce: true,
+      };
+      return { kind: 'succeeded', run: outcome.run, outcome, successor: { next, broken: null } };
+    }
     const successor: Successor =
       outcome.resumeAt !== undefined
         ? // A spent API budget: the successor waits for the reset, whatever the rerun mode.

@@ -32,6 +32,12 @@ export type RunParams = {
   onProgress?: (progress: Progress) => void;
   /** Called once the run is recorded, with its id. */
   onStart?: (run: RunRecord) => void;
+  /**
+   * A partitioned backfill's run splits (the first time) and names its unfinished partitions in its
+   * outcome for the runtime to queue, rather than moving them itself: each partition is then a
+   * request of its own, taken by whichever worker is free (runtimes set this; the CLI does not).
+   */
+  fanOut?: boolean;
   payload?: Json | null;
   setAside?: { reason: string };
   graceMs?: number;
@@ -105,10 +111,36 @@ export class Workspace {
     return [...this.config.syncs.keys()];
   }
 
+  /**
+   * A configured sync, or a partition of one's backfill (`contacts#2`, see core/partitions): the
+   * sync's definition under the partition's name, its records still the sync's, continued by
+   * triggered reruns whatever the sync's own rerun policy.
+   */
   sync(name: string): SyncDefinition {
     const sync = this.config.syncs.get(name);
-    if (!sync) throw new UnknownSyncError(name, this.syncNames());
-    return sync;
+    if (sync) return sync;
+    const hash = name.lastIndexOf('#');
+    const of = hash > 0 ? this.config.syncs.get(name.slice(0, hash)) : undefined;
+    if (!of || !isPartitionOf(name, of.name)) throw new UnknownSyncError(name, this.syncNames());
+    return {
+      ...of,
+      name,
+      recordsOf: of.name,
+      partitions: 1,
+      rerun: { mode: 'triggered' },
+      incremental: null,
+      webhook: null,
+    };
+  }
+
+  /** `name` is a configured sync or a partition of one. */
+  hasSync(name: string): boolean {
+    try {
+      this.sync(name);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   shape(sync: ResolvedSync): SyncShape {
@@ -163,12 +195,13 @@ export class Workspace {
    */
   async run(name: string, request: RunParams): Promise<RunOutcome> {
     const sync = this.sync(name);
+    const partition = sync.recordsOf !== sync.name;
     const base = {
       spec: sync,
       store: this.store,
       trigger: request.trigger,
       holder: currentHolder(),
-      lane: laneOf(name, bundleIndex(this.config.config.bundles), request.trigger),
+      lane: this.laneOfRun(sync, request.trigger),
       leaseMs: this.config.config.runtime.lease,
     };
     const partitioned = await this.partitioned(sync);
@@ -186,7 +219,8 @@ export class Workspace {
             source,
             target,
             ...(request.stop ? { stop: request.stop } : {}),
-            ...(request.stopAfterBackfill ? { stopAfterBackfill: true } : {}),
+            // A partition's runs end with its range: what follows is its sync's incremental.
+            ...(request.stopAfterBackfill || partition ? { stopAfterBackfill: true } : {}),
             ...(request.onProgress ? { onProgress: request.onProgress } : {}),
             ...(request.payload !== undefined ? { payload: request.payload } : {}),
             ...(request.setAside ? { setAside: request.setAside } : {}),
@@ -198,6 +232,7 @@ export class Workspace {
             ...options,
             partitions: sync.partitions,
             parallel: sync.parallelPartitions,
+            fanOut: request.fanOut ?? false,
             endpoints: (fn) => this.withEndpoints(name, fn, request.abandon),
           });
         },
@@ -220,6 +255,16 @@ export class Workspace {
     if (cp.phase !== 'backfill') return false;
     // A split always makes partition 1 (see core/partitions).
     return (await this.store.getCheckpoint(partitionName(sync.name, 1))) !== null;
+  }
+
+  /**
+   * The lane a run of the sync holds: its own or its bundle's; a partition's run, its own where the
+   * partitions move at once (they opt out of the bundle's one-at-a-time rule), else its sync's.
+   */
+  laneOfRun(sync: SyncDefinition, trigger: RunTrigger): string {
+    const bundles = bundleIndex(this.config.config.bundles);
+    const partition = sync.recordsOf !== sync.name;
+    return laneOf(partition && !sync.parallelPartitions ? sync.recordsOf : sync.name, bundles, trigger);
   }
 
   /** Sends the sync's open dead letters again (see `retryDeadLetters`), holding its lane. */
@@ -247,7 +292,8 @@ export class Workspace {
       const last = runs[0] ?? null;
       const queued = ((await this.store.queue?.pending(name)) ?? []).length > 0;
       const failed = last?.status === 'failed' || last?.status === 'timed_out';
-      const state = last?.status === 'running' ? 'running' : queued ? 'queued' : failed ? 'failed' : 'idle';
+      const running = last?.status === 'running' || (await this.partitionRunning(name, cp));
+      const state = running ? 'running' : queued ? 'queued' : failed ? 'failed' : 'idle';
       statuses.push({
         sync: name,
         phase: cp?.phase ?? 'new',
@@ -265,6 +311,16 @@ export class Workspace {
       });
     }
     return statuses;
+  }
+
+  /** A partition of the sync's backfill is running (its runs are its own, not the sync's). */
+  private async partitionRunning(sync: string, cp: Checkpoint | null): Promise<boolean> {
+    if (cp?.phase !== 'backfill') return false;
+    for (let i = 1; ; i++) {
+      const name = partitionName(sync, i);
+      if (!(await this.store.getCheckpoint(name))) return false;
+      if ((await this.store.listRuns({ sync: name, limit: 1 }))[0]?.status === 'running') return true;
+    }
   }
 
   private budgetsOf(name: string): ({ connection: string } & ApiBudget)[] {

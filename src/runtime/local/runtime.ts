@@ -260,7 +260,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         (request.startedAt ?? startedAt) - Math.max(request.createdAt, request.notBefore),
       ),
     });
-    if (!this.ws.config.syncs.has(request.sync)) {
+    if (!this.ws.hasSync(request.sync)) {
       await this.queue.finish(claimOf(request), {
         status: 'cancelled',
         errorCode: 'SYNC_UNKNOWN',
@@ -307,9 +307,15 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         await this.queue.release(claim, Date.now() + BUSY_RETRY_MS);
         break;
     }
+    // A partitioned backfill's partitions, each a request of its own where none waits or runs.
+    if (end.kind === 'succeeded') {
+      for (const partition of end.successor.partitions ?? []) {
+        if ((await this.queue.pending(partition.sync)).length === 0) await this.queue.enqueue(partition);
+      }
+    }
     this.emit('run:end', { request, durationMs: Date.now() - startedAt, ...endedFields(end) });
     if (end.kind === 'succeeded' || end.kind === 'failed') {
-      if (end.successor.next) this.wake();
+      if (end.successor.next || (end.successor.partitions ?? []).length > 0) this.wake();
       if (end.successor.broken !== null)
         this.emit('chain:broken', { sync: request.sync, reason: end.successor.broken });
     }

@@ -263,7 +263,7 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
       request,
       laneWaitMs: Math.max(0, startedAt - Math.max(request.createdAt, request.notBefore)),
     });
-    if (!this.ws.config.syncs.has(request.sync)) return;
+    if (!this.ws.hasSync(request.sync)) return;
     const end = await executeRequest(this.ws, request, {
       stop: this.stopController.signal,
       // pg-boss aborts the job's signal when the job is no longer this worker's (overrun, taken
@@ -290,6 +290,12 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
     } else if (end.kind !== 'killed' && end.successor.next) {
       // No other worker is woken: the one that ran this job fetches again once it completes.
       await this.send(end.successor.next, undefined, false);
+    }
+    // A partitioned backfill's partitions, each a job of its own (for any worker) where none waits or runs.
+    if (end.kind === 'succeeded') {
+      for (const partition of end.successor.partitions ?? []) {
+        if (!(await this.busy(partition.sync))) await this.send(partition);
+      }
     }
     this.emit('run:end', { request, durationMs: Date.now() - startedAt, ...endedFields(end) });
     if ((end.kind === 'succeeded' || end.kind === 'failed') && end.successor.broken !== null)
