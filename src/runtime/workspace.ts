@@ -289,10 +289,15 @@ export class Workspace {
       const cp = withPartitions(checkpoints.get(name) ?? null, checkpoints);
       const runs = await this.store.listRuns({ sync: name, limit: 50 });
       const caughtUp = runs.find((r) => r.status === 'succeeded' && r.more === false && r.endedAt);
+      // A partitioned backfill's runs are its partitions': the latest of each says more than the sync's.
+      const partitionRuns = await this.partitionRuns(name, cp);
       const last = runs[0] ?? null;
       const queued = ((await this.store.queue?.pending(name)) ?? []).length > 0;
-      const failed = last?.status === 'failed' || last?.status === 'timed_out';
-      const running = last?.status === 'running' || (await this.partitionRunning(name, cp));
+      const failedRun = [last, ...partitionRuns].find(
+        (r) => r?.status === 'failed' || r?.status === 'timed_out',
+      );
+      const running = [last, ...partitionRuns].some((r) => r?.status === 'running');
+      const failed = !running && failedRun !== undefined;
       const state = running ? 'running' : queued ? 'queued' : failed ? 'failed' : 'idle';
       statuses.push({
         sync: name,
@@ -306,21 +311,25 @@ export class Workspace {
         totals: cp?.totals ?? null,
         lastRun: last,
         state,
-        error: failed ? `${last.errorCode}: ${last.errorMessage}` : null,
+        error:
+          failed && failedRun
+            ? `${failedRun.sync === name ? '' : `${failedRun.sync}: `}${failedRun.errorCode}: ${failedRun.errorMessage}`
+            : null,
         lagMs: caughtUp?.endedAt ? now - Date.parse(caughtUp.endedAt) : null,
       });
     }
     return statuses;
   }
 
-  /** A partition of the sync's backfill is running (its runs are its own, not the sync's). */
-  private async partitionRunning(sync: string, cp: Checkpoint | null): Promise<boolean> {
-    if (cp?.phase !== 'backfill') return false;
-    for (let i = 1; ; i++) {
-      const name = partitionName(sync, i);
-      if (!(await this.store.getCheckpoint(name))) return false;
-      if ((await this.store.listRuns({ sync: name, limit: 1 }))[0]?.status === 'running') return true;
+  /** The latest run of each partition of the sync's backfill while it is under way (none otherwise). */
+  private async partitionRuns(sync: string, cp: Checkpoint | null): Promise<RunRecord[]> {
+    const latest: RunRecord[] = [];
+    if (cp?.phase !== 'backfill') return latest;
+    for (let i = 1; await this.store.getCheckpoint(partitionName(sync, i)); i++) {
+      const [run] = await this.store.listRuns({ sync: partitionName(sync, i), limit: 1 });
+      if (run) latest.push(run);
     }
+    return latest;
   }
 
   private budgetsOf(name: string): ({ connection: string } & ApiBudget)[] {
