@@ -37,3 +37,21 @@ export class Random {
     return items[Math.floor(this.next() * items.length)]!;
   }
 }
+
+export type Seed = { seed: number; name: string };
+
+/**
+ * The seeds an environment variable names instead of a test's kept ones: `7`, `5-9`, `5,9`, or
+ * `fresh` (a new one, printed with the test's name); null when the variable is not set.
+ */
+export function seedsFromEnv(variable: string): Seed[] | null {
+  const text = process.env[variable];
+  if (!text) return null;
+  if (text === 'fresh') return [{ seed: (Math.random() * 2 ** 31) >>> 0, name: 'fresh' }];
+  return text.split(',').flatMap((part) => {
+    const [from, to = from] = part.split('-').map((n) => Number(n.trim()));
+    if (from === undefined || to === undefined || !Number.isInteger(from) || !Number.isInteger(to))
+      throw new Error(`${variable}: cannot read "${text}"`);
+    return Array.from({ length: to - from + 1 }, (_, i) => ({ seed: from + i, name: `from ${variable}` }));
+  });
+}

@@ -24,7 +24,7 @@ import {
   targetPath,
   writeFleetConfig,
 } from './fleet.ts';
-import { Random } from './random.ts';
+import { Random, seedsFromEnv } from './random.ts';
 import { checkEnds, checkLanes, checkTakeovers, describeTakeovers, type Strike } from './serve-check.ts';
 
 /*
@@ -63,7 +63,7 @@ const SEEDS: { seed: number; name: string }[] = [
  * lets its lanes go, as for a process on another host or one stalled on a slow call; once resumed,
  * it must notice it lost them and change nothing.
  */
-const chosen = process.env.SERVE_CHAOS_SEED ? parseSeeds(process.env.SERVE_CHAOS_SEED) : SEEDS;
+const chosen = seedsFromEnv('SERVE_CHAOS_SEED') ?? SEEDS;
 const FREEZES = process.env.SERVE_CHAOS_FREEZE === '1';
 /** How long the kills and edits go on: with the start, catch-up and checks, about 70 s on a busy 2-core machine. */
 const CHAOS_MS = Number(process.env.SERVE_CHAOS_MS ?? 50_000);
@@ -87,19 +87,6 @@ const CATCH_UP_MS = 45_000;
 const EXIT_BOUND_MS = RUNTIME.graceMs + 2_000;
 /** Clock granularity allowed between one run's end and the next run's start in its lane. */
 const OVERLAP_TOLERANCE_MS = 2;
-
-function parseSeeds(text: string): { seed: number; name: string }[] {
-  if (text === 'fresh') return [{ seed: (Math.random() * 2 ** 31) >>> 0, name: 'fresh' }];
-  return text.split(',').flatMap((part) => {
-    const [from, to = from] = part.split('-').map((n) => Number(n.trim()));
-    if (!Number.isInteger(from) || !Number.isInteger(to))
-      throw new Error(`SERVE_CHAOS_SEED: cannot read "${text}"`);
-    return Array.from({ length: to! - from! + 1 }, (_, i) => ({
-      seed: from! + i,
-      name: 'from SERVE_CHAOS_SEED',
-    }));
-  });
-}
 
 describe('chaos: two sluice serve processes on one store, one SIGKILLed and restarted at random', () => {
   for (const { seed, name } of chosen) {

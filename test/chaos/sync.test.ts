@@ -16,7 +16,7 @@ import {
   type SyncSettings,
   writeChaosConfig,
 } from './cli.ts';
-import { Random } from './random.ts';
+import { Random, seedsFromEnv } from './random.ts';
 import { ChaosSource, readContacts } from './source.ts';
 
 /*
@@ -54,16 +54,7 @@ const SEEDS: { seed: number; name: string }[] = [
  * `CHAOS_SEED=17 npx vitest run test/chaos` runs one seed instead (any number), e.g. to reproduce a
  * failure; `CHAOS_SEED=20-40` or `CHAOS_SEED=5,9` runs several, e.g. to search for new failures.
  */
-const chosen = process.env.CHAOS_SEED ? parseSeeds(process.env.CHAOS_SEED) : SEEDS;
-
-function parseSeeds(text: string): { seed: number; name: string }[] {
-  return text.split(',').flatMap((part) => {
-    const [from, to = from] = part.split('-').map((n) => Number(n.trim()));
-    if (!Number.isInteger(from) || !Number.isInteger(to))
-      throw new Error(`CHAOS_SEED: cannot read "${text}"`);
-    return Array.from({ length: to! - from! + 1 }, (_, i) => ({ seed: from! + i, name: 'from CHAOS_SEED' }));
-  });
-}
+const chosen = seedsFromEnv('CHAOS_SEED') ?? SEEDS;
 
 /** Runs per sync in the chaos phase are bounded; so is the virtual time it spans (see `chaos`). */
 const MIN_STEPS = 10;
