@@ -135,6 +135,15 @@ export async function checkSync(config: ValidConfig, name: string, store: Store 
         async () => (await source.check?.()) ?? [],
       );
       found('source', checked ?? []);
+      // A backfill split into partitions needs a source that can split its keys (SQLite, PostgreSQL).
+      if (sync.partitions > 1 && checkpoint === null && !source.splitKeys) {
+        found('source', [
+          {
+            level: 'problem',
+            message: `backfill.partitions is ${sync.partitions}, but a ${sourceConn.type} source cannot split its keys into ranges; set it to 1`,
+          },
+        ]);
+      }
       sourceSchema =
         (await attempt('source', 'reading its columns', async () => source.schema?.())) ?? undefined;
       // A source its own check refused would fail the reads below for the same reason: said once.

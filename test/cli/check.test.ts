@@ -132,6 +132,31 @@ describe('sluice check: SQLite', () => {
   });
 });
 
+describe('sluice check: partitioned backfills', () => {
+  it('refuses backfill.partitions on a source that cannot split its keys, and passes it on SQLite', () => {
+    const dir = tempDir();
+    seedContacts(join(dir, 'a.db'), 100);
+    writeFileSync(join(dir, 'rows.jsonl'), '{"id":1}\n');
+    writeConfig(
+      dir,
+      `{
+  connections: { a: { type: 'sqlite', path: 'a.db' }, b: { type: 'sqlite', path: 'b.db' }, f: { type: 'files' } },
+  syncs: {
+    split: { source: { connection: 'a', table: 'contacts' }, target: { connection: 'b', table: 'contacts' }, key: 'id', backfill: { partitions: 4 } },
+    lines: { source: { connection: 'f', path: 'rows.jsonl' }, target: { connection: 'b', table: 'rows' }, key: 'id', backfill: { partitions: 2 } },
+  },
+}`,
+    );
+    const check = sluice(dir, 'check');
+    expect(check.status).toBe(1);
+    const problems = check.stdout.slice(check.stdout.indexOf('1 problem:'));
+    expect(problems).toContain(
+      'lines: source: backfill.partitions is 2, but a files source cannot split its keys into ranges; set it to 1',
+    );
+    expect(problems).not.toContain('split:');
+  });
+});
+
 describe('sluice check: PostgreSQL', () => {
   it('checks tables, keys and the connection, and estimates the backfill', async () => {
     const db = await freshDatabase('check');
