@@ -27,7 +27,9 @@ describe('sluice backfill under SIGKILL', () => {
     async ({ seed }) => {
       const random = seeded(seed);
       const dir = tempDir();
-      seedContacts(join(dir, 'a.db'), 300_000, { perSecond: 5_000 });
+      // Enough rows for all the kills on a quick machine: the test needs one inside a run, and a kill
+      // between two runs (or before the first) lands outside one (300,000 rows left room for three).
+      seedContacts(join(dir, 'a.db'), 600_000, { perSecond: 5_000 });
       writeContactsConfig(dir, { batch: 2000, maxRunDuration: '150ms' });
       const delays: number[] = [];
       // Runs each kill left `running` in the store: the next start must close every one as abandoned.
@@ -63,7 +65,7 @@ describe('sluice backfill under SIGKILL', () => {
       const finish = sluice(dir, 'backfill', 'contacts');
       expect(finish.status, `${kills}: ${finish.stderr}`).toBe(0);
       const target = digest(join(dir, 'b.db'));
-      expect(target.keys, kills).toBe(300_000);
+      expect(target.keys, kills).toBe(600_000);
       expect(target, kills).toEqual(digest(join(dir, 'a.db')));
 
       // Every run a kill left running was closed as abandoned by the next start; none is left running.
