@@ -1,4 +1,4 @@
-import { asSluiceError, SluiceError } from '../core/errors.ts';
+import { asSluiceError, RunFencedError, SluiceError } from '../core/errors.ts';
 import {
   afterPartitions,
   partitionDone,
@@ -54,11 +54,11 @@ export async function executePartitionedRun(options: PartitionedRunOptions): Pro
       parent = await split(options, fresh, new Date(now()).toISOString());
     }
     // The partitions of the split that was made: `backfill.partitions` changed since does not move them.
-    const names = partitionsAmong(spec.name, await store.listCheckpoints()).map((cp) => cp.sync);
-    const startedAt = now();
-    const before = await checkpointsOf(options, names);
-    const left = before.filter((cp) => !partitionDone(cp));
+    const before = partitionsAmong(spec.name, await store.listCheckpoints());
+    const names = before.map((cp) => cp.sync);
     if (options.fanOut) return await fannedOut(options, run, parent, before, now);
+    const startedAt = now();
+    const left = before.filter((cp) => !partitionDone(cp));
     // Each partition's latest progress, from its checkpoint until its run says more.
     const progress = new Map(before.map((cp) => [cp.sync, progressOf(cp, run.id)]));
     const moveOne = (cp: Checkpoint) =>
@@ -119,10 +119,8 @@ export async function executePartitionedRun(options: PartitionedRunOptions): Pro
       parent = afterPartitions(parent, parts, new Date(now()).toISOString());
       await store.saveCheckpoint(parent);
     }
-    const finished = await store.finishRun(run.id, { holder, status: 'succeeded', more: true });
-    if (finished.status !== 'succeeded') throw new SluiceError('RUN_FENCED', `run ${run.id} lost its hold`);
     // More either way: the partitions' next runs, or the first incremental run after them.
-    return { run: finished, checkpoint: parent, more: true };
+    return { run: await succeeded(options, run, true), checkpoint: parent, more: true };
   } catch (err) {
     const error = asSluiceError(err);
     await store
@@ -151,16 +149,25 @@ async function fannedOut(
   parts: readonly Checkpoint[],
   now: () => number,
 ): Promise<RunOutcome> {
-  const { store, holder } = options;
   const left = parts.filter((cp) => !partitionDone(cp)).map((cp) => cp.sync);
   let checkpoint = parent;
   if (left.length === 0) {
     checkpoint = afterPartitions(parent, parts, new Date(now()).toISOString());
-    await store.saveCheckpoint(checkpoint);
+    await options.store.saveCheckpoint(checkpoint);
   }
-  const finished = await store.finishRun(run.id, { holder, status: 'succeeded', more: left.length === 0 });
-  if (finished.status !== 'succeeded') throw new SluiceError('RUN_FENCED', `run ${run.id} lost its hold`);
-  return { run: finished, checkpoint, more: left.length === 0, partitions: left };
+  const more = left.length === 0;
+  return { run: await succeeded(options, run, more), checkpoint, more, partitions: left };
+}
+
+/** Ends the sync's run succeeded; refused (`RUN_FENCED`) where it no longer holds the sync. */
+async function succeeded(options: PartitionedRunOptions, run: RunRecord, more: boolean): Promise<RunRecord> {
+  const finished = await options.store.finishRun(run.id, {
+    holder: options.holder,
+    status: 'succeeded',
+    more,
+  });
+  if (finished.status !== 'succeeded') throw new RunFencedError(options.spec.name, run.id, 'its end');
+  return finished;
 }
 
 /** The partitions' checkpoints, in order; one that is missing is a store changed under the sync. */

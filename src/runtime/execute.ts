@@ -75,7 +75,6 @@ export async function executeRequest(
       abandon,
     );
     const result: RunResult = { ok: true, more: outcome.more };
-    const own = ws.sync(request.sync);
     if (outcome.partitions && outcome.partitions.length > 0) {
       const partitions = outcome.partitions.map(
         (name): NewRunRequest => ({
@@ -92,11 +91,11 @@ export async function executeRequest(
         successor: { next: null, broken: null, partitions },
       };
     }
-    if (own.recordsOf !== own.name && outcome.checkpoint.phase === 'incremental') {
+    if (sync.recordsOf !== sync.name && outcome.checkpoint.phase === 'incremental') {
       // A partition done: its sync's run looks whether they all are, and goes incremental if so.
       const next: NewRunRequest = {
-        sync: own.recordsOf,
-        lane: laneOf(own.recordsOf, options.bundles, 'rerun'),
+        sync: sync.recordsOf,
+        lane: laneOf(sync.recordsOf, options.bundles, 'rerun'),
         trigger: 'rerun',
         coalesce: true,
       };

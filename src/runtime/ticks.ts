@@ -60,6 +60,13 @@ export class Ticks {
     }
   }
 
+  /** Queues each request whose sync has nothing queued or running (a partitioned backfill's partitions). */
+  async enqueueIdle(requests: readonly NewRunRequest[]): Promise<void> {
+    for (const request of requests) {
+      if (!(await this.queue.busy(request.sync))) await this.queue.enqueue(request);
+    }
+  }
+
   /** Starts or resumes a sync whose backfill is not done and that has nothing queued or running. */
   async continueChain(sync: string, trigger: RunTrigger, tick?: string): Promise<void> {
     if (this.ws.sync(sync).rerun.mode !== 'triggered') return;

@@ -3,7 +3,7 @@ import type { ResolvedSync } from '../config/schema.ts';
 import { type ValidConfig, validateConfig } from '../config/validate.ts';
 import { connectorTypes, loadConnectors } from '../connectors/registry.ts';
 import { ConnectorError, isTransient, UnknownSyncError } from '../core/errors.ts';
-import { isPartitionOf, partitionName, partitionProgress } from '../core/partitions.ts';
+import { isPartitionOf, partitionName, partitionProgress, partitionsAmong } from '../core/partitions.ts';
 import type {
   ApiBudget,
   Checkpoint,
@@ -286,11 +286,13 @@ export class Workspace {
     const checkpoints = new Map((await this.store.listCheckpoints()).map((c) => [c.sync, c]));
     const statuses: SyncStatus[] = [];
     for (const name of this.syncNames()) {
-      const cp = withPartitions(checkpoints.get(name) ?? null, checkpoints);
+      const own = checkpoints.get(name) ?? null;
+      // A backfill under way by partitions: their checkpoints and latest runs speak for it.
+      const parts = own?.phase === 'backfill' ? partitionsAmong(name, [...checkpoints.values()]) : [];
+      const cp = withPartitions(own, parts);
       const runs = await this.store.listRuns({ sync: name, limit: 50 });
       const caughtUp = runs.find((r) => r.status === 'succeeded' && r.more === false && r.endedAt);
-      // A partitioned backfill's runs are its partitions': the latest of each says more than the sync's.
-      const partitionRuns = await this.partitionRuns(name, cp);
+      const partitionRuns = await this.latestRuns(parts);
       const last = runs[0] ?? null;
       const queued = ((await this.store.queue?.pending(name)) ?? []).length > 0;
       const failedRun = [last, ...partitionRuns].find(
@@ -322,11 +324,11 @@ export class Workspace {
   }
 
   /** The latest run of each partition of the sync's backfill while it is under way (none otherwise). */
-  private async partitionRuns(sync: string, cp: Checkpoint | null): Promise<RunRecord[]> {
+  /** The latest run of each partition: a partitioned backfill's runs are theirs, not the sync's. */
+  private async latestRuns(parts: readonly Checkpoint[]): Promise<RunRecord[]> {
     const latest: RunRecord[] = [];
-    if (cp?.phase !== 'backfill') return latest;
-    for (let i = 1; await this.store.getCheckpoint(partitionName(sync, i)); i++) {
-      const [run] = await this.store.listRuns({ sync: partitionName(sync, i), limit: 1 });
+    for (const part of parts) {
+      const [run] = await this.store.listRuns({ sync: part.sync, limit: 1 });
       if (run) latest.push(run);
     }
     return latest;
@@ -363,10 +365,8 @@ function connectorCatalog(options: WorkspaceOptions): ConnectorCatalog {
  * A partitioned backfill's checkpoint as status shows it: what its partitions have done, of how
  * much, and their totals (the sync's own checkpoint holds them only once they are all done).
  */
-function withPartitions(cp: Checkpoint | null, all: ReadonlyMap<string, Checkpoint>): Checkpoint | null {
-  if (cp?.phase !== 'backfill') return cp;
-  const parts = [...all.values()].filter((p) => isPartitionOf(p.sync, cp.sync));
-  if (parts.length === 0) return cp;
+function withPartitions(cp: Checkpoint | null, parts: readonly Checkpoint[]): Checkpoint | null {
+  if (cp === null || parts.length === 0) return cp;
   const { done, estimate, exact, totals } = partitionProgress(parts);
   return { ...cp, backfillDone: done, backfillEstimate: estimate, backfillEstimateExact: exact, totals };
 }

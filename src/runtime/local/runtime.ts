@@ -308,14 +308,10 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         break;
     }
     // A partitioned backfill's partitions, each a request of its own where none waits or runs.
-    if (end.kind === 'succeeded') {
-      for (const partition of end.successor.partitions ?? []) {
-        if ((await this.queue.pending(partition.sync)).length === 0) await this.queue.enqueue(partition);
-      }
-    }
+    if (end.kind === 'succeeded') await this.ticks.enqueueIdle(end.successor.partitions ?? []);
     this.emit('run:end', { request, durationMs: Date.now() - startedAt, ...endedFields(end) });
     if (end.kind === 'succeeded' || end.kind === 'failed') {
-      if (end.successor.next || (end.successor.partitions ?? []).length > 0) this.wake();
+      if (end.successor.next) this.wake();
       if (end.successor.broken !== null)
         this.emit('chain:broken', { sync: request.sync, reason: end.successor.broken });
     }

@@ -292,11 +292,7 @@ export class PgBossRuntime extends EventEmitter<RuntimeEvents> implements Runtim
       await this.send(end.successor.next, undefined, false);
     }
     // A partitioned backfill's partitions, each a job of its own (for any worker) where none waits or runs.
-    if (end.kind === 'succeeded') {
-      for (const partition of end.successor.partitions ?? []) {
-        if (!(await this.busy(partition.sync))) await this.send(partition);
-      }
-    }
+    if (end.kind === 'succeeded') await this.ticks.enqueueIdle(end.successor.partitions ?? []);
     this.emit('run:end', { request, durationMs: Date.now() - startedAt, ...endedFields(end) });
     if ((end.kind === 'succeeded' || end.kind === 'failed') && end.successor.broken !== null)
       this.emit('chain:broken', { sync: request.sync, reason: end.successor.broken });
