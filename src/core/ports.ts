@@ -478,8 +478,9 @@ export interface RunQueue {
    */
   nextDue(holder: string): Promise<number | null>;
   /**
-   * Ends a claimed request, and queues `next` (its successor) in the same step; null, queuing
-   * nothing, when the claim no longer holds it (recovered, claimed again).
+   * Ends a claimed request and, in the same step, queues `then.next` (its successor) and claims up
+   * to `then.claim.limit` due requests as `claim` does. `ended` is null, and nothing is queued or
+   * claimed, when the claim no longer holds the request (recovered, claimed again).
    */
   finish(
     claim: Claim,
@@ -491,8 +492,8 @@ export interface RunQueue {
       /** The failure's attempt at the batch, where it differs from the request's (see `RunRequest.attempt`). */
       attempt?: number;
     },
-    next?: NewRunRequest,
-  ): Promise<RunRequest | null>;
+    then?: { next?: NewRunRequest | undefined; claim?: { holder: string; leaseMs: number; limit: number } },
+  ): Promise<{ ended: RunRequest | null; claimed: RunRequest[] }>;
   /** Puts a claimed request back in the queue (its run could not start), due at `notBefore`. */
   release(claim: Claim, notBefore: number): Promise<void>;
   /** Requeues running requests whose holder is gone; returns them. */

@@ -243,15 +243,23 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       const entry = this.inFlight.get(key);
       if (entry) entry.run = run;
     })
-      .catch((err) => this.report(request.sync, err))
-      .finally(() => {
+      .catch((err) => {
+        this.report(request.sync, err);
+        return false;
+      })
+      .then((handedOn) => {
         this.inFlight.delete(key);
-        this.wake();
+        // A slot the run's end did not take again is the loop's to fill.
+        if (!handedOn) this.wake();
       });
     this.inFlight.set(key, { claim: claimOf(request), done, run: null });
   }
 
-  private async execute(request: RunRequest, onStart: (run: RunRecord) => void): Promise<void> {
+  /**
+   * Runs a claimed request and settles it. True when its end also claimed what was due for the slot
+   * it frees (and launched it), so the loop has nothing to look for.
+   */
+  private async execute(request: RunRequest, onStart: (run: RunRecord) => void): Promise<boolean> {
     const startedAt = Date.now();
     this.emit('run:start', {
       request,
@@ -266,7 +274,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         errorCode: 'SYNC_UNKNOWN',
         errorMessage: `no sync named "${request.sync}" in the config`,
       });
-      return;
+      return false;
     }
     const end = await executeRequest(this.ws, request, {
       stop: this.stopController.signal,
@@ -277,27 +285,30 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       onProgress: (p) => this.emit('run:progress', p),
     });
     const claim = claimOf(request);
+    let claimed: RunRequest[] = [];
+    let handedOn = false;
     switch (end.kind) {
       case 'succeeded':
-        await this.queue.finish(
+      case 'failed': {
+        const next = end.successor.next ?? undefined;
+        const settled = await this.queue.finish(
           claim,
-          { status: 'done', runId: end.run.id },
-          end.successor.next ?? undefined,
+          end.kind === 'succeeded'
+            ? { status: 'done', runId: end.run.id }
+            : {
+                status: 'failed',
+                runId: end.run?.id ?? null,
+                errorCode: end.error.code,
+                errorMessage: end.error.message,
+                attempt: end.attempt,
+              },
+          { next, ...this.refill() },
         );
+        claimed = settled.claimed;
+        // A successor that falls due later changes when the loop must next look.
+        handedOn = claimed.length > 0 && (next?.notBefore ?? 0) <= Date.now();
         break;
-      case 'failed':
-        await this.queue.finish(
-          claim,
-          {
-            status: 'failed',
-            runId: end.run?.id ?? null,
-            errorCode: end.error.code,
-            errorMessage: end.error.message,
-            attempt: end.attempt,
-          },
-          end.successor.next ?? undefined,
-        );
-        break;
+      }
       case 'killed':
         // Back in the queue, to resume at the next start.
         await this.queue.release(claim, Date.now());
@@ -310,10 +321,23 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     // A partitioned backfill's partitions, each a request of its own where none waits or runs.
     if (end.kind === 'succeeded') await this.ticks.enqueueIdle(end.successor.partitions ?? []);
     this.emit('run:end', { request, durationMs: Date.now() - startedAt, ...endedFields(end) });
-    if (end.kind === 'succeeded' || end.kind === 'failed') {
-      if (end.successor.next) this.wake();
-      if (end.successor.broken !== null)
-        this.emit('chain:broken', { sync: request.sync, reason: end.successor.broken });
+    if ((end.kind === 'succeeded' || end.kind === 'failed') && end.successor.broken !== null)
+      this.emit('chain:broken', { sync: request.sync, reason: end.successor.broken });
+    // Launched after this run's end is told, so a lane's events stay in order.
+    for (const taken of claimed) {
+      if (this.stopping) await this.queue.release(claimOf(taken), Date.now());
+      else this.launch(taken);
     }
+    return handedOn;
+  }
+
+  /**
+   * What a run's end may claim: the slot it frees and any other free one, unless the runtime stops.
+   * Everything due for this process's slots is then claimed, so the loop need not be woken.
+   */
+  private refill(): { claim?: { holder: string; leaseMs: number; limit: number } } {
+    if (this.stopping) return {};
+    const limit = this.concurrency - this.inFlight.size + 1;
+    return limit > 0 ? { claim: { holder: this.holder, leaseMs: this.leaseMs, limit } } : {};
   }
 }

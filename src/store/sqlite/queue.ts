@@ -52,20 +52,23 @@ export class SqliteQueue implements RunQueue {
 
   async claim(options: { holder: string; leaseMs: number; limit: number }): Promise<RunRequest[]> {
     if (options.limit <= 0) return [];
-    return this.tx(() => {
-      const now = this.now();
-      // One row per free lane (its oldest due request), at most `limit`.
-      const due = this.db
-        .prepare(sql.selectDueRequests)
-        .all({ now, limit: options.limit, holder: options.holder });
-      const claimed: RunRequest[] = [];
-      const claim = this.db.prepare(sql.claimRequest);
-      for (const row of due) {
-        const taken = claim.get(options.holder, now + options.leaseMs, now, Number(row.id));
-        if (taken) claimed.push(requestFromRow(taken));
-      }
-      return claimed;
-    });
+    return this.tx(() => this.take(options));
+  }
+
+  /** The claim itself, inside a transaction: one row per free lane (its oldest due request), at most `limit`. */
+  private take(options: { holder: string; leaseMs: number; limit: number }): RunRequest[] {
+    if (options.limit <= 0) return [];
+    const now = this.now();
+    const due = this.db
+      .prepare(sql.selectDueRequests)
+      .all({ now, limit: options.limit, holder: options.holder });
+    const claimed: RunRequest[] = [];
+    const claim = this.db.prepare(sql.claimRequest);
+    for (const row of due) {
+      const taken = claim.get(options.holder, now + options.leaseMs, now, Number(row.id));
+      if (taken) claimed.push(requestFromRow(taken));
+    }
+    return claimed;
   }
 
   async renew(claim: Claim, leaseMs: number): Promise<boolean> {
@@ -106,8 +109,8 @@ export class SqliteQueue implements RunQueue {
       errorMessage?: string;
       attempt?: number;
     },
-    next?: NewRunRequest,
-  ): Promise<RunRequest | null> {
+    then: { next?: NewRunRequest | undefined; claim?: { holder: string; leaseMs: number; limit: number } } = {},
+  ): Promise<{ ended: RunRequest | null; claimed: RunRequest[] }> {
     return this.tx(() => {
       const row = this.db
         .prepare(sql.finishRequest)
@@ -122,11 +125,13 @@ export class SqliteQueue implements RunQueue {
           claim.holder,
           claim.startedAt,
         );
-      if (!row) return null;
+      if (!row) return { ended: null, claimed: [] };
       // The successor is queued with the end of its predecessor or not at all: no crash between the
       // two leaves a chain without its next run, and a claim lost to a takeover queues nothing.
-      if (next) this.insert(next);
-      return requestFromRow(row);
+      if (then.next) this.insert(then.next);
+      // The slot the request held is taken again in the same write: a lane hands over without
+      // another transaction, and the oldest due request of any free lane still goes first.
+      return { ended: requestFromRow(row), claimed: then.claim ? this.take(then.claim) : [] };
     });
   }
 
