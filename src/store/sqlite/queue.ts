@@ -109,7 +109,10 @@ export class SqliteQueue implements RunQueue {
       errorMessage?: string;
       attempt?: number;
     },
-    then: { next?: NewRunRequest | undefined; claim?: { holder: string; leaseMs: number; limit: number } } = {},
+    then: {
+      next?: NewRunRequest | undefined;
+      claim?: { holder: string; leaseMs: number; limit: number };
+    } = {},
   ): Promise<{ ended: RunRequest | null; claimed: RunRequest[] }> {
     return this.tx(() => {
       const row = this.db
