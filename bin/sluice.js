@@ -54,5 +54,5 @@ if (!fromSource) {
   // otherwise, as Node reads every module's map at load while they are on.
   if (process.env.SLUICE_DEBUG) process.setSourceMapsEnabled(true);
 }
-const { main } = await import(fromSource ? source.href : '../dist/cli/main.js');
+const { main } = await import(fromSource ? source.href : '../dist/cli.js');
 process.exitCode = await main(process.argv);

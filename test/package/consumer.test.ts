@@ -160,17 +160,24 @@ describe('the packed package in a project of its own', () => {
     if (work && !failed) rmSync(work, { recursive: true, force: true });
   });
 
-  it('carries dist, its migrations and the bin, and none of the repository tooling', async () => {
+  it('carries dist, the migrations and the bin, and none of the repository tooling or sources', async () => {
     const listing = await sh('tar', ['-tzf', tarball], work);
     const files = listing.split('\n').filter(Boolean);
     expect(files).toContain('package/dist/index.js');
     expect(files).toContain('package/dist/index.d.ts');
     expect(files).toContain('package/dist/index.js.map');
-    expect(files).toContain('package/dist/store/sqlite/migrations/0001-initial.sql');
-    expect(files).toContain('package/dist/store/postgres/migrations/0001-initial.sql');
+    expect(files).toContain('package/dist/cli.js');
+    // The migrations ship at their repository path, where the stores look for them (src/store/migrations.ts).
+    expect(files).toContain('package/src/store/sqlite/migrations/0001-initial.sql');
+    expect(files).toContain('package/src/store/postgres/migrations/0001-initial.sql');
     expect(files).toContain('package/bin/sluice.js');
-    const unwanted = files.filter((f) =>
-      /^package\/(\.ci|src|test|bench|demo)\/|^package\/(biome\.json|tsconfig[^/]*\.json)$/.test(f),
+    const unwanted = files.filter(
+      (f) =>
+        /^package\/(\.ci|test|bench|demo)\/|^package\/(biome\.json|tsconfig[^/]*\.json|rolldown\.config\.ts)$/.test(
+          f,
+        ) ||
+        (f.startsWith('package/src/') &&
+          !/^package\/src\/store\/\w+\/migrations\/\d{4}-[\w-]+\.sql$/.test(f)),
     );
     expect(unwanted).toEqual([]);
   });

@@ -3,7 +3,7 @@ import type { ServerType } from '@hono/node-server';
 import type { Command } from 'commander';
 import type pino from 'pino';
 import type { Runtime } from '../../runtime/port.ts';
-import { type LogFormat, logFormat } from '../logging.ts';
+import { createLogger, type LogFormat, logFormat } from '../logging.ts';
 import { positiveInt } from '../options.ts';
 
 type ServeOptions = {
@@ -47,10 +47,9 @@ function portNumber(value: string): number {
 
 /** Runs until SIGINT/SIGTERM: then stops taking runs, lets running batches checkpoint, and exits. */
 async function runService(cmd: Command, opts: ServeOptions, http: boolean): Promise<void> {
-  // The runtime, the HTTP server (hono, prom-client) and the logger are imported when serve runs:
-  // the other commands start without them.
-  const [{ createLogger }, { createRuntime }, { Workspace }, { createApp }, { listen }] = await Promise.all([
-    import('../logging.ts'),
+  // The runtime, the HTTP server (hono, prom-client) and the logger (pino, in createLogger) are
+  // imported when serve runs: the other commands start without them.
+  const [{ createRuntime }, { Workspace }, { createApp }, { listen }] = await Promise.all([
     import('../../runtime/create.ts'),
     import('../../runtime/workspace.ts'),
     import('../../server/app.ts'),

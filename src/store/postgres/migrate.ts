@@ -1,23 +1,9 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import type { ClientBase } from 'pg';
 import { SluiceError } from '../../core/errors.ts';
+import { type Migration, readMigrations } from '../migrations.ts';
 import { advisoryXactLock, LOCK_CLASS, quoteIdent, type Statements } from './sql.ts';
 
-const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
-
-type Migration = { version: number; name: string; sql: string };
-
-/** The same numbering as the SQLite store's migrations: `NNNN-name.sql`. */
-export function listMigrations(): Migration[] {
-  return readdirSync(MIGRATIONS_DIR)
-    .filter((file) => /^\d{4}-.+\.sql$/.test(file))
-    .sort()
-    .map((file) => ({
-      version: Number(file.slice(0, 4)),
-      name: file.slice(5, -4),
-      sql: readFileSync(new URL(file, MIGRATIONS_DIR), 'utf8'),
-    }));
-}
+export const listMigrations = (): Migration[] => readMigrations('postgres');
 
 /**
  * Runs `fn` in a transaction holding a transaction-level advisory lock on `name`: every lock the

@@ -1,21 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import type { DatabaseSync } from 'node:sqlite';
 import { SluiceError } from '../../core/errors.ts';
+import { type Migration, readMigrations } from '../migrations.ts';
 
-const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
-
-type Migration = { version: number; name: string; sql: string };
-
-export function listMigrations(): Migration[] {
-  return readdirSync(MIGRATIONS_DIR)
-    .filter((file) => /^\d{4}-.+\.sql$/.test(file))
-    .sort()
-    .map((file) => ({
-      version: Number(file.slice(0, 4)),
-      name: file.slice(5, -4),
-      sql: readFileSync(new URL(file, MIGRATIONS_DIR), 'utf8'),
-    }));
-}
+export const listMigrations = (): Migration[] => readMigrations('sqlite');
 
 /**
  * Applies pending migrations, each in its own IMMEDIATE transaction that re-checks the applied
