@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { SluiceError } from './errors.ts';
 import type {
   Counters,
   Cursor,
@@ -455,14 +456,30 @@ export function claimOf(request: RunRequest): Claim {
   return { id: request.id, holder: request.holder ?? '', startedAt: request.startedAt ?? 0 };
 }
 
+/**
+ * How a claim takes requests: up to `limit` due ones, oldest first, at most one per lane and none
+ * from a lane that has one running, marked running under `holder`'s lease. With `start`, each
+ * claimed request's run is recorded in the same step, as `start` describes it (its phase is the
+ * checkpoint's); a request `start` gives null for is claimed without a run.
+ */
+export type ClaimOptions = {
+  holder: string;
+  leaseMs: number;
+  limit: number;
+  start?: (request: RunRequest) => Omit<RunStart, 'phase'> | null;
+};
+
+/**
+ * A claimed request, and the run its claim started: null where none was asked for, or where its
+ * sync or lane is held by a run the queue does not know (`refused` says which: SYNC_BUSY, LANE_BUSY).
+ */
+export type ClaimedRequest = { request: RunRequest; run: RunRecord | null; refused: SluiceError | null };
+
 /** The runtime's durable queue of requested runs, kept in the store's database. */
 export interface RunQueue {
   enqueue(request: NewRunRequest): Promise<RunRequest>;
-  /**
-   * Takes up to `limit` due requests, oldest first, at most one per lane and none from a lane that
-   * has one running, marking them running under `holder`'s lease.
-   */
-  claim(options: { holder: string; leaseMs: number; limit: number }): Promise<RunRequest[]>;
+  /** Takes due requests (see `ClaimOptions`). */
+  claim(options: ClaimOptions): Promise<ClaimedRequest[]>;
   /** Extends the lease of a claimed request; false when the claim no longer holds it. */
   renew(claim: Claim, leaseMs: number): Promise<boolean>;
   /**
@@ -478,9 +495,9 @@ export interface RunQueue {
    */
   nextDue(holder: string): Promise<number | null>;
   /**
-   * Ends a claimed request and, in the same step, queues `then.next` (its successor) and claims up
-   * to `then.claim.limit` due requests as `claim` does. `ended` is null, and nothing is queued or
-   * claimed, when the claim no longer holds the request (recovered, claimed again).
+   * Ends a claimed request and, in the same step, queues `then.next` (its successor) and claims
+   * what `then.claim` asks, as `claim` does. `ended` is null, and nothing is queued or claimed, when
+   * the claim no longer holds the request (recovered, claimed again).
    */
   finish(
     claim: Claim,
@@ -492,8 +509,8 @@ export interface RunQueue {
       /** The failure's attempt at the batch, where it differs from the request's (see `RunRequest.attempt`). */
       attempt?: number;
     },
-    then?: { next?: NewRunRequest | undefined; claim?: { holder: string; leaseMs: number; limit: number } },
-  ): Promise<{ ended: RunRequest | null; claimed: RunRequest[] }>;
+    then?: { next?: NewRunRequest | undefined; claim?: ClaimOptions },
+  ): Promise<{ ended: RunRequest | null; claimed: ClaimedRequest[] }>;
   /** Puts a claimed request back in the queue (its run could not start), due at `notBefore`. */
   release(claim: Claim, notBefore: number): Promise<void>;
   /** Requeues running requests whose holder is gone; returns them. */

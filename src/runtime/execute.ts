@@ -37,6 +37,8 @@ export type ExecuteOptions = {
   bundles: ReadonlyMap<string, string>;
   onStart?: (run: RunRecord) => void;
   onProgress?: (progress: Progress) => void;
+  /** The run the request's claim recorded, where it did. */
+  run?: RunRecord | null;
 };
 
 /**
@@ -49,7 +51,7 @@ export async function executeRequest(
   options: ExecuteOptions,
 ): Promise<RequestEnd> {
   const sync = ws.sync(request.sync);
-  let started: RunRecord | null = null;
+  let started: RunRecord | null = options.run ?? null;
   const abandon = new AbortController();
   try {
     const outcome = await withDeadline(
@@ -68,6 +70,7 @@ export async function executeRequest(
           options.onStart?.(run);
         },
         ...(request.setAsideReason ? { setAside: { reason: request.setAsideReason } } : {}),
+        ...(options.run ? { run: options.run } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       }),
       sync.maxRunDurationMs + options.graceMs + 5_000,

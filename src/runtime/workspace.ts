@@ -9,6 +9,7 @@ import type {
   Checkpoint,
   Connector,
   RunRecord,
+  RunStart,
   Source,
   Store,
   SyncShape,
@@ -32,6 +33,8 @@ export type RunParams = {
   onProgress?: (progress: Progress) => void;
   /** Called once the run is recorded, with its id. */
   onStart?: (run: RunRecord) => void;
+  /** The run, where the caller recorded it already (a runtime's claim; see `runStartOf`). */
+  run?: RunRecord;
   /**
    * A partitioned backfill's run splits (the first time) and names its unfinished partitions in its
    * outcome for the runtime to queue, rather than moving them itself: each partition is then a
@@ -84,10 +87,13 @@ export type SyncStatus = {
 export class Workspace {
   readonly config: ValidConfig;
   readonly store: Store;
+  /** Sync → bundle, for the lanes runs hold. */
+  private readonly bundles: ReadonlyMap<string, string>;
 
   private constructor(config: ValidConfig, store: Store) {
     this.config = config;
     this.store = store;
+    this.bundles = bundleIndex(config.config.bundles);
   }
 
   static async open(configPath: string, options: WorkspaceOptions = {}): Promise<Workspace> {
@@ -196,16 +202,17 @@ export class Workspace {
   async run(name: string, request: RunParams): Promise<RunOutcome> {
     const sync = this.sync(name);
     const partition = sync.recordsOf !== sync.name;
+    const start = this.runStartOf(name, request.trigger);
     const base = {
       spec: sync,
       store: this.store,
       trigger: request.trigger,
-      holder: currentHolder(),
-      lane: this.laneOfRun(sync, request.trigger),
-      leaseMs: this.config.config.runtime.lease,
+      holder: request.run?.holder ?? start.holder,
+      lane: start.lane ?? null,
+      leaseMs: start.leaseMs,
     };
     const partitioned = await this.partitioned(sync);
-    const run = await startRunOf(base);
+    const run = request.run ?? (await startRunOf(base));
     request.onStart?.(run);
     let opened = false;
     try {
@@ -262,9 +269,23 @@ export class Workspace {
    * partitions move at once (they opt out of the bundle's one-at-a-time rule), else its sync's.
    */
   laneOfRun(sync: SyncDefinition, trigger: RunTrigger): string {
-    const bundles = bundleIndex(this.config.config.bundles);
     const partition = sync.recordsOf !== sync.name;
-    return laneOf(partition && !sync.parallelPartitions ? sync.recordsOf : sync.name, bundles, trigger);
+    return laneOf(partition && !sync.parallelPartitions ? sync.recordsOf : sync.name, this.bundles, trigger);
+  }
+
+  /**
+   * How a run of the sync is recorded, but for its phase (the checkpoint's): this process holds it,
+   * for `runtime.lease` at a time, in the lane of `laneOfRun`. A runtime whose claim records the run
+   * (see `ClaimOptions.start`) describes it with this, as `run` does.
+   */
+  runStartOf(name: string, trigger: RunTrigger): Omit<RunStart, 'phase'> {
+    return {
+      sync: name,
+      trigger,
+      holder: currentHolder(),
+      leaseMs: this.config.config.runtime.lease,
+      lane: this.laneOfRun(this.sync(name), trigger),
+    };
   }
 
   /** Sends the sync's open dead letters again (see `retryDeadLetters`), holding its lane. */
@@ -277,7 +298,7 @@ export class Workspace {
         target,
         store: this.store,
         holder: currentHolder(),
-        lane: laneOf(name, bundleIndex(this.config.config.bundles), 'retry'),
+        lane: laneOf(name, this.bundles, 'retry'),
       }),
     );
   }

@@ -49,7 +49,9 @@ async function drain(seed: number, ledgerPath: string): Promise<number> {
   let claimed = 0;
   try {
     while (true) {
-      const taken = await queue.claim({ holder, leaseMs: 60_000, limit: 1 + Math.floor(random() * 3) });
+      const taken = (await queue.claim({ holder, leaseMs: 60_000, limit: 1 + Math.floor(random() * 3) })).map(
+        (c) => c.request,
+      );
       if (taken.length === 0) {
         // Nothing due for us: lanes busy in the other process, or the queue is empty.
         if ((await queue.list({ status: 'queued', limit: 1 })).length === 0) return claimed;
@@ -98,7 +100,7 @@ async function drain(seed: number, ledgerPath: string): Promise<number> {
 async function handle(command: QueueCommand): Promise<object> {
   switch (command.op) {
     case 'claim':
-      return { op: 'claim', claimed: await queue.claim({ holder, ...command }) };
+      return { op: 'claim', claimed: (await queue.claim({ holder, ...command })).map((c) => c.request) };
     case 'recover':
       return { op: 'recover', recovered: await queue.recover() };
     case 'finish':

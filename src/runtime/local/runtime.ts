@@ -1,10 +1,18 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asSluiceError, SluiceError } from '../../core/errors.ts';
-import { type Claim, claimOf, type RunQueue, type RunRecord, type RunRequest } from '../../core/ports.ts';
+import {
+  type Claim,
+  type ClaimedRequest,
+  type ClaimOptions,
+  claimOf,
+  type RunQueue,
+  type RunRecord,
+  type RunRequest,
+} from '../../core/ports.ts';
 import type { Json, RunTrigger } from '../../core/types.ts';
 import { currentHolder } from '../../store/holder.ts';
-import { endedFields, executeRequest } from '../execute.ts';
+import { endedFields, executeRequest, type RequestEnd } from '../execute.ts';
 import { bundleIndex, laneOf } from '../lanes.ts';
 import type { Runtime, RuntimeEvents } from '../port.ts';
 import { Scheduler } from '../scheduler.ts';
@@ -153,7 +161,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     this.scheduler.stop();
     this.stopController.abort();
     this.wake();
-    const drained = Promise.allSettled([...[...this.inFlight.values()].map((r) => r.done), this.loopDone]);
+    const drained = this.drain();
     const timeoutMs = options.timeoutMs ?? this.graceMs;
     const clean = await Promise.race([drained.then(() => true), sleep(timeoutMs, false, { ref: false })]);
     if (!clean) {
@@ -173,6 +181,12 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     return clean;
   }
 
+  /** Until no run is under way: a run's end may have launched the next before the stop was seen. */
+  private async drain(): Promise<void> {
+    await this.loopDone;
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()].map((r) => r.done));
+  }
+
   private wake(): void {
     this.wakeUp?.();
   }
@@ -190,8 +204,8 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         }
         const free = this.concurrency - this.inFlight.size;
         if (free > 0) {
-          const claimed = await this.queue.claim({ holder: this.holder, leaseMs: this.leaseMs, limit: free });
-          for (const request of claimed) this.launch(request);
+          const claimed = await this.queue.claim(this.claimOptions(free));
+          for (const taken of claimed) this.launch(taken);
           // Fewer than asked for: nothing else is claimable until a run ends or a request falls due.
           if (claimed.length === free) continue;
         }
@@ -237,11 +251,26 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     return next === null ? this.pollMs : Math.min(this.pollMs, Math.max(1, next - Date.now()));
   }
 
-  private launch(request: RunRequest): void {
+  /**
+   * A claim of up to `limit` requests that records each one's run as it takes it: the run holds its
+   * lane from the claim on, and the claim and the run's start are one write. A request whose sync
+   * is no longer in the config is claimed without a run, to be cancelled.
+   */
+  private claimOptions(limit: number): ClaimOptions {
+    return {
+      holder: this.holder,
+      leaseMs: this.leaseMs,
+      limit,
+      start: (request) =>
+        this.ws.hasSync(request.sync) ? this.ws.runStartOf(request.sync, request.trigger) : null,
+    };
+  }
+
+  private launch({ request, run, refused }: ClaimedRequest): void {
     const key = `${request.id}@${request.startedAt}`;
-    const done = this.execute(request, (run) => {
+    const done = this.execute(request, run, refused, (started) => {
       const entry = this.inFlight.get(key);
-      if (entry) entry.run = run;
+      if (entry) entry.run = started;
     })
       .catch((err) => {
         this.report(request.sync, err);
@@ -252,14 +281,20 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         // A slot the run's end did not take again is the loop's to fill.
         if (!handedOn) this.wake();
       });
-    this.inFlight.set(key, { claim: claimOf(request), done, run: null });
+    this.inFlight.set(key, { claim: claimOf(request), done, run });
   }
 
   /**
-   * Runs a claimed request and settles it. True when its end also claimed what was due for the slot
-   * it frees (and launched it), so the loop has nothing to look for.
+   * Runs a claimed request (its run recorded by the claim, or refused there) and settles it. True
+   * when its end also claimed what was due for the slot it frees (and launched it), so the loop has
+   * nothing to look for.
    */
-  private async execute(request: RunRequest, onStart: (run: RunRecord) => void): Promise<boolean> {
+  private async execute(
+    request: RunRequest,
+    run: RunRecord | null,
+    refused: SluiceError | null,
+    onStart: (run: RunRecord) => void,
+  ): Promise<boolean> {
     const startedAt = Date.now();
     this.emit('run:start', {
       request,
@@ -276,21 +311,25 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       });
       return false;
     }
-    const end = await executeRequest(this.ws, request, {
-      stop: this.stopController.signal,
-      kill: this.killController.signal,
-      graceMs: this.graceMs,
-      bundles: this.bundles,
-      onStart,
-      onProgress: (p) => this.emit('run:progress', p),
-    });
+    const end: RequestEnd = refused
+      ? { kind: 'busy', error: refused }
+      : await executeRequest(this.ws, request, {
+          stop: this.stopController.signal,
+          kill: this.killController.signal,
+          graceMs: this.graceMs,
+          bundles: this.bundles,
+          run,
+          onStart,
+          onProgress: (p) => this.emit('run:progress', p),
+        });
     const claim = claimOf(request);
-    let claimed: RunRequest[] = [];
+    let claimed: ClaimedRequest[] = [];
     let handedOn = false;
     switch (end.kind) {
       case 'succeeded':
       case 'failed': {
         const next = end.successor.next ?? undefined;
+        const refill = this.stopping ? 0 : this.concurrency - this.inFlight.size + 1;
         const settled = await this.queue.finish(
           claim,
           end.kind === 'succeeded'
@@ -302,7 +341,9 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
                 errorMessage: end.error.message,
                 attempt: end.attempt,
               },
-          { next, ...this.refill() },
+          // The slot this run frees, and any other free one, are filled in the same write: everything
+          // due for this process's slots is then claimed, and the loop need not be woken.
+          { next, ...(refill > 0 ? { claim: this.claimOptions(refill) } : {}) },
         );
         claimed = settled.claimed;
         // A successor that falls due later changes when the loop must next look.
@@ -323,21 +364,9 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     this.emit('run:end', { request, durationMs: Date.now() - startedAt, ...endedFields(end) });
     if ((end.kind === 'succeeded' || end.kind === 'failed') && end.successor.broken !== null)
       this.emit('chain:broken', { sync: request.sync, reason: end.successor.broken });
-    // Launched after this run's end is told, so a lane's events stay in order.
-    for (const taken of claimed) {
-      if (this.stopping) await this.queue.release(claimOf(taken), Date.now());
-      else this.launch(taken);
-    }
+    // Launched after this run's end is told, so a lane's events stay in order. A stop that began
+    // meanwhile sees them run out at once (no batch starts after a stop) and waits for them.
+    for (const taken of claimed) this.launch(taken);
     return handedOn;
-  }
-
-  /**
-   * What a run's end may claim: the slot it frees and any other free one, unless the runtime stops.
-   * Everything due for this process's slots is then claimed, so the loop need not be woken.
-   */
-  private refill(): { claim?: { holder: string; leaseMs: number; limit: number } } {
-    if (this.stopping) return {};
-    const limit = this.concurrency - this.inFlight.size + 1;
-    return limit > 0 ? { claim: { holder: this.holder, leaseMs: this.leaseMs, limit } } : {};
   }
 }

@@ -1,5 +1,16 @@
 import type { SQLInputValue } from 'node:sqlite';
-import type { Claim, NewRunRequest, RequestStatus, RunQueue, RunRequest } from '../../core/ports.ts';
+import { LaneBusyError, SyncBusyError } from '../../core/errors.ts';
+import type {
+  Claim,
+  ClaimedRequest,
+  ClaimOptions,
+  NewRunRequest,
+  RequestStatus,
+  RunQueue,
+  RunRecord,
+  RunRequest,
+  RunStart,
+} from '../../core/ports.ts';
 import { isHolderGone } from '../holder.ts';
 import { requestFromRow, toJsonText } from '../rows.ts';
 import * as sql from './sql.ts';
@@ -18,11 +29,19 @@ export class SqliteQueue implements RunQueue {
   private readonly db: Connection;
   private readonly now: () => number;
   private readonly tx: <T>(fn: () => T) => Promise<T>;
+  private readonly startRun: (start: Omit<RunStart, 'phase'>) => RunRecord;
 
-  constructor(db: Connection, now: () => number, tx: <T>(fn: () => T) => Promise<T>) {
+  /** `startRun` records a run inside the caller's transaction (the store's), for claims that start runs. */
+  constructor(
+    db: Connection,
+    now: () => number,
+    tx: <T>(fn: () => T) => Promise<T>,
+    startRun: (start: Omit<RunStart, 'phase'>) => RunRecord,
+  ) {
     this.db = db;
     this.now = now;
     this.tx = tx;
+    this.startRun = startRun;
   }
 
   async enqueue(request: NewRunRequest): Promise<RunRequest> {
@@ -50,23 +69,40 @@ export class SqliteQueue implements RunQueue {
     return requestFromRow(row!);
   }
 
-  async claim(options: { holder: string; leaseMs: number; limit: number }): Promise<RunRequest[]> {
+  async claim(options: ClaimOptions): Promise<ClaimedRequest[]> {
     if (options.limit <= 0) return [];
     return this.tx(() => this.take(options));
   }
 
-  /** The claim itself, inside a transaction: one row per free lane (its oldest due request), at most `limit`. */
-  private take(options: { holder: string; leaseMs: number; limit: number }): RunRequest[] {
+  /**
+   * The claim itself, inside a transaction: each free lane's oldest due request, at most `limit`,
+   * and the run of each where `start` asks for one.
+   */
+  private take(options: ClaimOptions): ClaimedRequest[] {
     if (options.limit <= 0) return [];
     const now = this.now();
     const due = this.db
       .prepare(sql.selectDueRequests)
       .all({ now, limit: options.limit, holder: options.holder });
-    const claimed: RunRequest[] = [];
+    const claimed: ClaimedRequest[] = [];
     const claim = this.db.prepare(sql.claimRequest);
     for (const row of due) {
       const taken = claim.get(options.holder, now + options.leaseMs, now, Number(row.id));
-      if (taken) claimed.push(requestFromRow(taken));
+      if (!taken) continue;
+      const request = requestFromRow(taken);
+      const start = options.start?.(request) ?? null;
+      if (start === null) {
+        claimed.push({ request, run: null, refused: null });
+        continue;
+      }
+      try {
+        claimed.push({ request, run: this.startRun(start), refused: null });
+      } catch (err) {
+        // Held by a run this queue did not hand out (a `sluice run` on a store without turns, a
+        // dead-letter retry): the request stays claimed, for its runtime to put back for a while.
+        if (!(err instanceof SyncBusyError || err instanceof LaneBusyError)) throw err;
+        claimed.push({ request, run: null, refused: err });
+      }
     }
     return claimed;
   }
@@ -111,9 +147,9 @@ export class SqliteQueue implements RunQueue {
     },
     then: {
       next?: NewRunRequest | undefined;
-      claim?: { holder: string; leaseMs: number; limit: number };
+      claim?: ClaimOptions;
     } = {},
-  ): Promise<{ ended: RunRequest | null; claimed: RunRequest[] }> {
+  ): Promise<{ ended: RunRequest | null; claimed: ClaimedRequest[] }> {
     return this.tx(() => {
       const row = this.db
         .prepare(sql.finishRequest)

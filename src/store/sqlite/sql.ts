@@ -1,6 +1,7 @@
 /** Every statement the SQLite store runs, one named constant each. */
 
 export const selectCheckpointNames = 'SELECT sync FROM checkpoints';
+export const selectCheckpointPhase = 'SELECT phase FROM checkpoints WHERE sync = ?';
 export const selectCheckpoint = 'SELECT * FROM checkpoints WHERE sync = ?';
 export const selectCheckpoints = 'SELECT * FROM checkpoints ORDER BY sync';
 // A checkpoint's first save inserts it (version 1); every later one must follow the saved version.
@@ -37,7 +38,7 @@ export const addRunCounters = `UPDATE runs SET batches = batches + $batches, rec
   WHERE id = $id AND status = 'running' AND holder = $holder`;
 // Only a running run is finished, by its holder: a late end from an aborted run does not overwrite `timed_out`.
 export const finishRun = `UPDATE runs SET status = ?, ended_at = ?, more = ?, error_code = ?, error_message = ?
-  WHERE id = ? AND status = 'running' AND holder = ?`;
+  WHERE id = ? AND status = 'running' AND holder = ? RETURNING *`;
 export const selectRun = 'SELECT * FROM runs WHERE id = ?';
 export const selectRuns = 'SELECT * FROM runs ORDER BY id DESC LIMIT ?';
 export const selectRunsOfSync = 'SELECT * FROM runs WHERE sync = ? ORDER BY id DESC LIMIT ?';
@@ -79,15 +80,15 @@ export const insertRequest = `INSERT INTO run_requests (sync, lane, trigger, pay
   $notBefore, $now, $owner, $leaseUntil) RETURNING *`;
 export const selectQueuedOfSyncInLane = `SELECT * FROM run_requests WHERE sync = ? AND lane = ? AND status = 'queued'
   ORDER BY id LIMIT 1`;
-// The oldest due request of each free lane: a lane with many requests waiting hides no other lane's.
-// One that its owner must run (a CLI run waiting its turn) is not this holder's to take: its lane waits.
-// Each lane's oldest due request, from lanes with nothing running, skipping lanes headed by a request
-// another process owns. Heads are found in one pass over the queued requests, not one per request.
-export const selectDueRequests = `SELECT r.* FROM (SELECT min(id) AS id FROM run_requests
-    WHERE status = 'queued' AND not_before <= $now GROUP BY lane) head
-  JOIN run_requests r ON r.id = head.id
-  WHERE r.lane NOT IN (SELECT lane FROM run_requests WHERE status = 'running')
-  AND (r.owner IS NULL OR r.owner = $holder)
+// Each free lane's oldest due request, oldest first, at most $limit: a lane with many requests
+// waiting hides no other lane's. A lane headed by a request another process owns (a CLI run waiting
+// its turn) is not this holder's to take: that lane waits. Walked in age order over the queued
+// requests alone, so a claim reads about as many rows as it takes, however long the history.
+export const selectDueRequests = `SELECT r.id FROM run_requests r INDEXED BY run_requests_queued
+  WHERE r.status = 'queued' AND r.not_before <= $now AND (r.owner IS NULL OR r.owner = $holder)
+  AND NOT EXISTS (SELECT 1 FROM run_requests running WHERE running.lane = r.lane AND running.status = 'running')
+  AND NOT EXISTS (SELECT 1 FROM run_requests earlier INDEXED BY run_requests_queued_by_lane
+    WHERE earlier.lane = r.lane AND earlier.status = 'queued' AND earlier.id < r.id AND earlier.not_before <= $now)
   ORDER BY r.id LIMIT $limit`;
 // The owner takes its own request once it heads its lane and the lane is free.
 export const claimOwnRequest = `UPDATE run_requests SET status = 'running', holder = $holder, lease_until = $leaseUntil,

@@ -21,7 +21,7 @@ import type {
   RunStart,
   Store,
 } from '../../core/ports.ts';
-import type { Json } from '../../core/types.ts';
+import type { Json, Phase } from '../../core/types.ts';
 import { isHolderGone } from '../holder.ts';
 import {
   checkpointFromRow,
@@ -67,6 +67,12 @@ export class SqliteStore implements Store {
       this.conn,
       () => this.now(),
       (fn) => this.tx(fn),
+      // A claim records its request's run in its own transaction, in the phase the checkpoint is in.
+      (start) =>
+        this.recordStart({
+          ...start,
+          phase: (this.conn.prepare(sql.selectCheckpointPhase).get(start.sync)?.phase as Phase) ?? 'backfill',
+        }),
     );
   }
 
@@ -172,32 +178,35 @@ export class SqliteStore implements Store {
   }
 
   async startRun(start: RunStart): Promise<RunRecord> {
+    return this.tx(() => this.recordStart(start));
+  }
+
+  /** A run's start, inside a transaction: refused while a live run holds its sync or lane. */
+  private recordStart(start: RunStart): RunRecord {
     const now = this.now();
-    return this.tx(() => {
-      const lane = start.lane ?? null;
-      for (const running of this.conn.prepare(sql.selectRunningRuns).all({ sync: start.sync, lane })) {
-        const holder = String(running.holder);
-        if (!isHolderGone(holder, Number(running.lease_until), now)) {
-          if (running.sync === start.sync) throw new SyncBusyError(start.sync, Number(running.id), holder);
-          throw new LaneBusyError(lane!, String(running.sync), Number(running.id), holder);
-        }
-        const why = `its holder ${holder} stopped without finishing it; the next run resumes from the last checkpoint`;
-        this.conn.prepare(sql.abandonRun).run(this.iso(), why, Number(running.id));
+    const lane = start.lane ?? null;
+    for (const running of this.conn.prepare(sql.selectRunningRuns).all({ sync: start.sync, lane })) {
+      const holder = String(running.holder);
+      if (!isHolderGone(holder, Number(running.lease_until), now)) {
+        if (running.sync === start.sync) throw new SyncBusyError(start.sync, Number(running.id), holder);
+        throw new LaneBusyError(lane!, String(running.sync), Number(running.id), holder);
       }
-      const row = this.conn
-        .prepare(sql.insertRun)
-        .get(
-          start.sync,
-          start.trigger,
-          start.phase,
-          this.iso(),
-          start.holder,
-          now + start.leaseMs,
-          lane,
-          this.iso(),
-        );
-      return runFromRow(row!);
-    });
+      const why = `its holder ${holder} stopped without finishing it; the next run resumes from the last checkpoint`;
+      this.conn.prepare(sql.abandonRun).run(this.iso(), why, Number(running.id));
+    }
+    const row = this.conn
+      .prepare(sql.insertRun)
+      .get(
+        start.sync,
+        start.trigger,
+        start.phase,
+        this.iso(),
+        start.holder,
+        now + start.leaseMs,
+        lane,
+        this.iso(),
+      );
+    return runFromRow(row!);
   }
 
   async renewRun(runId: number, holder: string, leaseMs: number): Promise<boolean> {
@@ -211,20 +220,23 @@ export class SqliteStore implements Store {
 
   async finishRun(runId: number, end: RunEnd): Promise<RunRecord> {
     const more = end.more === null ? null : end.more ? 1 : 0;
-    await this.tx(() =>
-      this.conn
-        .prepare(sql.finishRun)
-        .run(
-          end.status,
-          this.iso(),
-          more,
-          end.errorCode ?? null,
-          end.errorMessage ?? null,
-          runId,
-          end.holder,
-        ),
+    const row = await this.tx(
+      () =>
+        this.conn
+          .prepare(sql.finishRun)
+          .get(
+            end.status,
+            this.iso(),
+            more,
+            end.errorCode ?? null,
+            end.errorMessage ?? null,
+            runId,
+            end.holder,
+          ) ??
+        // Fenced: the run as it stands (ended by another, or held by another), for the caller to see.
+        this.conn.prepare(sql.selectRun).get(runId),
     );
-    return runFromRow(this.conn.prepare(sql.selectRun).get(runId)!);
+    return runFromRow(row!);
   }
 
   async getRun(runId: number): Promise<RunRecord | null> {
