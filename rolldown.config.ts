@@ -8,21 +8,74 @@
  * files, not the ~150 Node resolved and linked one by one when dist/ mirrored src/ (bench/startup.ts).
  */
 import { readFileSync } from 'node:fs';
-import { defineConfig } from 'rolldown';
+import { defineConfig, type Plugin } from 'rolldown';
 
 const { dependencies } = JSON.parse(readFileSync('package.json', 'utf8')) as {
   dependencies: Record<string, string>;
 };
-// zod is bundled: imported whole it is 95 modules, every locale included, and about 100 ms of a
-// command's start-up; bundled, only what the schemas use is kept. It stays a dependency for the
-// types the declarations name. The other dependencies are imported from node_modules as they are.
-const BUNDLED = new Set(['zod']);
+// Bundled rather than imported from node_modules:
+// - zod: imported whole it is 95 modules, every locale included, and about 100 ms of a command's
+//   start-up; bundled, only what the schemas use is kept. It stays a dependency for the types the
+//   declarations name.
+// - commander: every command loads it, and bundled its imports of node:fs and node:util go through
+//   builtinsAsCommonJs below like ours.
+const BUNDLED = new Set(['zod', 'commander']);
 const external = Object.keys(dependencies).filter((name) => !BUNDLED.has(name));
+
+/**
+ * Node builtins taken with `process.getBuiltinModule` instead of `import`. For an `import`, Node
+ * builds an ES module facade that reads every export of the builtin, and the lazy getters of
+ * node:fs and node:util (streams, fs/promises, worker_threads, parseArgs…) then load about 60
+ * internal modules that no command asked for, ~10-20 ms of CPU and ~1 MB at every start. The
+ * CommonJS exports are the same objects, minus the facade. One line stays one line, so the source
+ * maps hold.
+ *
+ * An `import` is bound before any module runs, a `const` only once its chunk runs: were two chunks
+ * to import each other, one could call into the other before its builtins are there. The build
+ * fails if the chunks' static imports ever form a cycle.
+ */
+function builtinsAsCommonJs(): Plugin {
+  const importLine =
+    /^import (?:([\w$]+)(?:, )?)?(?:\{ ([^}]*) \}|\* as ([\w$]+))? ?(?:from )?"(node:[\w/]+)";$/gm;
+  return {
+    name: 'builtins-as-commonjs',
+    renderChunk(code) {
+      const rewritten = code.replace(
+        importLine,
+        (_line, defaultName?: string, named?: string, namespace?: string, builtin?: string) => {
+          const load = `process.getBuiltinModule(${JSON.stringify(builtin)})`;
+          const whole = defaultName ?? namespace;
+          if (!whole && !named) return `${load};`;
+          const names = named ? `{ ${named.replaceAll(' as ', ': ')} }` : '';
+          if (!whole) return `const ${names} = ${load};`;
+          return named ? `const ${whole} = ${load}, ${names} = ${whole};` : `const ${whole} = ${load};`;
+        },
+      );
+      return rewritten === code ? null : { code: rewritten, map: null };
+    },
+    generateBundle(_options, bundle) {
+      const imports = new Map(
+        Object.values(bundle).flatMap((file) =>
+          file.type === 'chunk' ? [[file.fileName, file.imports]] : [],
+        ),
+      );
+      const done = new Set<string>();
+      const visit = (name: string, path: string[]): void => {
+        if (path.includes(name)) this.error(`chunks import each other: ${[...path, name].join(' → ')}`);
+        if (done.has(name)) return;
+        for (const next of imports.get(name) ?? []) if (imports.has(next)) visit(next, [...path, name]);
+        done.add(name);
+      };
+      for (const name of imports.keys()) visit(name, []);
+    },
+  };
+}
 
 export default defineConfig({
   input: { index: 'src/index.ts', cli: 'src/cli/main.ts' },
   platform: 'node',
   external: (id) => external.some((name) => id === name || id.startsWith(`${name}/`)),
+  plugins: [builtinsAsCommonJs()],
   output: {
     dir: 'dist',
     format: 'esm',

@@ -7,8 +7,12 @@
 // the ordinary PostgreSQL path at 1M rows peaks near 178 MB, not 245 MB. NODE_OPTIONS can override the
 // semi-spaces, not the growing factor (V8 refuses it there): run `node <flags> bin/sluice.js` to change both.
 
-import { existsSync } from 'node:fs';
 import module from 'node:module';
+
+// node:fs taken as CommonJS: an `import` builds an ES module facade whose lazy getters load ~30
+// internal modules (streams, fs/promises…) at every start (rolldown.config.ts does the same for
+// dist/). A Node older than 22.3 has no getBuiltinModule; it only reaches the message below.
+const { existsSync } = process.getBuiltinModule?.('node:fs') ?? (await import('node:fs'));
 
 // In a clone of the repository Sluice runs its TypeScript directly; the published package has no
 // src/ and runs the JavaScript compiled into dist/ (Node does not strip types under node_modules).

@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { SluiceError } from '../../core/errors.ts';
 import { withWorkspace } from '../context.ts';
@@ -27,6 +26,8 @@ async function confirm(question: string, expected: string): Promise<void> {
   if (!process.stdin.isTTY) {
     throw new SluiceError('CONFIRMATION_NEEDED', 'refusing to reset without confirmation; pass --yes');
   }
+  // Imported here: readline is ten builtin modules that every other command would load for nothing.
+  const { createInterface } = await import('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     const answer = await rl.question(question);
