@@ -259,8 +259,10 @@ export class Workspace {
   private async partitioned(sync: SyncDefinition): Promise<boolean> {
     const cp = await this.store.getCheckpoint(sync.name);
     if (cp === null) return sync.partitions > 1;
-    if (cp.phase !== 'backfill') return false;
-    // A split always makes partition 1 (see core/partitions).
+    // A split sync's own checkpoint has no cursor until its partitions are all done and it goes
+    // incremental (see core/partitions): one with a cursor was never split.
+    if (cp.phase !== 'backfill' || cp.cursor !== null) return false;
+    // A split always makes partition 1.
     return (await this.store.getCheckpoint(partitionName(sync.name, 1))) !== null;
   }
 

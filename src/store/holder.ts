@@ -1,8 +1,12 @@
 import { hostname } from 'node:os';
 
+// Asked once: the host's name is a system call, and a run asks for its holder several times.
+let host: string | null = null;
+const thisHost = (): string => (host ??= hostname());
+
 /** Names the process that holds a run: `host:pid`. */
 export function currentHolder(): string {
-  return `${hostname()}:${process.pid}`;
+  return `${thisHost()}:${process.pid}`;
 }
 
 /**
@@ -12,9 +16,8 @@ export function currentHolder(): string {
 export function isHolderGone(holder: string, leaseUntil: number, now: number): boolean {
   if (leaseUntil < now) return true;
   const at = holder.lastIndexOf(':');
-  const host = holder.slice(0, at);
   const pid = Number(holder.slice(at + 1));
-  if (host !== hostname() || !Number.isInteger(pid) || pid <= 0) return false;
+  if (holder.slice(0, at) !== thisHost() || !Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return false;
   try {
     process.kill(pid, 0);
