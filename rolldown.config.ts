@@ -13,13 +13,12 @@ import { defineConfig, type Plugin } from 'rolldown';
 const { dependencies } = JSON.parse(readFileSync('package.json', 'utf8')) as {
   dependencies: Record<string, string>;
 };
-// Bundled rather than imported from node_modules:
-// - zod: imported whole it is 95 modules, every locale included, and about 100 ms of a command's
-//   start-up; bundled, only what the schemas use is kept. It stays a dependency for the types the
-//   declarations name.
-// - commander: every command loads it, and bundled its imports of node:fs and node:util go through
-//   builtinsAsCommonJs below like ours.
-const BUNDLED = new Set(['zod', 'commander']);
+// The dependencies are imported from node_modules as they are, but for zod, bundled: imported whole
+// it is 95 modules, every locale included, and about 100 ms of a command's start-up; bundled, only
+// what the schemas use is kept. It stays a dependency for the types the declarations name.
+// What src/ imports beyond the dependencies is bundled too: commander is a devDependency the CLI
+// carries inside dist/, so its imports of node:fs and node:util go through builtinsAsCommonJs.
+const BUNDLED = new Set(['zod']);
 const external = Object.keys(dependencies).filter((name) => !BUNDLED.has(name));
 
 /**
