@@ -33,6 +33,12 @@ const external = Object.keys(dependencies).filter((name) => !BUNDLED.has(name));
  * to import each other, one could call into the other before its builtins are there. The build
  * fails if the chunks' static imports ever form a cycle.
  */
+// Builtins a bundled library takes whole but reaches only on paths no command takes at start:
+// commander runs executable subcommands through node:child_process (Sluice has none), and loading
+// it pulls net, dgram and streams in at every start (~1.2 MB and ~8 ms of `sluice status`). These
+// load on first use instead.
+const LAZY_BUILTINS = new Set(['node:child_process']);
+
 function builtinsAsCommonJs(): Plugin {
   const importLine =
     /^import (?:([\w$]+)(?:, )?)?(?:\{ ([^}]*) \}|\* as ([\w$]+))? ?(?:from )?"(node:[\w/]+)";$/gm;
@@ -44,6 +50,8 @@ function builtinsAsCommonJs(): Plugin {
         (_line, defaultName?: string, named?: string, namespace?: string, builtin?: string) => {
           const load = `process.getBuiltinModule(${JSON.stringify(builtin)})`;
           const whole = defaultName ?? namespace;
+          if (whole && !named && LAZY_BUILTINS.has(builtin!))
+            return `const ${whole} = new Proxy({}, { get: (_, name) => ${load}[name] });`;
           if (!whole && !named) return `${load};`;
           const names = named ? `{ ${named.replaceAll(' as ', ': ')} }` : '';
           if (!whole) return `const ${names} = ${load};`;

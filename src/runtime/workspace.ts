@@ -16,13 +16,16 @@ import type {
   Target,
 } from '../core/ports.ts';
 import type { Json, RunTrigger } from '../core/types.ts';
-import { executePartitionedRun } from '../engine/partitions.ts';
 import type { Progress } from '../engine/progress.ts';
-import { type RetryOutcome, retryDeadLetters } from '../engine/retry.ts';
-import { executeRun, failRun, type RunOutcome, startRunOf } from '../engine/run.ts';
+import type { RetryOutcome } from '../engine/retry.ts';
+import type { RunOutcome } from '../engine/run.ts';
 import { currentHolder } from '../store/holder.ts';
 import { openStore } from '../store/open.ts';
 import { bundleIndex, laneOf } from './lanes.ts';
+
+// The engine loads with the first run: a command that only reads the store (`sluice status`) starts
+// without it (and without node:crypto, which it needs for fingerprints and dead-letter ids).
+const engine = () => import('../engine/run.ts');
 
 export type SyncDefinition = ValidConfig['syncs'] extends Map<string, infer S> ? S : never;
 
@@ -212,6 +215,8 @@ export class Workspace {
       leaseMs: start.leaseMs,
     };
     const partitioned = await this.partitioned(sync);
+    const { executeRun, failRun, startRunOf } = await engine();
+    const { executePartitionedRun } = partitioned ? await import('../engine/partitions.ts') : {};
     const run = request.run ?? (await startRunOf(base));
     request.onStart?.(run);
     let opened = false;
@@ -234,7 +239,7 @@ export class Workspace {
             ...(request.kill ? { kill: request.kill } : {}),
             graceMs: request.graceMs ?? this.config.config.runtime.grace,
           };
-          if (!partitioned) return executeRun(options);
+          if (!executePartitionedRun) return executeRun(options);
           return executePartitionedRun({
             ...options,
             partitions: sync.partitions,
@@ -293,6 +298,7 @@ export class Workspace {
   /** Sends the sync's open dead letters again (see `retryDeadLetters`), holding its lane. */
   async retryDeadLetters(name: string): Promise<RetryOutcome> {
     const sync = this.sync(name);
+    const { retryDeadLetters } = await import('../engine/retry.ts');
     return this.withEndpoints(name, (source, target) =>
       retryDeadLetters({
         spec: sync,
