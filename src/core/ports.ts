@@ -495,9 +495,11 @@ export interface RunQueue {
    */
   nextDue(holder: string): Promise<number | null>;
   /**
-   * Ends a claimed request and, in the same step, queues `then.next` (its successor) and claims
-   * what `then.claim` asks, as `claim` does. `ended` is null, and nothing is queued or claimed, when
-   * the claim no longer holds the request (recovered, claimed again).
+   * Ends a claimed request and, in the same step, records the end of its run `then.run` (`run`: the
+   * run as it stands after, as `Store.finishRun` says it), queues `then.next` (its successor) and
+   * claims what `then.claim` asks, as `claim` does. `ended` is null, and nothing is queued or
+   * claimed, when the claim no longer holds the request (recovered, claimed again) or the run's end
+   * was fenced off (the request is then left as it is).
    */
   finish(
     claim: Claim,
@@ -509,8 +511,8 @@ export interface RunQueue {
       /** The failure's attempt at the batch, where it differs from the request's (see `RunRequest.attempt`). */
       attempt?: number;
     },
-    then?: { next?: NewRunRequest | undefined; claim?: ClaimOptions },
-  ): Promise<{ ended: RunRequest | null; claimed: ClaimedRequest[] }>;
+    then?: { next?: NewRunRequest | undefined; claim?: ClaimOptions; run?: { id: number; end: RunEnd } },
+  ): Promise<{ ended: RunRequest | null; claimed: ClaimedRequest[]; run?: RunRecord }>;
   /** Puts a claimed request back in the queue (its run could not start), due at `notBefore`. */
   release(claim: Claim, notBefore: number): Promise<void>;
   /** Requeues running requests whose holder is gone; returns them. */

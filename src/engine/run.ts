@@ -6,7 +6,7 @@ import {
   RunFencedError,
   SluiceError,
 } from '../core/errors.ts';
-import type { Checkpoint, RunContext, RunRecord, Source, Store, Target } from '../core/ports.ts';
+import type { Checkpoint, RunContext, RunEnd, RunRecord, Source, Store, Target } from '../core/ports.ts';
 import type { Json, Row, RunTrigger } from '../core/types.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { RunLoop } from './loop.ts';
@@ -66,9 +66,18 @@ export type RunOptions = {
   setAside?: { reason: string };
   /** Called once the run is recorded, before its first batch: the caller learns its id. */
   onStart?: (run: RunRecord) => void;
+  /**
+   * Records the end of a run that succeeded, in place of `store.finishRun` and with its contract
+   * (the run as it stands after; fenced the same way), told what the run did: a runtime ends the
+   * run's request and queues what follows it in the same write.
+   */
+  finishRun?: (end: RunEnd, done: RunDone) => Promise<RunRecord>;
   now?: () => number;
   onProgress?: (progress: Progress) => void;
 };
+
+/** What a run that succeeded did, as its end is recorded. */
+export type RunDone = Pick<RunOutcome, 'checkpoint' | 'more' | 'resumeAt'>;
 
 export type RunOutcome = {
   run: RunRecord;
@@ -146,14 +155,18 @@ export async function executeRun(options: RunOptions): Promise<RunOutcome> {
       return loop.checkpoint;
     });
     const more = loop.more || quota !== null;
-    const finished = await store.finishRun(run.id, {
+    const end: RunEnd = {
       holder,
       status: 'succeeded',
       more,
       ...(quota ? { errorCode: quota.code, errorMessage: quota.message } : {}),
-    });
+    };
+    const done: RunDone = { checkpoint, more, ...(quota ? { resumeAt: quota.resetsAt } : {}) };
+    const finished = options.finishRun
+      ? await options.finishRun(end, done)
+      : await store.finishRun(run.id, end);
     if (finished.status !== 'succeeded') throw new RunFencedError(spec.name, run.id, 'its end');
-    return { run: finished, checkpoint, more, ...(quota ? { resumeAt: quota.resetsAt } : {}) };
+    return { run: finished, ...done };
   } catch (err) {
     const error = endOf(err, { deadline, heartbeat: heartbeat.signal, kill: options.kill, graceMs });
     if (isAtBatch(err)) markAtBatch(error.error);

@@ -1,9 +1,9 @@
 import { asSluiceError, isAtBatch, SluiceError } from '../core/errors.ts';
 import { afterRun, type RunResult } from '../core/policy.ts';
-import type { NewRunRequest, RunRecord, RunRequest } from '../core/ports.ts';
+import type { NewRunRequest, RunEnd, RunRecord, RunRequest } from '../core/ports.ts';
 import type { Json } from '../core/types.ts';
 import type { Progress } from '../engine/progress.ts';
-import type { RunOutcome } from '../engine/run.ts';
+import type { RunDone, RunOutcome } from '../engine/run.ts';
 import { laneOf } from './lanes.ts';
 import type { RunEnded } from './port.ts';
 import type { Workspace } from './workspace.ts';
@@ -39,6 +39,16 @@ export type ExecuteOptions = {
   onProgress?: (progress: Progress) => void;
   /** The run the request's claim recorded, where it did. */
   run?: RunRecord | null;
+  /**
+   * Records the end of a run that succeeded together with its request's (see the engine's
+   * `RunOptions.finishRun`): the run as it stands after, and whether the request was settled there
+   * (with `successor` queued); a request not settled there is settled from the `RequestEnd`.
+   */
+  settle?: (
+    run: RunRecord,
+    end: RunEnd,
+    successor: Successor,
+  ) => Promise<{ run: RunRecord; settled: boolean }>;
 };
 
 /**
@@ -53,6 +63,9 @@ export async function executeRequest(
   const sync = ws.sync(request.sync);
   let started: RunRecord | null = options.run ?? null;
   const abandon = new AbortController();
+  // The successor decided as the run's end was recorded, where the runtime settled its request then.
+  let settled: Successor | null = null;
+  const settle = options.settle;
   try {
     const outcome = await withDeadline(
       ws,
@@ -71,55 +84,38 @@ export async function executeRequest(
         },
         ...(request.setAsideReason ? { setAside: { reason: request.setAsideReason } } : {}),
         ...(options.run ? { run: options.run } : {}),
+        ...(settle
+          ? {
+              finishRun: async (end: RunEnd, done: RunDone) => {
+                const successor = successorAfter(ws, options.bundles, request, done);
+                const { run, settled: ok } = await settle(started!, end, successor);
+                if (ok) settled = successor;
+                return run;
+              },
+            }
+          : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       }),
       sync.maxRunDurationMs + options.graceMs + 5_000,
       () => started,
       abandon,
     );
-    const result: RunResult = { ok: true, more: outcome.more };
-    if (outcome.partitions && outcome.partitions.length > 0) {
-      const partitions = outcome.partitions.map(
-        (name): NewRunRequest => ({
-          sync: name,
-          lane: ws.laneOfRun(ws.sync(name), 'backfill'),
-          trigger: 'backfill',
-          coalesce: true,
-        }),
-      );
-      return {
-        kind: 'succeeded',
-        run: outcome.run,
-        outcome,
-        successor: { next: null, broken: null, partitions },
-      };
-    }
-    if (sync.recordsOf !== sync.name && outcome.checkpoint.phase === 'incremental') {
-      // A partition done: its sync's run looks whether they all are, and goes incremental if so.
-      const next: NewRunRequest = {
-        sync: sync.recordsOf,
-        lane: laneOf(sync.recordsOf, options.bundles, 'rerun'),
-        trigger: 'rerun',
-        coalesce: true,
-      };
-      return { kind: 'succeeded', run: outcome.run, outcome, successor: { next, broken: null } };
-    }
-    const successor: Successor =
-      outcome.resumeAt !== undefined
-        ? // A spent API budget: the successor waits for the reset, whatever the rerun mode.
-          {
-            next: {
-              sync: request.sync,
-              lane: laneOf(request.sync, options.bundles, 'rerun'),
-              trigger: 'rerun',
-              notBefore: outcome.resumeAt,
-              coalesce: true,
-            },
+    const successor =
+      settled ??
+      (outcome.partitions && outcome.partitions.length > 0
+        ? {
+            next: null,
             broken: null,
+            partitions: outcome.partitions.map(
+              (name): NewRunRequest => ({
+                sync: name,
+                lane: ws.laneOfRun(ws.sync(name), 'backfill'),
+                trigger: 'backfill',
+                coalesce: true,
+              }),
+            ),
           }
-        : outcome.more || outcome.checkpoint.phase === 'backfill'
-          ? successorOf(ws, options.bundles, request, result, { cursor: outcome.checkpoint.cursor })
-          : { next: null, broken: null };
+        : successorAfter(ws, options.bundles, request, outcome));
     return { kind: 'succeeded', run: outcome.run, outcome, successor };
   } catch (err) {
     const error = asSluiceError(err);
@@ -138,6 +134,40 @@ export async function executeRequest(
     const successor = successorOf(ws, options.bundles, { ...request, attempt }, result, null);
     return { kind: 'failed', run, error, attempt, successor };
   }
+}
+
+/** What follows a run that succeeded (but for a partitioned backfill's fan-out), by what it did. */
+function successorAfter(
+  ws: Workspace,
+  bundles: ReadonlyMap<string, string>,
+  request: Pick<RunRequest, 'sync' | 'trigger' | 'attempt'>,
+  done: RunDone,
+): Successor {
+  const sync = ws.sync(request.sync);
+  if (sync.recordsOf !== sync.name && done.checkpoint.phase === 'incremental') {
+    // A partition done: its sync's run looks whether they all are, and goes incremental if so.
+    const next: NewRunRequest = {
+      sync: sync.recordsOf,
+      lane: laneOf(sync.recordsOf, bundles, 'rerun'),
+      trigger: 'rerun',
+      coalesce: true,
+    };
+    return { next, broken: null };
+  }
+  if (done.resumeAt !== undefined) {
+    // A spent API budget: the successor waits for the reset, whatever the rerun mode.
+    const next: NewRunRequest = {
+      sync: request.sync,
+      lane: laneOf(request.sync, bundles, 'rerun'),
+      trigger: 'rerun',
+      notBefore: done.resumeAt,
+      coalesce: true,
+    };
+    return { next, broken: null };
+  }
+  if (!done.more && done.checkpoint.phase !== 'backfill') return { next: null, broken: null };
+  const result: RunResult = { ok: true, more: done.more };
+  return successorOf(ws, bundles, request, result, { cursor: done.checkpoint.cursor });
 }
 
 /** The `run:end` event's fields for a request's end. */

@@ -18,7 +18,7 @@ import type {
 import type { Json, RunTrigger } from '../core/types.ts';
 import type { Progress } from '../engine/progress.ts';
 import type { RetryOutcome } from '../engine/retry.ts';
-import type { RunOutcome } from '../engine/run.ts';
+import type { RunOptions, RunOutcome } from '../engine/run.ts';
 import { currentHolder } from '../store/holder.ts';
 import { openStore } from '../store/open.ts';
 import { bundleIndex, laneOf } from './lanes.ts';
@@ -38,6 +38,8 @@ export type RunParams = {
   onStart?: (run: RunRecord) => void;
   /** The run, where the caller recorded it already (a runtime's claim; see `runStartOf`). */
   run?: RunRecord;
+  /** How the end of a run that succeeds is recorded (see the engine's `RunOptions.finishRun`); not for a partitioned backfill's run. */
+  finishRun?: RunOptions['finishRun'];
   /**
    * A partitioned backfill's run splits (the first time) and names its unfinished partitions in its
    * outcome for the runtime to queue, rather than moving them itself: each partition is then a
@@ -239,7 +241,8 @@ export class Workspace {
             ...(request.kill ? { kill: request.kill } : {}),
             graceMs: request.graceMs ?? this.config.config.runtime.grace,
           };
-          if (!executePartitionedRun) return executeRun(options);
+          if (!executePartitionedRun)
+            return executeRun({ ...options, ...(request.finishRun ? { finishRun: request.finishRun } : {}) });
           return executePartitionedRun({
             ...options,
             partitions: sync.partitions,

@@ -98,6 +98,41 @@ describe('SqliteStore.queue claims that start runs', () => {
       await store.close();
     }
   });
+
+  it("records a run's end with its request's, and leaves the request as it is when the run was fenced off", async () => {
+    const store = SqliteStore.open(join(tempDir('queue-claims'), 'state.db'));
+    try {
+      await store.queue.enqueue({ sync: 'a', lane: 'sync:a', trigger: 'api' });
+      await store.queue.enqueue({ sync: 'b', lane: 'sync:b', trigger: 'api' });
+      const [a, b] = await store.queue.claim({ holder: HOLDER, leaseMs: 60_000, limit: 2, start });
+      const end = { holder: HOLDER, status: 'succeeded' as const, more: false };
+      const settled = await store.queue.finish(
+        claimOf(a!.request),
+        { status: 'done', runId: a!.run!.id },
+        { run: { id: a!.run!.id, end }, next: { sync: 'a', lane: 'sync:a', trigger: 'rerun' } },
+      );
+      expect(settled.run?.status).toBe('succeeded');
+      expect(settled.ended?.status).toBe('done');
+      expect((await store.getRun(a!.run!.id))?.status).toBe('succeeded');
+      // b's run timed out meanwhile (its deadline recorded it): its late end changes nothing.
+      await store.finishRun(b!.run!.id, { holder: HOLDER, status: 'timed_out', more: true });
+      const fenced = await store.queue.finish(
+        claimOf(b!.request),
+        { status: 'done', runId: b!.run!.id },
+        { run: { id: b!.run!.id, end }, next: { sync: 'b', lane: 'sync:b', trigger: 'rerun' } },
+      );
+      expect(fenced).toEqual({
+        ended: null,
+        claimed: [],
+        run: expect.objectContaining({ status: 'timed_out' }),
+      });
+      expect((await store.queue.pending('b')).map((r) => [r.id, r.status])).toEqual([
+        [b!.request.id, 'running'],
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 function incremental(sync: string): Checkpoint {

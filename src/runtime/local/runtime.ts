@@ -6,6 +6,7 @@ import {
   type ClaimedRequest,
   type ClaimOptions,
   claimOf,
+  type NewRunRequest,
   type RunQueue,
   type RunRecord,
   type RunRequest,
@@ -252,6 +253,16 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
   }
 
   /**
+   * What a run's end claims with its request's end: the slot it frees and any other free one, so
+   * everything due for this process's slots is claimed and the loop need not be woken; nothing once
+   * the runtime stops.
+   */
+  private refill(): { claim?: ClaimOptions } {
+    const limit = this.stopping ? 0 : this.concurrency - this.inFlight.size + 1;
+    return limit > 0 ? { claim: this.claimOptions(limit) } : {};
+  }
+
+  /**
    * A claim of up to `limit` requests that records each one's run as it takes it: the run holds its
    * lane from the claim on, and the claim and the run's start are one write. A request whose sync
    * is no longer in the config is claimed without a run, to be cancelled.
@@ -311,6 +322,9 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       });
       return false;
     }
+    const claim = claimOf(request);
+    // Set where the run's end settled the request in the same write (see `settle`).
+    let settledAtEnd: { claimed: ClaimedRequest[]; next: NewRunRequest | undefined } | null = null;
     const end: RequestEnd = refused
       ? { kind: 'busy', error: refused }
       : await executeRequest(this.ws, request, {
@@ -321,48 +335,63 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
           run,
           onStart,
           onProgress: (p) => this.emit('run:progress', p),
+          // A run that succeeds ends with its request, its successor and the next claim: one write.
+          settle: async (ran, runEnd, successor) => {
+            const next = successor.next ?? undefined;
+            const settled = await this.queue.finish(
+              claim,
+              { status: 'done', runId: ran.id },
+              { run: { id: ran.id, end: runEnd }, next, ...this.refill() },
+            );
+            if (settled.ended) settledAtEnd = { claimed: settled.claimed, next };
+            return { run: settled.run!, settled: settled.ended !== null };
+          },
         });
-    const claim = claimOf(request);
     let claimed: ClaimedRequest[] = [];
-    let handedOn = false;
-    switch (end.kind) {
-      case 'succeeded':
-      case 'failed': {
-        const next = end.successor.next ?? undefined;
-        const refill = this.stopping ? 0 : this.concurrency - this.inFlight.size + 1;
-        const settled = await this.queue.finish(
-          claim,
-          end.kind === 'succeeded'
-            ? { status: 'done', runId: end.run.id }
-            : {
-                status: 'failed',
-                runId: end.run?.id ?? null,
-                errorCode: end.error.code,
-                errorMessage: end.error.message,
-                attempt: end.attempt,
-              },
-          // The slot this run frees, and any other free one, are filled in the same write: everything
-          // due for this process's slots is then claimed, and the loop need not be woken.
-          { next, ...(refill > 0 ? { claim: this.claimOptions(refill) } : {}) },
-        );
-        claimed = settled.claimed;
-        // A successor that falls due later changes when the loop must next look.
-        handedOn = claimed.length > 0 && (next?.notBefore ?? 0) <= Date.now();
-        break;
+    let next: NewRunRequest | undefined;
+    const done = settledAtEnd as { claimed: ClaimedRequest[]; next: NewRunRequest | undefined } | null;
+    if (done) {
+      // Claimed with the run's end: launched below even if the run's outcome was lost after (a
+      // deadline that fired meanwhile), as their runs are recorded.
+      ({ claimed, next } = done);
+    } else {
+      switch (end.kind) {
+        case 'succeeded':
+        case 'failed': {
+          next = end.successor.next ?? undefined;
+          const settled = await this.queue.finish(
+            claim,
+            end.kind === 'succeeded'
+              ? { status: 'done', runId: end.run.id }
+              : {
+                  status: 'failed',
+                  runId: end.run?.id ?? null,
+                  errorCode: end.error.code,
+                  errorMessage: end.error.message,
+                  attempt: end.attempt,
+                },
+            { next, ...this.refill() },
+          );
+          claimed = settled.claimed;
+          break;
+        }
+        case 'killed':
+          // Back in the queue, to resume at the next start.
+          await this.queue.release(claim, Date.now());
+          break;
+        case 'busy':
+          // A CLI run of the sync, or of another sync in its bundle: try again shortly.
+          await this.queue.release(claim, Date.now() + BUSY_RETRY_MS);
+          break;
       }
-      case 'killed':
-        // Back in the queue, to resume at the next start.
-        await this.queue.release(claim, Date.now());
-        break;
-      case 'busy':
-        // A CLI run of the sync, or of another sync in its bundle: try again shortly.
-        await this.queue.release(claim, Date.now() + BUSY_RETRY_MS);
-        break;
     }
+    // A successor that falls due later changes when the loop must next look.
+    const handedOn = claimed.length > 0 && (next?.notBefore ?? 0) <= Date.now();
     // A partitioned backfill's partitions, each a request of its own where none waits or runs.
     if (end.kind === 'succeeded') await this.ticks.enqueueIdle(end.successor.partitions ?? []);
     this.emit('run:end', { request, durationMs: Date.now() - startedAt, ...endedFields(end) });
-    if ((end.kind === 'succeeded' || end.kind === 'failed') && end.successor.broken !== null)
+    // (A failure told after its request was settled as done queued no chain to break.)
+    if ((end.kind === 'succeeded' || (end.kind === 'failed' && !done)) && end.successor.broken !== null)
       this.emit('chain:broken', { sync: request.sync, reason: end.successor.broken });
     // Launched after this run's end is told, so a lane's events stay in order. A stop that began
     // meanwhile sees them run out at once (no batch starts after a stop) and waits for them.

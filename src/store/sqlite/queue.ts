@@ -6,6 +6,7 @@ import type {
   ClaimOptions,
   NewRunRequest,
   RequestStatus,
+  RunEnd,
   RunQueue,
   RunRecord,
   RunRequest,
@@ -15,6 +16,12 @@ import { isHolderGone } from '../holder.ts';
 import { requestFromRow, toJsonText } from '../rows.ts';
 import * as sql from './sql.ts';
 import type { Connection } from './statements.ts';
+
+/** The store's own writes of a run, for a claim that starts runs and a request's end that ends one. */
+export type RunWrites = {
+  start: (start: Omit<RunStart, 'phase'>) => RunRecord;
+  end: (runId: number, end: RunEnd) => RunRecord;
+};
 
 // A request that waits on another process (its lane running there, or owned by a waiting CLI run)
 // is looked at again this soon: that process's hand-over wakes nobody here.
@@ -29,19 +36,14 @@ export class SqliteQueue implements RunQueue {
   private readonly db: Connection;
   private readonly now: () => number;
   private readonly tx: <T>(fn: () => T) => Promise<T>;
-  private readonly startRun: (start: Omit<RunStart, 'phase'>) => RunRecord;
+  private readonly runs: RunWrites;
 
-  /** `startRun` records a run inside the caller's transaction (the store's), for claims that start runs. */
-  constructor(
-    db: Connection,
-    now: () => number,
-    tx: <T>(fn: () => T) => Promise<T>,
-    startRun: (start: Omit<RunStart, 'phase'>) => RunRecord,
-  ) {
+  /** `runs` records runs' starts and ends inside the queue's transactions (the store's). */
+  constructor(db: Connection, now: () => number, tx: <T>(fn: () => T) => Promise<T>, runs: RunWrites) {
     this.db = db;
     this.now = now;
     this.tx = tx;
-    this.startRun = startRun;
+    this.runs = runs;
   }
 
   async enqueue(request: NewRunRequest): Promise<RunRequest> {
@@ -96,7 +98,7 @@ export class SqliteQueue implements RunQueue {
         continue;
       }
       try {
-        claimed.push({ request, run: this.startRun(start), refused: null });
+        claimed.push({ request, run: this.runs.start(start), refused: null });
       } catch (err) {
         // Held by a run this queue did not hand out (a `sluice run` on a store without turns, a
         // dead-letter retry): the request stays claimed, for its runtime to put back for a while.
@@ -148,9 +150,14 @@ export class SqliteQueue implements RunQueue {
     then: {
       next?: NewRunRequest | undefined;
       claim?: ClaimOptions;
+      run?: { id: number; end: RunEnd };
     } = {},
-  ): Promise<{ ended: RunRequest | null; claimed: ClaimedRequest[] }> {
+  ): Promise<{ ended: RunRequest | null; claimed: ClaimedRequest[]; run?: RunRecord }> {
     return this.tx(() => {
+      // The run's end first: a run fenced off (timed out, taken over) leaves its request as it is,
+      // for its runtime to settle by what that run's end then says.
+      const run = then.run ? this.runs.end(then.run.id, then.run.end) : undefined;
+      if (run && run.status !== then.run!.end.status) return { ended: null, claimed: [], run };
       const row = this.db
         .prepare(sql.finishRequest)
         .get(
@@ -164,13 +171,14 @@ export class SqliteQueue implements RunQueue {
           claim.holder,
           claim.startedAt,
         );
-      if (!row) return { ended: null, claimed: [] };
+      if (!row) return { ended: null, claimed: [], ...(run ? { run } : {}) };
       // The successor is queued with the end of its predecessor or not at all: no crash between the
       // two leaves a chain without its next run, and a claim lost to a takeover queues nothing.
       if (then.next) this.insert(then.next);
       // The slot the request held is taken again in the same write: a lane hands over without
       // another transaction, and the oldest due request of any free lane still goes first.
-      return { ended: requestFromRow(row), claimed: then.claim ? this.take(then.claim) : [] };
+      const claimed = then.claim ? this.take(then.claim) : [];
+      return { ended: requestFromRow(row), claimed, ...(run ? { run } : {}) };
     });
   }
 

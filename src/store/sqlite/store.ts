@@ -67,12 +67,17 @@ export class SqliteStore implements Store {
       this.conn,
       () => this.now(),
       (fn) => this.tx(fn),
-      // A claim records its request's run in its own transaction, in the phase the checkpoint is in.
-      (start) =>
-        this.recordStart({
-          ...start,
-          phase: (this.conn.prepare(sql.selectCheckpointPhase).get(start.sync)?.phase as Phase) ?? 'backfill',
-        }),
+      {
+        // A claim records its request's run in its own transaction, in the phase the checkpoint is in;
+        // a request's end records its run's.
+        start: (start) =>
+          this.recordStart({
+            ...start,
+            phase:
+              (this.conn.prepare(sql.selectCheckpointPhase).get(start.sync)?.phase as Phase) ?? 'backfill',
+          }),
+        end: (runId, end) => this.recordEnd(runId, end),
+      },
     );
   }
 
@@ -219,23 +224,26 @@ export class SqliteStore implements Store {
   }
 
   async finishRun(runId: number, end: RunEnd): Promise<RunRecord> {
+    return this.tx(() => this.recordEnd(runId, end));
+  }
+
+  /** A run's end, inside a transaction: the run as it stands after (unchanged where fenced). */
+  private recordEnd(runId: number, end: RunEnd): RunRecord {
     const more = end.more === null ? null : end.more ? 1 : 0;
-    const row = await this.tx(
-      () =>
-        this.conn
-          .prepare(sql.finishRun)
-          .get(
-            end.status,
-            this.iso(),
-            more,
-            end.errorCode ?? null,
-            end.errorMessage ?? null,
-            runId,
-            end.holder,
-          ) ??
-        // Fenced: the run as it stands (ended by another, or held by another), for the caller to see.
-        this.conn.prepare(sql.selectRun).get(runId),
-    );
+    const row =
+      this.conn
+        .prepare(sql.finishRun)
+        .get(
+          end.status,
+          this.iso(),
+          more,
+          end.errorCode ?? null,
+          end.errorMessage ?? null,
+          runId,
+          end.holder,
+        ) ??
+      // Fenced: the run as it stands (ended by another, or held by another), for the caller to see.
+      this.conn.prepare(sql.selectRun).get(runId);
     return runFromRow(row!);
   }
 
