@@ -34,6 +34,9 @@ const PRUNE_EVERY_MS = 3_600_000;
 // Each sync keeps at least its newest runs, whatever their age: status and lag read them.
 const KEEP_RUNS = 100;
 
+/** A request settled: what its end claimed for the slots it freed, and the successor it queued. */
+type Settled = { claimed: ClaimedRequest[]; next: NewRunRequest | undefined };
+
 /** A run under way: its claim on the request, its run once recorded, and the promise that ends with it. */
 type InFlight = { claim: Claim; done: Promise<void>; run: RunRecord | null };
 
@@ -324,7 +327,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     }
     const claim = claimOf(request);
     // Set where the run's end settled the request in the same write (see `settle`).
-    let settledAtEnd: { claimed: ClaimedRequest[]; next: NewRunRequest | undefined } | null = null;
+    let settledAtEnd: Settled | null = null;
     const end: RequestEnd = refused
       ? { kind: 'busy', error: refused }
       : await executeRequest(this.ws, request, {
@@ -347,44 +350,10 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
             return { run: settled.run!, settled: settled.ended !== null };
           },
         });
-    let claimed: ClaimedRequest[] = [];
-    let next: NewRunRequest | undefined;
-    const done = settledAtEnd as { claimed: ClaimedRequest[]; next: NewRunRequest | undefined } | null;
-    if (done) {
-      // Claimed with the run's end: launched below even if the run's outcome was lost after (a
-      // deadline that fired meanwhile), as their runs are recorded.
-      ({ claimed, next } = done);
-    } else {
-      switch (end.kind) {
-        case 'succeeded':
-        case 'failed': {
-          next = end.successor.next ?? undefined;
-          const settled = await this.queue.finish(
-            claim,
-            end.kind === 'succeeded'
-              ? { status: 'done', runId: end.run.id }
-              : {
-                  status: 'failed',
-                  runId: end.run?.id ?? null,
-                  errorCode: end.error.code,
-                  errorMessage: end.error.message,
-                  attempt: end.attempt,
-                },
-            { next, ...this.refill() },
-          );
-          claimed = settled.claimed;
-          break;
-        }
-        case 'killed':
-          // Back in the queue, to resume at the next start.
-          await this.queue.release(claim, Date.now());
-          break;
-        case 'busy':
-          // A CLI run of the sync, or of another sync in its bundle: try again shortly.
-          await this.queue.release(claim, Date.now() + BUSY_RETRY_MS);
-          break;
-      }
-    }
+    // Claimed with the run's end, they are launched below even if the run's outcome was lost after
+    // (a deadline that fired meanwhile): their runs are recorded.
+    const done = settledAtEnd as Settled | null;
+    const { claimed, next } = done ?? (await this.settle(claim, end));
     // A successor that falls due later changes when the loop must next look.
     const handedOn = claimed.length > 0 && (next?.notBefore ?? 0) <= Date.now();
     // A partitioned backfill's partitions, each a request of its own where none waits or runs.
@@ -397,5 +366,37 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     // meanwhile sees them run out at once (no batch starts after a stop) and waits for them.
     for (const taken of claimed) this.launch(taken);
     return handedOn;
+  }
+
+  /** Settles a request its run's end did not: ended (with its successor and the next claim) or put back. */
+  private async settle(claim: Claim, end: RequestEnd): Promise<Settled> {
+    switch (end.kind) {
+      case 'succeeded':
+      case 'failed': {
+        const next = end.successor.next ?? undefined;
+        const settled = await this.queue.finish(
+          claim,
+          end.kind === 'succeeded'
+            ? { status: 'done', runId: end.run.id }
+            : {
+                status: 'failed',
+                runId: end.run?.id ?? null,
+                errorCode: end.error.code,
+                errorMessage: end.error.message,
+                attempt: end.attempt,
+              },
+          { next, ...this.refill() },
+        );
+        return { claimed: settled.claimed, next };
+      }
+      case 'killed':
+        // Back in the queue, to resume at the next start.
+        await this.queue.release(claim, Date.now());
+        return { claimed: [], next: undefined };
+      case 'busy':
+        // A CLI run of the sync, or of another sync in its bundle: try again shortly.
+        await this.queue.release(claim, Date.now() + BUSY_RETRY_MS);
+        return { claimed: [], next: undefined };
+    }
   }
 }
