@@ -284,3 +284,38 @@ describe('local runtime review: shutdown', () => {
     }
   });
 });
+
+describe('local runtime review: a run end that throws after its combined end', () => {
+  // What a run's end claimed is launched at the very end of `execute`, after `ticks.enqueueIdle` and
+  // the `run:end` / `chain:broken` events. Anything that throws in between (a host's listener, the
+  // store busy past its give-up while queuing partitions) rejects `execute` and the claimed requests
+  // are never launched: their requests and recorded runs stay `running`, unrenewed, until the lease
+  // (30 s by default) lapses and a poll recovers them. Before, the request was ended and the loop
+  // woken, so nothing waited.
+  it.fails("launches what a run's end claimed even when a run:end listener throws", async () => {
+    const { open } = await setUp({ a: { rows: 50 }, b: { rows: 200 } }, { concurrency: 1, poll: '50ms' });
+    const ws = await open();
+    const runtime = new LocalRuntime(ws);
+    const starts: string[] = [];
+    let threw = false;
+    runtime.on('error', () => undefined);
+    runtime.on('run:start', ({ request }) => starts.push(request.sync));
+    runtime.on('run:end', ({ request }) => {
+      if (request.sync === 'a' && !threw) {
+        threw = true;
+        throw new Error('a listener of the host failed');
+      }
+    });
+    try {
+      await runtime.start();
+      await until('a ended', () => threw, 5_000);
+      await sleep(2_000);
+      const b = (await ws.store.listRuns({ sync: 'b', limit: 1 }))[0];
+      console.log('starts:', starts, "b's run:", b?.id, b?.status);
+      expect(starts).toContain('b');
+    } finally {
+      await runtime.stop({ timeoutMs: 2_000 });
+      await ws.close();
+    }
+  });
+});
