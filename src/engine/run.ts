@@ -114,18 +114,6 @@ export async function startRunOf(
   });
 }
 
-/** Ends a run that failed before its first batch could start (its source or target would not open). */
-export async function failRun(store: Store, run: RunRecord, err: unknown): Promise<void> {
-  const error = asSluiceError(err);
-  await store.finishRun(run.id, {
-    holder: run.holder,
-    status: 'failed',
-    more: true,
-    errorCode: error.code,
-    errorMessage: error.message,
-  });
-}
-
 /**
  * One run: read a batch → map → write → checkpoint, until the budget is spent or the phase has no
  * more to give. A checkpoint is saved only after the target confirmed the batch, so a crash at any

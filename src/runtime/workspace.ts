@@ -2,7 +2,7 @@ import { type ConnectorCatalog, connectionTypes, loadConfig } from '../config/lo
 import type { ResolvedSync } from '../config/schema.ts';
 import { type ValidConfig, validateConfig } from '../config/validate.ts';
 import { connectorTypes, loadConnectors } from '../connectors/registry.ts';
-import { ConnectorError, isTransient, UnknownSyncError } from '../core/errors.ts';
+import { asSluiceError, ConnectorError, isTransient, UnknownSyncError } from '../core/errors.ts';
 import { isPartitionOf, partitionName, partitionProgress, partitionsAmong } from '../core/partitions.ts';
 import type {
   ApiBudget,
@@ -216,20 +216,23 @@ export class Workspace {
       lane: start.lane ?? null,
       leaseMs: start.leaseMs,
     };
-    const partitioned = await this.partitioned(sync);
-    const { executeRun, failRun, startRunOf } = await engine();
-    const { executePartitionedRun } = partitioned ? await import('../engine/partitions.ts') : {};
-    const run = request.run ?? (await startRunOf(base));
-    request.onStart?.(run);
+    // A run recorded already (by a runtime's claim) is ended `failed` by whatever stops it here.
+    let run = request.run ?? null;
     let opened = false;
     try {
+      const partitioned = await this.partitioned(sync);
+      const { executeRun, startRunOf } = await engine();
+      const { executePartitionedRun } = partitioned ? await import('../engine/partitions.ts') : {};
+      run ??= await startRunOf(base);
+      request.onStart?.(run);
+      const started = run;
       return await this.withEndpoints(
         name,
         (source, target) => {
           opened = true;
           const options = {
             ...base,
-            run,
+            run: started,
             source,
             target,
             ...(request.stop ? { stop: request.stop } : {}),
@@ -254,7 +257,17 @@ export class Workspace {
         request.abandon,
       );
     } catch (err) {
-      if (!opened) await failRun(this.store, run, err);
+      if (run && !opened) {
+        // Failed before its first batch could start: its source or target would not open, say.
+        const error = asSluiceError(err);
+        await this.store.finishRun(run.id, {
+          holder: run.holder,
+          status: 'failed',
+          more: true,
+          errorCode: error.code,
+          errorMessage: error.message,
+        });
+      }
       throw err;
     }
   }

@@ -37,8 +37,11 @@ const KEEP_RUNS = 100;
 /** A request settled: what its end claimed for the slots it freed, and the successor it queued. */
 type Settled = { claimed: ClaimedRequest[]; next: NewRunRequest | undefined };
 
-/** A run under way: its claim on the request, its run once recorded, and the promise that ends with it. */
-type InFlight = { claim: Claim; done: Promise<void>; run: RunRecord | null };
+/**
+ * A run under way: its claim on the request, its run once recorded, the promise that ends with it,
+ * and whether it began (one claimed at its predecessor's end waits for that run to be told ended).
+ */
+type InFlight = { claim: Claim; done: Promise<void>; run: RunRecord | null; began: boolean };
 
 // A run whose sync is busy elsewhere (a CLI run, another lane) waits this long before trying again.
 const BUSY_RETRY_MS = 250;
@@ -125,8 +128,11 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
   }
 
   private renewLeases(): void {
-    for (const { claim } of this.inFlight.values()) {
+    for (const { claim, run, began } of this.inFlight.values()) {
       this.queue.renew(claim, this.leaseMs).catch((err) => this.report(null, err));
+      // A run recorded by its claim but not begun yet has no heartbeat of its own.
+      if (run && !began)
+        this.ws.store.renewRun(run.id, run.holder, this.leaseMs).catch((err) => this.report(run.sync, err));
     }
   }
 
@@ -231,21 +237,24 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
 
   private async abandonInFlight(graceMs: number): Promise<void> {
     const reason = `the process stopped and its shutdown grace of ${graceMs} ms ran out; the run ignored its abort`;
-    for (const { claim, run } of this.inFlight.values()) {
-      try {
-        if (run) {
-          await this.ws.store.finishRun(run.id, {
-            holder: run.holder,
-            status: 'abandoned',
-            more: true,
-            errorCode: 'RUN_KILLED',
-            errorMessage: reason,
-          });
-        }
-        await this.queue.release(claim, Date.now());
-      } catch (err) {
-        this.report(run?.sync ?? null, err);
+    for (const { claim, run } of this.inFlight.values()) await this.putBack(claim, run, 'RUN_KILLED', reason);
+  }
+
+  /** A request back in the queue, its run (where one was recorded) ended `abandoned` with the reason. */
+  private async putBack(claim: Claim, run: RunRecord | null, code: string, reason: string): Promise<void> {
+    try {
+      if (run) {
+        await this.ws.store.finishRun(run.id, {
+          holder: run.holder,
+          status: 'abandoned',
+          more: true,
+          errorCode: code,
+          errorMessage: reason,
+        });
       }
+      await this.queue.release(claim, Date.now());
+    } catch (err) {
+      this.report(run?.sync ?? null, err);
     }
   }
 
@@ -280,12 +289,28 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     };
   }
 
-  private launch({ request, run, refused }: ClaimedRequest): void {
+  /**
+   * Takes a claimed request under way: counted against `concurrency`, its leases renewed and seen by
+   * `stop` from now on. It begins once `after` settles (its predecessor's end told, so a lane's
+   * events stay in order), or is put back if the runtime stopped meanwhile.
+   */
+  private launch({ request, run, refused }: ClaimedRequest, after?: Promise<void>): void {
     const key = `${request.id}@${request.startedAt}`;
-    const done = this.execute(request, run, refused, (started) => {
+    const claim = claimOf(request);
+    const begin = async (): Promise<boolean> => {
+      await after;
       const entry = this.inFlight.get(key);
-      if (entry) entry.run = started;
-    })
+      if (this.stopping) {
+        const why = 'the runtime stopped before this run began; its request is back in the queue';
+        await this.putBack(claim, run, 'RUNTIME_STOPPED', why);
+        return false;
+      }
+      if (entry) entry.began = true;
+      return this.execute(request, run, refused, (started) => {
+        if (entry) entry.run = started;
+      });
+    };
+    const done = begin()
       .catch((err) => {
         this.report(request.sync, err);
         return false;
@@ -295,7 +320,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
         // A slot the run's end did not take again is the loop's to fill.
         if (!handedOn) this.wake();
       });
-    this.inFlight.set(key, { claim: claimOf(request), done, run });
+    this.inFlight.set(key, { claim, done, run, began: false });
   }
 
   /**
@@ -325,6 +350,23 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
       });
       return false;
     }
+    // What this run's end claims begins once the end is told, whatever happens in between.
+    const told = Promise.withResolvers<void>();
+    try {
+      return await this.runAndSettle(request, run, refused, onStart, told.promise, startedAt);
+    } finally {
+      told.resolve();
+    }
+  }
+
+  private async runAndSettle(
+    request: RunRequest,
+    run: RunRecord | null,
+    refused: SluiceError | null,
+    onStart: (run: RunRecord) => void,
+    toldEnd: Promise<void>,
+    startedAt: number,
+  ): Promise<boolean> {
     const claim = claimOf(request);
     // Set where the run's end settled the request in the same write (see `settle`).
     let settledAtEnd: Settled | null = null;
@@ -347,13 +389,14 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
               { run: { id: ran.id, end: runEnd }, next, ...this.refill() },
             );
             if (settled.ended) settledAtEnd = { claimed: settled.claimed, next };
+            for (const taken of settled.claimed) this.launch(taken, toldEnd);
             return { run: settled.run!, settled: settled.ended !== null };
           },
         });
-    // Claimed with the run's end, they are launched below even if the run's outcome was lost after
-    // (a deadline that fired meanwhile): their runs are recorded.
+    // What the run's end claimed is under way already, even if the run's outcome was lost after (a
+    // deadline that fired meanwhile).
     const done = settledAtEnd as Settled | null;
-    const { claimed, next } = done ?? (await this.settle(claim, end));
+    const { claimed, next } = done ?? (await this.settle(claim, end, toldEnd));
     // A successor that falls due later changes when the loop must next look.
     const handedOn = claimed.length > 0 && (next?.notBefore ?? 0) <= Date.now();
     // A partitioned backfill's partitions, each a request of its own where none waits or runs.
@@ -362,14 +405,11 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     // (A failure told after its request was settled as done queued no chain to break.)
     if ((end.kind === 'succeeded' || (end.kind === 'failed' && !done)) && end.successor.broken !== null)
       this.emit('chain:broken', { sync: request.sync, reason: end.successor.broken });
-    // Launched after this run's end is told, so a lane's events stay in order. A stop that began
-    // meanwhile sees them run out at once (no batch starts after a stop) and waits for them.
-    for (const taken of claimed) this.launch(taken);
     return handedOn;
   }
 
   /** Settles a request its run's end did not: ended (with its successor and the next claim) or put back. */
-  private async settle(claim: Claim, end: RequestEnd): Promise<Settled> {
+  private async settle(claim: Claim, end: RequestEnd, toldEnd: Promise<void>): Promise<Settled> {
     switch (end.kind) {
       case 'succeeded':
       case 'failed': {
@@ -387,6 +427,7 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
               },
           { next, ...this.refill() },
         );
+        for (const taken of settled.claimed) this.launch(taken, toldEnd);
         return { claimed: settled.claimed, next };
       }
       case 'killed':
