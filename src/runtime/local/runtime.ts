@@ -397,8 +397,11 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     // deadline that fired meanwhile).
     const done = settledAtEnd as Settled | null;
     const { claimed, next } = done ?? (await this.settle(claim, end, toldEnd));
-    // A successor that falls due later changes when the loop must next look.
-    const handedOn = claimed.length > 0 && (next?.notBefore ?? 0) <= Date.now();
+    // The loop has nothing to look for only where the lane went on at once: a lane left free, or a
+    // successor due later, changes when it must next look (a request of this lane due later was
+    // not waited for while the lane ran).
+    const handedOn =
+      claimed.some((taken) => taken.request.lane === request.lane) && (next?.notBefore ?? 0) <= Date.now();
     // A partitioned backfill's partitions, each a request of its own where none waits or runs.
     if (end.kind === 'succeeded') await this.ticks.enqueueIdle(end.successor.partitions ?? []);
     this.emit('run:end', { request, durationMs: Date.now() - startedAt, ...endedFields(end) });
