@@ -25,7 +25,8 @@ import { bundleIndex, laneOf } from './lanes.ts';
 
 // The engine loads with the first run: a command that only reads the store (`sluice status`) starts
 // without it (and without node:crypto, which it needs for fingerprints and dead-letter ids).
-const engine = () => import('../engine/run.ts');
+let engineModule: Promise<typeof import('../engine/run.ts')> | null = null;
+const engine = () => (engineModule ??= import('../engine/run.ts'));
 
 export type SyncDefinition = ValidConfig['syncs'] extends Map<string, infer S> ? S : never;
 
