@@ -63,8 +63,10 @@ export async function executeRequest(
   const sync = ws.sync(request.sync);
   let started: RunRecord | null = options.run ?? null;
   const abandon = new AbortController();
-  // The successor decided as the run's end was recorded, where the runtime settled its request then.
+  // What the run did and the successor decided as its end was recorded, where the runtime settled
+  // its request then.
   let settled: Successor | null = null;
+  let settledOutcome: RunOutcome | null = null;
   const settle = options.settle;
   try {
     const outcome = await withDeadline(
@@ -89,7 +91,10 @@ export async function executeRequest(
               finishRun: async (end: RunEnd, done: RunDone) => {
                 const successor = successorAfter(ws, options.bundles, request, done);
                 const { run, settled: ok } = await settle(started!, end, successor);
-                if (ok) settled = successor;
+                if (ok) {
+                  settled = successor;
+                  settledOutcome = { run, ...done };
+                }
                 return run;
               },
             }
@@ -119,6 +124,11 @@ export async function executeRequest(
     return { kind: 'succeeded', run: outcome.run, outcome, successor };
   } catch (err) {
     const error = asSluiceError(err);
+    const ended = settledOutcome as RunOutcome | null;
+    // The deadline fired while the run's end was being recorded, and the end won: the run and its
+    // request ended succeeded (the deadline's own record of it was fenced off), and so it is told.
+    if (ended && settled && error.code === 'RUN_TIMED_OUT')
+      return { kind: 'succeeded', run: ended.run, outcome: ended, successor: settled };
     const startedRun = started as RunRecord | null;
     if (error.code === 'RUN_KILLED') return { kind: 'killed', run: startedRun, error };
     if (error.code === 'SYNC_BUSY' || error.code === 'LANE_BUSY') return { kind: 'busy', error };
