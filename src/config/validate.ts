@@ -58,6 +58,14 @@ export function validateConfig(
     const resolved = resolveSync(name, sync);
     const sourceOptions = endpointOptions('source', resolved, connections, config, issues, secrets);
     const targetOptions = endpointOptions('target', resolved, connections, config, issues, secrets);
+    const target = connections.get(resolved.target.connection);
+    if (target?.connector.target?.singleWriter && resolved.partitions > 1 && resolved.parallelPartitions) {
+      issues.push(
+        `syncs.${name}.backfill.parallel: a ${target.type} target has one writer at a time, so its ` +
+          `${resolved.partitions} partitions cannot move at once; set backfill.parallel to false (they then ` +
+          'move one after another) or backfill.partitions to 1, got true',
+      );
+    }
     syncs.set(name, { ...resolved, sourceOptions, targetOptions });
   }
   const bundled = new Map<string, string>();

@@ -399,6 +399,11 @@ export type Connector<C = unknown, SO = unknown, TO = unknown> = {
      * credentials, its table or file, the key's columns and unique index, privileges (`sluice check`).
      */
     check?(connection: C, options: TO, shape: SyncShape): Promise<CheckFinding[]>;
+    /**
+     * The target has one writer at a time (an append-only file: its exactly-once replay knows only
+     * the last batch appended), so a backfill's partitions cannot write it at once.
+     */
+    singleWriter?: boolean;
   };
 };
 

@@ -61,8 +61,13 @@ export async function executePartitionedRun(options: PartitionedRunOptions): Pro
     const left = before.filter((cp) => !partitionDone(cp));
     // Each partition's latest progress, from its checkpoint until its run says more.
     const progress = new Map(before.map((cp) => [cp.sync, progressOf(cp, run.id)]));
+    // Moving at once, each partition has a source and a target of its own; one after another, they
+    // take turns with the run's own (a target with one writer, a file, has no other).
+    const endpoints: PartitionedRunOptions['endpoints'] = options.parallel
+      ? options.endpoints
+      : (fn) => fn(options.source, options.target);
     const moveOne = (cp: Checkpoint) =>
-      options.endpoints((source, target) =>
+      endpoints((source, target) =>
         executeRun({
           ...options,
           spec: { ...spec, name: cp.sync, recordsOf: spec.recordsOf ?? spec.name },

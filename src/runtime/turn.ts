@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asSluiceError } from '../core/errors.ts';
+import { currentHolder } from '../core/holder.ts';
 import { claimOf, type RunQueue, type RunRequest } from '../core/ports.ts';
 import type { RunTrigger } from '../core/types.ts';
-import { currentHolder } from '../store/holder.ts';
 import { bundleIndex, laneOf } from './lanes.ts';
 import type { Workspace } from './workspace.ts';
 

@@ -3,6 +3,7 @@ import type { ResolvedSync } from '../config/schema.ts';
 import { type ValidConfig, validateConfig } from '../config/validate.ts';
 import { connectorTypes, loadConnectors } from '../connectors/registry.ts';
 import { asSluiceError, ConnectorError, isTransient, UnknownSyncError } from '../core/errors.ts';
+import { currentHolder } from '../core/holder.ts';
 import { isPartitionOf, partitionName, partitionProgress, partitionsAmong } from '../core/partitions.ts';
 import type {
   ApiBudget,
@@ -19,7 +20,6 @@ import type { Json, RunTrigger } from '../core/types.ts';
 import type { Progress } from '../engine/progress.ts';
 import type { RetryOutcome } from '../engine/retry.ts';
 import type { RunOptions, RunOutcome } from '../engine/run.ts';
-import { currentHolder } from '../store/holder.ts';
 import { openStore } from '../store/open.ts';
 import { bundleIndex, laneOf } from './lanes.ts';
 

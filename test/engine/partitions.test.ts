@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { partitionName } from '../../src/core/partitions.ts';
@@ -224,4 +224,53 @@ describe('a partitioned backfill', () => {
       }
     });
   }
+});
+
+describe('a partitioned backfill into a JSON Lines file', () => {
+  const config = (parallel: boolean) => ({
+    connections: { a: { type: 'sqlite', path: 'a.db' }, out: { type: 'files' } },
+    syncs: {
+      contacts: {
+        source: { connection: 'a', table: 'contacts' },
+        target: { connection: 'out', path: 'contacts.jsonl' },
+        key: 'id',
+        cursor: 'updated_at',
+        batch: { size: 100 },
+        maxRunDuration: '30ms',
+        backfill: { partitions: 4, parallel },
+      },
+    },
+  });
+
+  it('appends every record once, partitions one after another, and keeps them all when the file is opened again', async () => {
+    const dir = tempDir('partitions-jsonl');
+    seedContacts(join(dir, 'a.db'), 6_000, { perSecond: 50 });
+    const ws = await Workspace.fromConfig(config(false), dir);
+    try {
+      for (let runs = 1; ; runs++) {
+        const outcome = await ws.run('contacts', { trigger: runs === 1 ? 'backfill' : 'rerun' });
+        if (outcome.checkpoint.phase === 'incremental') break;
+        if (runs > 500) throw new Error('the backfill was not done after 500 runs');
+      }
+      // An incremental run opens the file again: what it finds confirmed is what it keeps.
+      await ws.run('contacts', { trigger: 'rerun' });
+      const ids = readFileSync(join(dir, 'contacts.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as { id: number }).id);
+      expect(ids.length).toBe(6_000);
+      expect(new Set(ids).size).toBe(6_000);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  // Moving at once, the partitions' targets appended to one file, each after the length it had
+  // confirmed itself, and cut what the others had confirmed when the file was opened again.
+  it('is refused with partitions moving at once, naming the field', async () => {
+    const dir = tempDir('partitions-jsonl');
+    await expect(Workspace.fromConfig(config(true), dir)).rejects.toThrow(
+      /syncs\.contacts\.backfill\.parallel: a files target has one writer at a time/,
+    );
+  });
 });

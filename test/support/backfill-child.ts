@@ -14,9 +14,10 @@
  *
  *   node test/support/backfill-child.ts <dir> native|ordinary [--hang-after-write <n>]
  */
+
+import { currentHolder } from '../../src/core/holder.ts';
 import type { Target } from '../../src/core/ports.ts';
 import type { Row } from '../../src/core/types.ts';
-import { currentHolder } from '../../src/store/holder.ts';
 import { sqlitePair } from './harness.ts';
 
 export type ChildEvent =

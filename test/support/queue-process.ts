@@ -20,8 +20,8 @@
 import { createInterface } from 'node:readline';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { currentHolder } from '../../src/core/holder.ts';
 import { claimOf } from '../../src/core/ports.ts';
-import { currentHolder } from '../../src/store/holder.ts';
 import { SqliteStore } from '../../src/store/sqlite/store.ts';
 import { prng } from './seed.ts';
 
@@ -44,7 +44,17 @@ const reply = (message: object) => process.stdout.write(`${JSON.stringify(messag
 async function drain(seed: number, ledgerPath: string): Promise<number> {
   const random = prng(seed);
   const ledger = new DatabaseSync(ledgerPath, { timeout: 10_000 });
-  ledger.exec(LEDGER_SCHEMA);
+  // Both processes make the ledger at once: switching a new file to WAL does not wait on the busy
+  // timeout, so the one that loses that race tries again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      ledger.exec(LEDGER_SCHEMA);
+      break;
+    } catch (err) {
+      if ((err as { errcode?: number }).errcode !== 5 || attempt >= 50) throw err;
+      await sleep(10);
+    }
+  }
   const violation = (what: string) => ledger.prepare('INSERT INTO violations (what) VALUES (?)').run(what);
   let claimed = 0;
   try {

@@ -27,5 +27,6 @@ export const filesConnector: Connector<FilesConnection, FileSourceOptions, FileT
     options: targetSchema,
     open: async (conn, options, shape) => JsonlTarget.open(pathOf(conn, options.path, shape.baseDir)),
     check: async (conn, options, shape) => (await import('./check.ts')).checkFileTarget(conn, options, shape),
+    singleWriter: true,
   },
 };

@@ -13,6 +13,7 @@ import {
   numbersKeepText,
   rawJsonText,
 } from '../../core/values.ts';
+import { WriterLock } from './lock.ts';
 import { MALFORMED_FIELD } from './source.ts';
 
 /**
@@ -30,7 +31,8 @@ import { MALFORMED_FIELD } from './source.ts';
  *   batch once, as it was read the last time.
  *
  * So: exactly once, whole lines only, as long as the engine's checkpoints and this file agree.
- * The file belongs to this target: anything another writer appends past the confirmed length is cut.
+ * The file belongs to this target: a second target opening it meanwhile is refused (`WriterLock`),
+ * and anything another program appends past the confirmed length is cut.
  * A file found shorter than the sidecar says (rotated, truncated by hand) is taken as it is.
  * A failed append whose bytes cannot be cut either leaves the target broken: it refuses every later
  * write rather than append after torn bytes, until it is opened again (which cuts them).
@@ -50,16 +52,30 @@ export class JsonlTarget implements Target {
   /** Why no more batches may be appended: set when a failed append's bytes could not be cut. */
   private broken: string | null = null;
 
-  private constructor(path: string, fh: FileHandle, length: number, last: LastBatch | null) {
+  private readonly lock: WriterLock;
+
+  private constructor(
+    path: string,
+    fh: FileHandle,
+    length: number,
+    last: LastBatch | null,
+    lock: WriterLock,
+  ) {
     this.path = path;
     this.fh = fh;
     this.length = length;
     this.last = last;
+    this.lock = lock;
   }
 
   static async open(path: string): Promise<JsonlTarget> {
     await mkdir(dirname(path), { recursive: true });
-    const fh = await open(path, 'a');
+    // Taken before the file is read: what this target confirms, no other writer may cut.
+    const lock = await WriterLock.take(path);
+    const fh = await open(path, 'a').catch(async (err: unknown) => {
+      await lock.release();
+      throw err;
+    });
     try {
       const size = (await fh.stat()).size;
       const sidecar = await readSidecar(path);
@@ -72,9 +88,10 @@ export class JsonlTarget implements Target {
       // A last batch the file no longer wholly holds (cut, rotated) cannot be replaced any more.
       const last = sidecar?.last && sidecar.last.start <= length ? sidecar.last : null;
       if (confirmed !== length) await writeSidecar(path, length, last);
-      return new JsonlTarget(path, fh, length, last);
+      return new JsonlTarget(path, fh, length, last, lock);
     } catch (err) {
       await fh.close();
+      await lock.release();
       throw err;
     }
   }
@@ -160,7 +177,11 @@ export class JsonlTarget implements Target {
   }
 
   async close(): Promise<void> {
-    await this.fh.close();
+    try {
+      await this.fh.close();
+    } finally {
+      await this.lock.release();
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asSluiceError, SluiceError } from '../../core/errors.ts';
+import { currentHolder } from '../../core/holder.ts';
 import {
   type Claim,
   type ClaimedRequest,
@@ -12,7 +13,6 @@ import {
   type RunRequest,
 } from '../../core/ports.ts';
 import type { Json, RunTrigger } from '../../core/types.ts';
-import { currentHolder } from '../../store/holder.ts';
 import { endedFields, executeRequest, type RequestEnd } from '../execute.ts';
 import { bundleIndex, laneOf } from '../lanes.ts';
 import type { Runtime, RuntimeEvents } from '../port.ts';

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { currentHolder } from '../../core/holder.ts';
 import type { Store } from '../../core/ports.ts';
 import { type RetryOutcome, retryDeadLetters } from '../../engine/retry.ts';
 import { bundleIndex, laneOf } from '../../runtime/lanes.ts';
 import type { Workspace } from '../../runtime/workspace.ts';
-import { currentHolder } from '../../store/holder.ts';
 
 /** How long a retry from the page waits for its sync's lane, trying again while another run holds it. */
 const LANE_WAIT_MS = 30_000;

@@ -6,6 +6,7 @@ import {
   SluiceError,
   SyncBusyError,
 } from '../../core/errors.ts';
+import { isHolderGone } from '../../core/holder.ts';
 import { parseJson, stringifyJson } from '../../core/json.ts';
 import { isPartitionOf } from '../../core/partitions.ts';
 import type {
@@ -20,7 +21,6 @@ import type {
   StoreTransaction,
 } from '../../core/ports.ts';
 import type { Json } from '../../core/types.ts';
-import { isHolderGone } from '../holder.ts';
 import {
   checkpointFromRow,
   checkpointParams,

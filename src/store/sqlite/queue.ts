@@ -1,5 +1,6 @@
 import type { SQLInputValue } from 'node:sqlite';
 import { LaneBusyError, SyncBusyError } from '../../core/errors.ts';
+import { isHolderGone } from '../../core/holder.ts';
 import type {
   Claim,
   ClaimedRequest,
@@ -12,7 +13,6 @@ import type {
   RunRequest,
   RunStart,
 } from '../../core/ports.ts';
-import { isHolderGone } from '../holder.ts';
 import { requestFromRow, toJsonText } from '../rows.ts';
 import * as sql from './sql.ts';
 import type { Connection } from './statements.ts';

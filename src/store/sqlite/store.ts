@@ -9,6 +9,7 @@ import {
   SluiceError,
   SyncBusyError,
 } from '../../core/errors.ts';
+import { isHolderGone } from '../../core/holder.ts';
 import { parseJson, stringifyJson } from '../../core/json.ts';
 import { isPartitionOf } from '../../core/partitions.ts';
 import type {
@@ -22,7 +23,6 @@ import type {
   Store,
 } from '../../core/ports.ts';
 import type { Json, Phase } from '../../core/types.ts';
-import { isHolderGone } from '../holder.ts';
 import {
   checkpointFromRow,
   checkpointParams,

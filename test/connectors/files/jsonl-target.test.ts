@@ -1,5 +1,7 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { filesConnector } from '../../../src/connectors/files/index.ts';
@@ -267,5 +269,40 @@ describe('files target: JSON Lines', () => {
     await target.write([{ id: 2 }, { id: 3 }], req());
     await target.close?.();
     expect(readFileSync(path, 'utf8')).toBe('{"id":1}\n{"id":2}\n{"id":3}\n');
+  });
+});
+
+describe('files target: one writer at a time', () => {
+  it('refuses a second target on the same file while the first is open, and lets it in once it closed', async () => {
+    const dir = tempDir();
+    const first = await openTarget(dir);
+    await expect(openTarget(dir)).rejects.toMatchObject({ code: 'TARGET_BUSY', transient: true });
+    await first.write([{ id: 1 }], req());
+    await first.close?.();
+    const second = await openTarget(dir);
+    await second.write([{ id: 2 }], req());
+    await second.close?.();
+    expect(readFileSync(join(dir, 'out/b.jsonl'), 'utf8')).toBe('{"id":1}\n{"id":2}\n');
+    expect(existsSync(join(dir, 'out/b.jsonl.sluice.lock'))).toBe(false);
+  });
+
+  it("takes over the lock of a writer that died on this host, and refuses a live one's", async () => {
+    const dir = tempDir();
+    const lock = join(dir, 'out/b.jsonl.sluice.lock');
+    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+    const dead = spawnSync(process.execPath, ['-e', '0']);
+    try {
+      await (await openTarget(dir)).close?.();
+      writeFileSync(lock, `${hostname()}:${live.pid}`);
+      await expect(openTarget(dir)).rejects.toThrow(
+        /is being written by .*: a JSON Lines file has one writer/,
+      );
+      writeFileSync(lock, `${hostname()}:${dead.pid}`);
+      const target = await openTarget(dir);
+      expect(readFileSync(lock, 'utf8')).toBe(`${hostname()}:${process.pid}`);
+      await target.close?.();
+    } finally {
+      live.kill('SIGKILL');
+    }
   });
 });

@@ -4,7 +4,10 @@ import { hostname } from 'node:os';
 let host: string | null = null;
 const thisHost = (): string => (host ??= hostname());
 
-/** Names the process that holds a run: `host:pid`. */
+// Who holds something (a run, a lane, a file) is named by its process, and whether it is still there
+// is asked of the operating system: the one thing core asks it, no data moves.
+
+/** Names the process that holds a run (or a file): `host:pid`. */
 export function currentHolder(): string {
   return `${thisHost()}:${process.pid}`;
 }
