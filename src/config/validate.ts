@@ -54,6 +54,8 @@ export function validateConfig(
     else connections.set(name, { name, type: conn.type, connector, options: result.data });
   }
   const syncs: ValidConfig['syncs'] = new Map();
+  // Single-writer targets by what they write to, and the sync that writes it.
+  const written = new Map<string, string>();
   for (const [name, sync] of Object.entries(config.syncs)) {
     const resolved = resolveSync(name, sync);
     const sourceOptions = endpointOptions('source', resolved, connections, config, issues, secrets);
@@ -65,6 +67,19 @@ export function validateConfig(
           `${resolved.partitions} partitions cannot move at once; set backfill.parallel to false (they then ` +
           'move one after another) or backfill.partitions to 1, got true',
       );
+    }
+    const resource =
+      target?.connector.target?.singleWriter && targetOptions !== undefined
+        ? target.connector.target.resource?.(target.options, targetOptions, options.baseDir)
+        : undefined;
+    if (resource !== undefined) {
+      const other = written.get(resource);
+      if (other) {
+        issues.push(
+          `syncs.${name}.target: sync "${other}" writes ${resource} too; a ${target!.type} target has one ` +
+            'writer, and each sync replays its own last batch after a crash by the lines it appended: give each sync a file of its own',
+        );
+      } else written.set(resource, name);
     }
     syncs.set(name, { ...resolved, sourceOptions, targetOptions });
   }

@@ -404,6 +404,11 @@ export type Connector<C = unknown, SO = unknown, TO = unknown> = {
      * the last batch appended), so a backfill's partitions cannot write it at once.
      */
     singleWriter?: boolean;
+    /**
+     * What the target writes to (a file's path), for a single-writer target: two syncs naming the
+     * same one would each take the other's lines for their own. `baseDir`: the config's folder.
+     */
+    resource?(connection: C, options: TO, baseDir: string): string;
   };
 };
 

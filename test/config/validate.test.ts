@@ -148,6 +148,42 @@ describe('config validation', () => {
     ]);
   });
 
+  it('refuses two syncs writing one JSON Lines file, however its path is spelt, and parallel partitions into one', () => {
+    const config = {
+      connections: {
+        a: { type: 'sqlite', path: 'a.db' },
+        out: { type: 'files', dir: 'exports' },
+        root: { type: 'files' },
+      },
+      syncs: {
+        contacts: {
+          source: { connection: 'a', table: 'contacts' },
+          target: { connection: 'out', path: 'all.jsonl' },
+          key: 'id',
+        },
+        deals: {
+          source: { connection: 'a', table: 'deals' },
+          target: { connection: 'root', path: 'exports/./all.jsonl' },
+          key: 'id',
+        },
+        notes: {
+          source: { connection: 'a', table: 'notes' },
+          target: { connection: 'out', path: 'notes.jsonl' },
+          key: 'id',
+          backfill: { partitions: 2 },
+        },
+      },
+    };
+    expect(issuesOf(config)).toEqual([
+      expect.stringMatching(
+        /^syncs\.deals\.target: sync "contacts" writes \/tmp\/exports\/all\.jsonl too; a files target has one writer/,
+      ),
+      expect.stringMatching(
+        /^syncs\.notes\.backfill\.parallel: a files target has one writer at a time, so its 2 partitions cannot move at once/,
+      ),
+    ]);
+  });
+
   it('refuses a sync in two bundles', () => {
     const raw = good();
     Object.assign(raw, { bundles: { one: { syncs: ['contacts'] }, two: { syncs: ['contacts'] } } });

@@ -28,5 +28,6 @@ export const filesConnector: Connector<FilesConnection, FileSourceOptions, FileT
     open: async (conn, options, shape) => JsonlTarget.open(pathOf(conn, options.path, shape.baseDir)),
     check: async (conn, options, shape) => (await import('./check.ts')).checkFileTarget(conn, options, shape),
     singleWriter: true,
+    resource: (conn, options, baseDir) => pathOf(conn, options.path, baseDir),
   },
 };
