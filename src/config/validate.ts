@@ -81,7 +81,10 @@ export function validateConfig(
         );
       } else written.set(resource, name);
     }
-    syncs.set(name, { ...resolved, sourceOptions, targetOptions });
+    // A split made before stands whatever `backfill` says now (see Workspace.run): into a target
+    // with one writer, its partitions move one after another even where the config now says 1.
+    const parallelPartitions = resolved.parallelPartitions && !target?.connector.target?.singleWriter;
+    syncs.set(name, { ...resolved, parallelPartitions, sourceOptions, targetOptions });
   }
   const bundled = new Map<string, string>();
   for (const [bundle, { syncs: members }] of Object.entries(config.bundles)) {

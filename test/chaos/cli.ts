@@ -10,7 +10,14 @@ export const SYNCS = ['upsert', 'append'] as const;
 export type SyncName = (typeof SYNCS)[number];
 
 /** One sync's settings for the next run; the config is written again before every step. */
-export type SyncSettings = { batch: number; budgetMs: number; map: boolean; partitions: number };
+/** `parallel`: the partitions move at once (a JSON Lines target has one writer: one after another). */
+export type SyncSettings = {
+  batch: number;
+  budgetMs: number;
+  map: boolean;
+  partitions: number;
+  parallel: boolean;
+};
 
 export const LOOKBACK = '60s';
 export const LOOKBACK_MS = 60_000;
@@ -31,7 +38,7 @@ export function writeChaosConfig(dir: string, settings: Record<SyncName, SyncSet
       key: 'id',
       cursor: { field: 'updated_at', lookback: '${LOOKBACK}' },
       batch: { size: ${s.batch} },
-      maxRunDuration: '${s.budgetMs}ms',${s.map ? '\n      map: (r) => r,' : ''}${s.partitions > 1 ? `\n      backfill: { partitions: ${s.partitions} },` : ''}
+      maxRunDuration: '${s.budgetMs}ms',${s.map ? '\n      map: (r) => r,' : ''}${s.partitions > 1 ? `\n      backfill: { partitions: ${s.partitions}, parallel: ${s.parallel} },` : ''}
     },`;
   };
   writeFileSync(

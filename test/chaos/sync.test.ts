@@ -75,6 +75,7 @@ async function chaos(seed: number): Promise<void> {
   const random = new Random(seed);
   // Partition counts come from a stream of their own, so the seeds kept above draw what they drew.
   const splits = new Random(seed + 0x5eed);
+  const appendSplits = new Random(seed + 0xa99e);
   const source = new ChaosSource(join(dir, 'source.db'), random);
   const killed: Record<SyncName, number> = { upsert: 0, append: 0 };
   const findings: string[] = [];
@@ -89,7 +90,7 @@ async function chaos(seed: number): Promise<void> {
     // confirmed and that batch's checkpoint (see `Kill` in cli.ts).
     const steps = random.int(MIN_STEPS, MAX_STEPS);
     for (let step = 0; step < steps; step++) {
-      const settings = drawSettings(random, { minBatch: 7, minBudgetMs: 50 }, splits);
+      const settings = drawSettings(random, { minBatch: 7, minBudgetMs: 50 }, splits, appendSplits);
       const chosenSyncs = SYNCS.filter(() => random.chance(0.85));
       const syncs = chosenSyncs.length ? chosenSyncs : [...SYNCS];
       const stall = random.chance(0.3) ? random.pick(syncs) : null;
@@ -135,7 +136,7 @@ async function chaos(seed: number): Promise<void> {
     for (let round = 0; round < 2 * MAX_CATCH_UP_RUNS; round++) {
       const syncs = SYNCS.filter((s) => pass[s] < 2);
       if (syncs.length === 0) break;
-      const settings = drawSettings(random, { minBatch: 20, minBudgetMs: 100 }, splits);
+      const settings = drawSettings(random, { minBatch: 20, minBudgetMs: 100 }, splits, appendSplits);
       writeChaosConfig(dir, settings);
       for (const result of await Promise.all(syncs.map((sync) => runSync(dir, sync, null)))) {
         const { sync } = result;
@@ -189,17 +190,24 @@ function drawSettings(
   random: Random,
   floor: { minBatch: number; minBudgetMs: number },
   splits: Random,
+  appendSplits: Random,
 ): Record<SyncName, SyncSettings> {
-  const one = (map: boolean, partitions: number): SyncSettings => ({
+  const one = (map: boolean, partitions: number, parallel: boolean): SyncSettings => ({
     batch: random.logInt(floor.minBatch, 500),
     budgetMs: random.logInt(floor.minBudgetMs, 2000),
     map,
     partitions,
+    parallel,
   });
   // The SQLite target copies batches from the source file itself when there is no map; with one,
   // records take the ordinary path. The JSON Lines target always takes the ordinary path. The upsert
-  // sync's backfill may be split (the count drawn anew each step: a split once made stands).
-  return { upsert: one(random.chance(0.5), splits.int(1, 4)), append: one(true, 1) };
+  // sync's backfill may be split (the count drawn anew each step: a split once made stands); so may
+  // the append sync's, its partitions one after another (a JSON Lines file has one writer). Each
+  // count comes from a stream of its own, so the seeds kept above draw what they drew.
+  return {
+    upsert: one(random.chance(0.5), splits.int(1, 4), true),
+    append: one(true, appendSplits.int(1, 3), false),
+  };
 }
 
 function describeResult(result: RunResult, settings: SyncSettings): string {

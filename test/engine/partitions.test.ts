@@ -265,6 +265,37 @@ describe('a partitioned backfill into a JSON Lines file', () => {
     }
   });
 
+  it('goes on with a split made before one after another when the config no longer splits (found by the CLI chaos test, seed 4)', async () => {
+    const dir = tempDir('partitions-jsonl');
+    seedContacts(join(dir, 'a.db'), 3_000, { perSecond: 50 });
+    const split = await Workspace.fromConfig(config(false), dir);
+    try {
+      // One run of the split backfill: its partitions have their checkpoints, most still to move.
+      await split.run('contacts', { trigger: 'backfill' });
+    } finally {
+      await split.close();
+    }
+    // `backfill` left out: partitions 1, parallel true by default, and the split stands.
+    const unsplit = config(false);
+    delete (unsplit.syncs.contacts as { backfill?: unknown }).backfill;
+    const ws = await Workspace.fromConfig(unsplit, dir);
+    try {
+      for (let runs = 1; ; runs++) {
+        const outcome = await ws.run('contacts', { trigger: 'rerun' });
+        if (outcome.checkpoint.phase === 'incremental') break;
+        if (runs > 500) throw new Error('the backfill was not done after 500 runs');
+      }
+      const ids = readFileSync(join(dir, 'contacts.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as { id: number }).id);
+      expect(new Set(ids).size).toBe(3_000);
+      expect(ids.length).toBe(3_000);
+    } finally {
+      await ws.close();
+    }
+  });
+
   // Moving at once, the partitions' targets appended to one file, each after the length it had
   // confirmed itself, and cut what the others had confirmed when the file was opened again.
   it('is refused with partitions moving at once, naming the field', async () => {
