@@ -226,6 +226,13 @@ describe('a partitioned backfill', () => {
   }
 });
 
+/** The ids of the records a JSON Lines file holds, a line each. */
+const idsIn = (path: string): number[] =>
+  readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => (JSON.parse(line) as { id: number }).id);
+
 describe('a partitioned backfill into a JSON Lines file', () => {
   const config = (parallel: boolean) => ({
     connections: { a: { type: 'sqlite', path: 'a.db' }, out: { type: 'files' } },
@@ -254,10 +261,7 @@ describe('a partitioned backfill into a JSON Lines file', () => {
       }
       // An incremental run opens the file again: what it finds confirmed is what it keeps.
       await ws.run('contacts', { trigger: 'rerun' });
-      const ids = readFileSync(join(dir, 'contacts.jsonl'), 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => (JSON.parse(line) as { id: number }).id);
+      const ids = idsIn(join(dir, 'contacts.jsonl'));
       expect(ids.length).toBe(6_000);
       expect(new Set(ids).size).toBe(6_000);
     } finally {
@@ -285,10 +289,7 @@ describe('a partitioned backfill into a JSON Lines file', () => {
         if (outcome.checkpoint.phase === 'incremental') break;
         if (runs > 500) throw new Error('the backfill was not done after 500 runs');
       }
-      const ids = readFileSync(join(dir, 'contacts.jsonl'), 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => (JSON.parse(line) as { id: number }).id);
+      const ids = idsIn(join(dir, 'contacts.jsonl'));
       expect(new Set(ids).size).toBe(3_000);
       expect(ids.length).toBe(3_000);
     } finally {
