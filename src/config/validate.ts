@@ -61,7 +61,8 @@ export function validateConfig(
     const sourceOptions = endpointOptions('source', resolved, connections, config, issues, secrets);
     const targetOptions = endpointOptions('target', resolved, connections, config, issues, secrets);
     const target = connections.get(resolved.target.connection);
-    if (target?.connector.target?.singleWriter && resolved.partitions > 1 && resolved.parallelPartitions) {
+    const singleWriter = target?.connector.target?.singleWriter === true;
+    if (singleWriter && resolved.partitions > 1 && resolved.parallelPartitions) {
       issues.push(
         `syncs.${name}.backfill.parallel: a ${target.type} target has one writer at a time, so its ` +
           `${resolved.partitions} partitions cannot move at once; set backfill.parallel to false (they then ` +
@@ -69,8 +70,8 @@ export function validateConfig(
       );
     }
     const resource =
-      target?.connector.target?.singleWriter && targetOptions !== undefined
-        ? target.connector.target.resource?.(target.options, targetOptions, options.baseDir)
+      target && singleWriter && targetOptions !== undefined
+        ? target.connector.target?.resource?.(target.options, targetOptions, options.baseDir)
         : undefined;
     if (resource !== undefined) {
       const other = written.get(resource);
@@ -83,7 +84,7 @@ export function validateConfig(
     }
     // A split made before stands whatever `backfill` says now (see Workspace.run): into a target
     // with one writer, its partitions move one after another even where the config now says 1.
-    const parallelPartitions = resolved.parallelPartitions && !target?.connector.target?.singleWriter;
+    const parallelPartitions = resolved.parallelPartitions && !singleWriter;
     syncs.set(name, { ...resolved, parallelPartitions, sourceOptions, targetOptions });
   }
   const bundled = new Map<string, string>();

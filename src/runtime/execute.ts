@@ -65,8 +65,7 @@ export async function executeRequest(
   const abandon = new AbortController();
   // What the run did and the successor decided as its end was recorded, where the runtime settled
   // its request then.
-  let settled: Successor | null = null;
-  let settledOutcome: RunOutcome | null = null;
+  let settled: { outcome: RunOutcome; successor: Successor } | null = null;
   const settle = options.settle;
   try {
     const outcome = await withDeadline(
@@ -91,10 +90,7 @@ export async function executeRequest(
               finishRun: async (end: RunEnd, done: RunDone) => {
                 const successor = successorAfter(ws, options.bundles, request, done);
                 const { run, settled: ok } = await settle(started!, end, successor);
-                if (ok) {
-                  settled = successor;
-                  settledOutcome = { run, ...done };
-                }
+                if (ok) settled = { outcome: { run, ...done }, successor };
                 return run;
               },
             }
@@ -105,8 +101,9 @@ export async function executeRequest(
       () => started,
       abandon,
     );
+    const atEnd = settled as { successor: Successor } | null;
     const successor =
-      settled ??
+      atEnd?.successor ??
       (outcome.partitions && outcome.partitions.length > 0
         ? {
             next: null,
@@ -124,11 +121,16 @@ export async function executeRequest(
     return { kind: 'succeeded', run: outcome.run, outcome, successor };
   } catch (err) {
     const error = asSluiceError(err);
-    const ended = settledOutcome as RunOutcome | null;
+    const atEnd = settled as { outcome: RunOutcome; successor: Successor } | null;
     // The deadline fired while the run's end was being recorded, and the end won: the run and its
     // request ended succeeded (the deadline's own record of it was fenced off), and so it is told.
-    if (ended && settled && error.code === 'RUN_TIMED_OUT')
-      return { kind: 'succeeded', run: ended.run, outcome: ended, successor: settled };
+    if (atEnd && error.code === 'RUN_TIMED_OUT')
+      return {
+        kind: 'succeeded',
+        run: atEnd.outcome.run,
+        outcome: atEnd.outcome,
+        successor: atEnd.successor,
+      };
     const startedRun = started as RunRecord | null;
     if (error.code === 'RUN_KILLED') return { kind: 'killed', run: startedRun, error };
     if (error.code === 'SYNC_BUSY' || error.code === 'LANE_BUSY') return { kind: 'busy', error };

@@ -8,6 +8,7 @@ import {
   type ClaimOptions,
   claimOf,
   type NewRunRequest,
+  type RunEnd,
   type RunQueue,
   type RunRecord,
   type RunRequest,
@@ -383,13 +384,11 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
           // A run that succeeds ends with its request, its successor and the next claim: one write.
           settle: async (ran, runEnd, successor) => {
             const next = successor.next ?? undefined;
-            const settled = await this.queue.finish(
-              claim,
-              { status: 'done', runId: ran.id },
-              { run: { id: ran.id, end: runEnd }, next, ...this.refill() },
-            );
+            const settled = await this.endRequest(claim, { status: 'done', runId: ran.id }, next, toldEnd, {
+              id: ran.id,
+              end: runEnd,
+            });
             if (settled.ended) settledAtEnd = { claimed: settled.claimed, next };
-            for (const taken of settled.claimed) this.launch(taken, toldEnd);
             return { run: settled.run!, settled: settled.ended !== null };
           },
         });
@@ -411,13 +410,30 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
     return handedOn;
   }
 
+  /**
+   * Ends a request with its successor (and its run's end, where given) and claims what is due for
+   * the slots it frees, all in one write; what it claimed is under way at once and begins once
+   * `toldEnd` settles.
+   */
+  private async endRequest(
+    claim: Claim,
+    end: Parameters<RunQueue['finish']>[1],
+    next: NewRunRequest | undefined,
+    toldEnd: Promise<void>,
+    run?: { id: number; end: RunEnd },
+  ): ReturnType<RunQueue['finish']> {
+    const settled = await this.queue.finish(claim, end, { next, ...(run ? { run } : {}), ...this.refill() });
+    for (const taken of settled.claimed) this.launch(taken, toldEnd);
+    return settled;
+  }
+
   /** Settles a request its run's end did not: ended (with its successor and the next claim) or put back. */
   private async settle(claim: Claim, end: RequestEnd, toldEnd: Promise<void>): Promise<Settled> {
     switch (end.kind) {
       case 'succeeded':
       case 'failed': {
         const next = end.successor.next ?? undefined;
-        const settled = await this.queue.finish(
+        const settled = await this.endRequest(
           claim,
           end.kind === 'succeeded'
             ? { status: 'done', runId: end.run.id }
@@ -428,9 +444,9 @@ export class LocalRuntime extends EventEmitter<RuntimeEvents> implements Runtime
                 errorMessage: end.error.message,
                 attempt: end.attempt,
               },
-          { next, ...this.refill() },
+          next,
+          toldEnd,
         );
-        for (const taken of settled.claimed) this.launch(taken, toldEnd);
         return { claimed: settled.claimed, next };
       }
       case 'killed':
